@@ -1,0 +1,134 @@
+"""bluegreen: two colours of one service behind a weighted ALB; one traffic step per `pulumi up`.
+
+Reads every `bluegreen:` key, validates all of it with the pure rules in `rollout/` BEFORE any resource
+is registered, then declares the network, the traffic layer and one ColorEnvironment per colour.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import pulumi  # noqa: E402
+from pulumi.runtime import config as _runtime_config  # noqa: E402
+
+from components import ColorEnvironment, ColorEnvironmentArgs, Network, NetworkArgs, TrafficLayer, TrafficLayerArgs  # noqa: E402
+from rollout.config import NAMESPACE, StackConfig, parse_stack_config  # noqa: E402
+from rollout.desired import listener_plan  # noqa: E402
+from rollout.errors import ConfigError  # noqa: E402
+from rollout.rules import COLORS  # noqa: E402
+
+
+def read_config() -> StackConfig:
+    """All `bluegreen:` keys of the stack (engine-set and environment), validated."""
+    merged = {**_runtime_config.get_config_env(), **_runtime_config.CONFIG.get()}
+    prefix = f"{NAMESPACE}:"
+    raw = {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
+    region = merged.get("aws:region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    try:
+        return parse_stack_config(raw, region=region)
+    except ConfigError as e:
+        # RunError: Pulumi prints the message without a Python traceback.
+        raise pulumi.RunError(f"invalid stack config: {e}") from None
+
+
+def make_platform(cfg: StackConfig, name: str, tags: dict):
+    if cfg.platform == "kubernetes":
+        from components.kubernetes import KubernetesPlatform, KubernetesPlatformArgs
+
+        return KubernetesPlatform(f"{name}-k8s", KubernetesPlatformArgs.from_config(cfg.kubernetes, region=cfg.region, tags=tags))
+    from components.ecs import EcsPlatform, EcsPlatformArgs
+
+    return EcsPlatform(f"{name}-ecs", EcsPlatformArgs(tags=tags))
+
+
+def main() -> None:
+    cfg = read_config()  # every check happens here, before the first resource
+    stack = pulumi.get_stack()
+    name = cfg.service.name
+    tags = {"bluegreen:stack": stack, "bluegreen:service": name}
+    plan = listener_plan(cfg, stack)
+
+    net = Network(
+        f"{name}-network",
+        NetworkArgs(
+            create=cfg.network.create,
+            cidr=cfg.network.cidr,
+            vpc_id=cfg.network.vpc_id,
+            public_subnet_ids=cfg.network.public_subnet_ids,
+            private_subnet_ids=cfg.network.private_subnet_ids,
+            availability_zones=cfg.network.availability_zones,
+            region=cfg.region or "us-east-1",
+        ),
+    )
+    traffic = TrafficLayer(
+        f"{name}-traffic",
+        TrafficLayerArgs(
+            plan=plan,
+            stable=cfg.rollout.stable,
+            stack=stack,
+            vpc_id=net.vpc_id,
+            subnet_ids=net.public_subnet_ids,
+            ingress_cidrs=cfg.network.ingress_cidrs,
+            test_cidrs=cfg.traffic.test_cidrs or cfg.network.ingress_cidrs,
+            certificate_arn=cfg.traffic.certificate_arn,
+            ssl_policy=cfg.traffic.ssl_policy,
+            service_port=cfg.service.port,
+            health_path=cfg.service.health_path,
+            health_matcher=cfg.service.health_matcher,
+            deregistration_delay=cfg.traffic.deregistration_delay,
+            deletion_protection=cfg.traffic.deletion_protection,
+            access_logs_bucket=cfg.traffic.access_logs_bucket,
+            access_logs_prefix=cfg.traffic.access_logs_prefix,
+            idle_timeout=cfg.traffic.idle_timeout,
+            internal=cfg.traffic.internal,
+            tags={"bluegreen:service": name},
+        ),
+    )
+    platform = make_platform(cfg, name, tags)
+    colors = {}
+    for color in COLORS:
+        colors[color] = ColorEnvironment(
+            f"{name}-{color}",
+            ColorEnvironmentArgs(
+                color=color,
+                image=cfg.colors[color].image,
+                replicas=cfg.replicas(color),
+                target_group_arn=traffic.target_group_arns[color],
+                port=cfg.service.port,
+                health_path=cfg.service.health_path,
+                cpu=cfg.service.cpu,
+                memory=cfg.service.memory,
+                environment=cfg.service.environment,
+                vpc_id=net.vpc_id,
+                subnet_ids=net.task_subnet_ids,
+                assign_public_ip=net.assign_public_ip,
+                alb_security_group_id=traffic.security_group_id,
+                listeners=traffic.listeners,
+                tags=tags,
+            ),
+            platform=platform,
+        )
+
+    r = cfg.rollout
+    pulumi.export("platform", cfg.platform)
+    pulumi.export("albDnsName", traffic.dns_name)
+    pulumi.export("productionUrl", traffic.production_url)
+    pulumi.export("testUrl", traffic.test_url)
+    pulumi.export("loadBalancerArn", traffic.alb_arn)
+    pulumi.export("listenerArn", traffic.production_listener.arn)
+    pulumi.export("testListenerArn", traffic.test_listener.arn)
+    pulumi.export("targetGroupArns", traffic.target_group_arns)
+    pulumi.export("stable", r.stable)
+    pulumi.export("candidate", r.candidate)
+    pulumi.export("step", r.step)
+    pulumi.export("steps", list(r.steps))
+    pulumi.export("weights", {c: r.weights[c] for c in COLORS})
+    pulumi.export("images", {c: cfg.colors[c].image for c in COLORS})
+    pulumi.export("replicas", {c: cfg.replicas(c) for c in COLORS})
+    pulumi.export("healthPath", cfg.service.health_path)
+
+
+main()

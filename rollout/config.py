@@ -1,0 +1,504 @@
+"""Every `bluegreen:*` stack config key: parsed, validated, defaulted. Pure: no Pulumi import.
+
+`parse_stack_config(raw)` takes the stack's `bluegreen:` keys (namespace stripped, values as decoded
+from the stack file) and returns a `StackConfig` or raises `ConfigError` naming the key, the value
+found and what is allowed. The program calls it before it registers any resource.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from .errors import ConfigError
+from .rules import COLORS, RolloutConfig, parse_rollout
+
+__all__ = [
+    "NAMESPACE",
+    "PLATFORMS",
+    "IDLE_POLICIES",
+    "ServiceConfig",
+    "ColorConfig",
+    "NetworkConfig",
+    "TrafficConfig",
+    "IdleConfig",
+    "KubernetesConfig",
+    "StackConfig",
+    "parse_stack_config",
+    "decode_raw",
+    "TOP_LEVEL_KEYS",
+]
+
+NAMESPACE = "bluegreen"
+PLATFORMS = ("ecs", "kubernetes")
+IDLE_POLICIES = ("warm", "scale", "zero")
+_FARGATE_CPU_MEMORY = {  # CPU units -> allowed memory (MiB)
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+}
+_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")
+_K8S_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,40}$")
+_ARN_RE = re.compile(r"^arn:aws[a-z-]*:")
+DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# Policies that allow nothing older than TLS 1.2.
+TLS12_POLICIES = (
+    "ELBSecurityPolicy-TLS13-1-2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+    "ELBSecurityPolicy-TLS13-1-3-2021-06",
+    "ELBSecurityPolicy-TLS-1-2-2017-01",
+    "ELBSecurityPolicy-TLS-1-2-Ext-2018-06",
+    "ELBSecurityPolicy-FS-1-2-2019-08",
+    "ELBSecurityPolicy-FS-1-2-Res-2019-08",
+    "ELBSecurityPolicy-FS-1-2-Res-2020-10",
+    "ELBSecurityPolicy-TLS13-1-2-Ext1-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Ext2-2021-06",
+)
+
+
+def _k(*parts: str) -> str:
+    return f"{NAMESPACE}:" + ".".join(parts)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return f"{value!r} (a string)"
+    if isinstance(value, bool):
+        return f"{value} (a boolean)"
+    if isinstance(value, float):
+        return f"{value} (a float)"
+    if isinstance(value, (list, tuple)):
+        return f"{list(value)!r} (a list)"
+    if isinstance(value, Mapping):
+        return "an object"
+    return repr(value)
+
+
+def _hint(name: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+class _Section:
+    """Reads one object-valued key, tracking which fields were used so unknown ones are rejected."""
+
+    def __init__(self, key: str, raw: Any, fields: tuple[str, ...]):
+        self.key = key
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, Mapping):
+            raise ConfigError(key, f"must be an object with fields {', '.join(fields)}; got {_describe(raw)}")
+        unknown = [f for f in raw if f not in fields]
+        if unknown:
+            u = unknown[0]
+            raise ConfigError(f"{key}.{u}", f"is not a known setting{_hint(u, list(fields))}; allowed: {', '.join(fields)}")
+        self.raw = raw
+
+    def sub(self, name: str) -> str:
+        return f"{self.key}.{name}"
+
+    def has(self, name: str) -> bool:
+        return self.raw.get(name) is not None
+
+    def int(self, name: str, default: int | None, lo: int, hi: int) -> int | None:
+        v = self.raw.get(name, default)
+        if v is None:
+            return None
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise ConfigError(self.sub(name), f"must be an integer {lo}..{hi}; got {_describe(v)}")
+        if not lo <= v <= hi:
+            raise ConfigError(self.sub(name), f"must be between {lo} and {hi}; got {v}")
+        return v
+
+    def bool(self, name: str, default: bool) -> bool:
+        v = self.raw.get(name, default)
+        if not isinstance(v, bool):
+            raise ConfigError(self.sub(name), f"must be true | false; got {_describe(v)}")
+        return v
+
+    def str(self, name: str, default: str | None, check: Callable[[str], str | None] | None = None) -> str | None:
+        v = self.raw.get(name, default)
+        if v is None:
+            return None
+        if not isinstance(v, str) or not v.strip():
+            raise ConfigError(self.sub(name), f"must be a non-empty string; got {_describe(v)}")
+        if check:
+            problem = check(v)
+            if problem:
+                raise ConfigError(self.sub(name), f"{problem}; got {v!r}")
+        return v
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        v = self.raw.get(name, default)
+        if v not in allowed:
+            hint = _hint(v, list(allowed)) if isinstance(v, str) else ""
+            raise ConfigError(self.sub(name), f"must be {' | '.join(allowed)}; got {_describe(v)}{hint}")
+        return v
+
+    def str_list(self, name: str, default: list[str] | None, check: Callable[[str], str | None] | None = None) -> tuple[str, ...] | None:
+        v = self.raw.get(name, default)
+        if v is None:
+            return None
+        if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) and x for x in v):
+            raise ConfigError(self.sub(name), f"must be a list of non-empty strings; got {_describe(v)}")
+        if check:
+            for x in v:
+                problem = check(x)
+                if problem:
+                    raise ConfigError(self.sub(name), f"{problem}; got {x!r} in {list(v)}")
+        return tuple(v)
+
+
+def _check_cidr(v: str) -> str | None:
+    try:
+        ipaddress.ip_network(v, strict=True)
+    except ValueError:
+        return "must be a CIDR block such as 10.0.0.0/16 or 0.0.0.0/0"
+    return None
+
+
+def _check_prefix(prefix: str, what: str) -> Callable[[str], str | None]:
+    def check(v: str) -> str | None:
+        return None if v.startswith(prefix) else f"must be {what} (starting with {prefix!r})"
+
+    return check
+
+
+def _check_arn(v: str) -> str | None:
+    return None if _ARN_RE.match(v) else "must be an ARN (arn:aws:...)"
+
+
+def _check_path(v: str) -> str | None:
+    return None if v.startswith("/") and " " not in v else "must be an absolute URL path such as /healthz"
+
+
+def _check_image(v: str) -> str | None:
+    if any(ch.isspace() for ch in v):
+        return "must be a container image reference such as 123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1.4.2, with no spaces"
+    return None
+
+
+def _check_matcher(v: str) -> str | None:
+    return None if re.fullmatch(r"\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*", v) else "must be HTTP codes such as 200, 200-299 or 200,204"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """`bluegreen:service`: the service both colours run."""
+
+    name: str = "web"  # prefix of every resource name; lowercase letters, digits, dashes, 2..24 chars
+    port: int = 8080  # container port the app listens on
+    health_path: str = "/healthz"  # path the target group and the gate probe
+    health_matcher: str = "200"  # HTTP codes the ALB counts as healthy
+    cpu: int = 256  # Fargate CPU units
+    memory: int = 512  # Fargate memory, MiB
+    desired_count: int = 2  # tasks (or pods) per colour that carries, or may carry, traffic
+    environment: Mapping[str, str] = field(default_factory=dict)  # plain env vars (never secrets)
+
+
+@dataclass(frozen=True)
+class ColorConfig:
+    """`bluegreen:colors.<colour>`: what one colour runs."""
+
+    image: str
+    breaking_migration: bool = False  # this colour's release carries a non-backward-compatible schema change
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """`bluegreen:network`: an existing VPC, or a minimal new one."""
+
+    create: bool = False
+    cidr: str = "10.0.0.0/16"
+    vpc_id: str | None = None
+    public_subnet_ids: tuple[str, ...] = ()
+    private_subnet_ids: tuple[str, ...] = ()
+    availability_zones: tuple[str, ...] = ()
+    ingress_cidrs: tuple[str, ...] = ("0.0.0.0/0",)
+
+
+@dataclass(frozen=True)
+class TrafficConfig:
+    """`bluegreen:traffic`: the ALB and its listeners."""
+
+    certificate_arn: str | None = None
+    ssl_policy: str = DEFAULT_SSL_POLICY
+    test_port: int = 8443
+    test_cidrs: tuple[str, ...] | None = None  # None: same as network.ingressCidrs
+    stickiness_seconds: int = 0  # 0 = off; else sticky sessions during a shift (0 < weight < 100)
+    header_route_name: str | None = None  # e.g. X-Canary: requests with it go to the candidate
+    header_route_value: str = "always"
+    deletion_protection: bool = True
+    access_logs_bucket: str | None = None
+    access_logs_prefix: str = "alb"
+    idle_timeout: int = 60
+    deregistration_delay: int = 30
+    internal: bool = False
+
+    @property
+    def https(self) -> bool:
+        return self.certificate_arn is not None
+
+
+@dataclass(frozen=True)
+class IdleConfig:
+    """`bluegreen:idle`: what the colour without traffic runs once it is parked."""
+
+    policy: str = "warm"  # warm | scale | zero
+    replicas: int = 1  # for policy scale
+    parked: bool = False  # true: apply the policy now (set by `rollout park` after the finish delay)
+    delay_minutes: int = 60  # how long `rollout park` waits after a finish before it parks
+
+
+@dataclass(frozen=True)
+class KubernetesConfig:
+    """`bluegreen:kubernetes`: where colours run when `bluegreen:platform` is kubernetes."""
+
+    namespace: str = "default"
+    create_namespace: bool = False
+    kubeconfig: str | None = None
+    context: str | None = None
+    eks_cluster_name: str | None = None
+    install_load_balancer_controller: bool = False
+    controller_chart_version: str = "1.8.1"
+    cpu_request: str = "250m"
+    memory_request: str = "256Mi"
+    cpu_limit: str = "500m"
+    memory_limit: str = "512Mi"
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """The whole, validated stack config."""
+
+    rollout: RolloutConfig
+    platform: str
+    service: ServiceConfig
+    colors: Mapping[str, ColorConfig]
+    network: NetworkConfig
+    traffic: TrafficConfig
+    idle: IdleConfig
+    kubernetes: KubernetesConfig | None
+    region: str | None = None
+
+    def replicas(self, color: str) -> int:
+        """Tasks or pods for a colour: full size unless it is the parked idle colour."""
+        if color == self.rollout.candidate and self.idle.parked:
+            return {"warm": self.service.desired_count, "scale": self.idle.replicas, "zero": 0}[self.idle.policy]
+        return self.service.desired_count
+
+
+TOP_LEVEL_KEYS = ("rollout", "platform", "service", "colors", "network", "traffic", "idle", "kubernetes")
+
+
+def decode_raw(value: Any) -> Any:
+    """Config values arrive as strings; objects and lists as JSON text. Decode those, keep plain strings."""
+    if isinstance(value, str):
+        s = value.strip()
+        if s[:1] in ("{", "["):
+            try:
+                return json.loads(s)
+            except json.JSONDecodeError:
+                return value
+        if s in ("true", "false"):
+            return s == "true"
+        if re.fullmatch(r"-?\d+", s):
+            return int(s)
+    return value
+
+
+def _service(raw: Any) -> ServiceConfig:
+    s = _Section(_k("service"), raw, ("name", "port", "healthPath", "healthMatcher", "cpu", "memory", "desiredCount", "environment"))
+    name = s.str("name", "web", lambda v: None if _NAME_RE.match(v) else "must be 2..24 lowercase letters, digits or dashes, starting with a letter")
+    cpu = s.int("cpu", 256, 256, 4096)
+    if cpu not in _FARGATE_CPU_MEMORY:
+        raise ConfigError(s.sub("cpu"), f"must be a Fargate CPU size: {' | '.join(map(str, _FARGATE_CPU_MEMORY))}; got {cpu}")
+    memory = s.int("memory", 512, 1, 30720)
+    if memory not in _FARGATE_CPU_MEMORY[cpu]:
+        allowed = _FARGATE_CPU_MEMORY[cpu]
+        raise ConfigError(
+            s.sub("memory"), f"must be one of Fargate's sizes for cpu {cpu}: {allowed[0]}..{allowed[-1]} MiB ({', '.join(map(str, allowed[:4]))}{', …' if len(allowed) > 4 else ''}); got {memory}"
+        )
+    env = s.raw.get("environment", {})
+    if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+        raise ConfigError(s.sub("environment"), f"must be an object of string names to string values; got {_describe(env)}")
+    return ServiceConfig(
+        name=name,
+        port=s.int("port", 8080, 1, 65535),
+        health_path=s.str("healthPath", "/healthz", _check_path),
+        health_matcher=s.str("healthMatcher", "200", _check_matcher),
+        cpu=cpu,
+        memory=memory,
+        desired_count=s.int("desiredCount", 2, 1, 1000),
+        environment=dict(env),
+    )
+
+
+def _colors(raw: Any) -> dict[str, ColorConfig]:
+    key = _k("colors")
+    if raw is None:
+        raise ConfigError(key, "is required: an image per colour, e.g. {blue: {image: web:1.4.1}, green: {image: web:1.4.2}}")
+    top = _Section(key, raw, COLORS)
+    out = {}
+    for color in COLORS:
+        if color not in top.raw:
+            raise ConfigError(f"{key}.{color}", "is required: {image: <container image>}")
+        c = _Section(f"{key}.{color}", top.raw[color], ("image", "breakingMigration"))
+        if not c.has("image"):
+            raise ConfigError(f"{key}.{color}.image", "is required: the container image this colour runs")
+        out[color] = ColorConfig(image=c.str("image", None, _check_image), breaking_migration=c.bool("breakingMigration", False))
+    return out
+
+
+def _network(raw: Any) -> NetworkConfig:
+    s = _Section(_k("network"), raw, ("create", "cidr", "vpcId", "publicSubnetIds", "privateSubnetIds", "availabilityZones", "ingressCidrs"))
+    create = s.bool("create", False)
+    vpc_id = s.str("vpcId", None, _check_prefix("vpc-", "a VPC id"))
+    public = s.str_list("publicSubnetIds", [], _check_prefix("subnet-", "a subnet id")) or ()
+    private = s.str_list("privateSubnetIds", [], _check_prefix("subnet-", "a subnet id")) or ()
+    if create and (vpc_id or public or private):
+        raise ConfigError(s.sub("create"), "is true, so vpcId and subnet ids must not be set: either create a VPC or use an existing one")
+    if not create:
+        if not vpc_id:
+            raise ConfigError(s.sub("vpcId"), "is required unless bluegreen:network.create is true (an existing VPC, e.g. vpc-0123456789abcdef0)")
+        if len(public) < 2:
+            raise ConfigError(s.sub("publicSubnetIds"), f"needs at least 2 subnets in different availability zones (an ALB requires 2); got {list(public)}")
+    azs = s.str_list("availabilityZones", [], None) or ()
+    if azs and len(azs) < 2:
+        raise ConfigError(s.sub("availabilityZones"), f"needs at least 2 zones; got {list(azs)}")
+    return NetworkConfig(
+        create=create,
+        cidr=s.str("cidr", "10.0.0.0/16", _check_cidr),
+        vpc_id=vpc_id,
+        public_subnet_ids=public,
+        private_subnet_ids=private,
+        availability_zones=azs,
+        ingress_cidrs=s.str_list("ingressCidrs", ["0.0.0.0/0"], _check_cidr),
+    )
+
+
+def _traffic(raw: Any, service: ServiceConfig) -> TrafficConfig:
+    s = _Section(
+        _k("traffic"),
+        raw,
+        (
+            "certificateArn", "sslPolicy", "testPort", "testCidrs", "stickinessSeconds", "headerRoute",
+            "deletionProtection", "accessLogsBucket", "accessLogsPrefix", "idleTimeout", "deregistrationDelay", "internal",
+        ),
+    )
+    cert = s.str("certificateArn", None, _check_arn)
+    ssl_policy = s.choice("sslPolicy", DEFAULT_SSL_POLICY, TLS12_POLICIES)
+    test_port = s.int("testPort", 8443, 1, 65535)
+    if test_port in (80, 443):
+        raise ConfigError(s.sub("testPort"), f"must not be 80 or 443, which serve production traffic; got {test_port}")
+    header = s.raw.get("headerRoute")
+    header_name, header_value = None, "always"
+    if header is not None:
+        h = _Section(s.sub("headerRoute"), header, ("name", "value"))
+        header_name = h.str("name", "X-Canary", lambda v: None if _HEADER_RE.match(v) else "must be an HTTP header name (letters, digits, dashes)")
+        header_value = h.str("value", "always")
+    return TrafficConfig(
+        certificate_arn=cert,
+        ssl_policy=ssl_policy,
+        test_port=test_port,
+        test_cidrs=s.str_list("testCidrs", None, _check_cidr),
+        stickiness_seconds=s.int("stickinessSeconds", 0, 0, 604800),
+        header_route_name=header_name,
+        header_route_value=header_value,
+        deletion_protection=s.bool("deletionProtection", True),
+        access_logs_bucket=s.str("accessLogsBucket", None),
+        access_logs_prefix=s.str("accessLogsPrefix", "alb"),
+        idle_timeout=s.int("idleTimeout", 60, 1, 4000),
+        deregistration_delay=s.int("deregistrationDelay", 30, 0, 3600),
+        internal=s.bool("internal", False),
+    )
+
+
+def _idle(raw: Any, rollout: RolloutConfig) -> IdleConfig:
+    s = _Section(_k("idle"), raw, ("policy", "replicas", "parked", "delayMinutes"))
+    idle = IdleConfig(
+        policy=s.choice("policy", "warm", IDLE_POLICIES),
+        replicas=s.int("replicas", 1, 1, 1000),
+        parked=s.bool("parked", False),
+        delay_minutes=s.int("delayMinutes", 60, 0, 10080),
+    )
+    if idle.parked and rollout.step != 0:
+        raise ConfigError(
+            s.sub("parked"),
+            f"can only be true at {_k('rollout')}.step 0: {rollout.candidate} carries {rollout.candidate_weight}% of traffic at step {rollout.step}; set parked: false first",
+        )
+    return idle
+
+
+def _kubernetes(raw: Any) -> KubernetesConfig:
+    s = _Section(
+        _k("kubernetes"),
+        raw,
+        (
+            "namespace", "createNamespace", "kubeconfig", "context", "eksClusterName", "installLoadBalancerController",
+            "controllerChartVersion", "cpuRequest", "memoryRequest", "cpuLimit", "memoryLimit",
+        ),
+    )
+    if not any(s.has(k) for k in ("kubeconfig", "context", "eksClusterName")):
+        raise ConfigError(
+            s.key, "needs a cluster to deploy to: set kubeconfig (a path or the file's content), context, or eksClusterName"
+        )
+    if s.has("eksClusterName") and (s.has("kubeconfig") or s.has("context")):
+        raise ConfigError(s.sub("eksClusterName"), "is set, so kubeconfig and context must not be: choose one way to reach the cluster")
+    quantity = lambda v: None if re.fullmatch(r"\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G)?", v) else "must be a Kubernetes quantity such as 250m or 512Mi"  # noqa: E731
+    return KubernetesConfig(
+        namespace=s.str("namespace", "default", lambda v: None if _K8S_NAME_RE.match(v) else "must be a Kubernetes namespace name (lowercase letters, digits, dashes, at most 63)"),
+        create_namespace=s.bool("createNamespace", False),
+        kubeconfig=s.str("kubeconfig", None),
+        context=s.str("context", None),
+        eks_cluster_name=s.str("eksClusterName", None),
+        install_load_balancer_controller=s.bool("installLoadBalancerController", False),
+        controller_chart_version=s.str("controllerChartVersion", "1.8.1"),
+        cpu_request=s.str("cpuRequest", "250m", quantity),
+        memory_request=s.str("memoryRequest", "256Mi", quantity),
+        cpu_limit=s.str("cpuLimit", "500m", quantity),
+        memory_limit=s.str("memoryLimit", "512Mi", quantity),
+    )
+
+
+def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> StackConfig:
+    """Validate every `bluegreen:` key (namespace stripped). Raises ConfigError on the first problem."""
+    for name in raw:
+        if name not in TOP_LEVEL_KEYS:
+            raise ConfigError(_k(name), f"is not a bluegreen setting{_hint(name, list(TOP_LEVEL_KEYS))}; allowed: {', '.join(TOP_LEVEL_KEYS)}")
+    values = {k: decode_raw(v) for k, v in raw.items()}
+    if "rollout" not in values:
+        raise ConfigError(_k("rollout"), "is required: {stable: blue, steps: [10, 25, 50, 75, 100], step: 0}")
+    rollout = parse_rollout(values["rollout"], _k("rollout"))
+    platform = values.get("platform", "ecs")
+    if platform not in PLATFORMS:
+        hint = _hint(platform, list(PLATFORMS)) if isinstance(platform, str) else ""
+        raise ConfigError(_k("platform"), f"must be ecs | kubernetes; got {_describe(platform)}{hint}")
+    service = _service(values.get("service"))
+    colors = _colors(values.get("colors"))
+    network = _network(values.get("network"))
+    traffic = _traffic(values.get("traffic"), service)
+    idle = _idle(values.get("idle"), rollout)
+    kubernetes = None
+    if platform == "kubernetes":
+        kubernetes = _kubernetes(values.get("kubernetes"))
+    elif values.get("kubernetes") is not None:
+        raise ConfigError(_k("kubernetes"), "is set but bluegreen:platform is ecs; set platform: kubernetes or remove it")
+    return StackConfig(
+        rollout=rollout,
+        platform=platform,
+        service=service,
+        colors=colors,
+        network=network,
+        traffic=traffic,
+        idle=idle,
+        kubernetes=kubernetes,
+        region=region,
+    )

@@ -1,0 +1,87 @@
+"""Rendering of a plan for terminals (rich), pull-request comments (markdown) and tools (JSON)."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+from rich.table import Table
+
+from .plan import Plan
+from .rules import COLORS
+
+__all__ = ["render_text", "render_markdown", "render_json", "bar"]
+
+PLAN_MARKER = "<!-- bluegreen-plan -->"
+
+
+def bar(weight: int, width: int = 20) -> str:
+    """A text bar for a weight 0..100: '██████░░░░' style."""
+    full = round(weight * width / 100)
+    return "█" * full + "░" * (width - full)
+
+
+def _changes_text(row) -> str:
+    if not row.changes:
+        return "—" if row.kind != "current" else ""
+    return "; ".join(f"{c.action} {c.name}" + (f" ({', '.join(c.properties)})" if c.properties else "") for c in row.changes)
+
+
+def render_text(plan: Plan, console: Console) -> None:
+    r = plan.rollout
+    console.print(
+        f"[bold]bluegreen plan[/bold] · stack [cyan]{plan.stack}[/cyan] · stable [bold]{r.stable}[/bold] · "
+        f"candidate [bold]{r.candidate}[/bold] · step {r.step} of {r.last_step} · steps {list(r.steps)}"
+    )
+    table = Table(show_lines=False)
+    table.add_column("step")
+    for c in COLORS:
+        table.add_column(c, justify="right", style="blue" if c == "blue" else "green")
+    table.add_column("what it is")
+    table.add_column("resources that change")
+    if plan.verdicts:
+        table.add_column("policy")
+    for i, row in enumerate(plan.rows):
+        cells = [row.label, *[f"{row.weights[c]}%" for c in COLORS], row.transition, _changes_text(row)]
+        if plan.verdicts:
+            cells.append(_verdict_text(plan.verdicts.get(i, [])))
+        table.add_row(*cells)
+    console.print(table)
+    steps = [row for row in plan.rows if row.kind not in ("current",)]
+    if steps:
+        counts = sorted({len(row.changes) for row in steps})
+        console.print(f"{len(steps)} update(s) simulated; resources changed per update: {', '.join(map(str, counts))}")
+
+
+def _verdict_text(verdicts) -> str:
+    if not verdicts:
+        return "pass"
+    return "; ".join(f"{v.get('enforcementLevel', '')} {v.get('policyName', '')}: {v.get('message', '')}" for v in verdicts)
+
+
+def render_markdown(plan: Plan) -> str:
+    r = plan.rollout
+    lines = [
+        PLAN_MARKER,
+        f"### bluegreen plan: `{plan.stack}`",
+        "",
+        f"Stable **{r.stable}**, candidate **{r.candidate}**, step **{r.step}** of {r.last_step} (steps {', '.join(map(str, r.steps))}).",
+        "",
+        "| step | " + " | ".join(COLORS) + " | what it is | resources that change |" + (" policy |" if plan.verdicts else ""),
+        "|---|" + "---|" * len(COLORS) + "---|---|" + ("---|" if plan.verdicts else ""),
+    ]
+    for i, row in enumerate(plan.rows):
+        weights = " | ".join(f"`{bar(row.weights[c], 10)}` {row.weights[c]}%" for c in COLORS)
+        changes = "<br>".join(
+            f"{c.action} `{c.name}`" + (f" ({', '.join(c.properties)})" if c.properties else "") for c in row.changes
+        ) or ("—" if row.kind != "current" else "")
+        cell = f"| {row.label} | {weights} | {row.transition} | {changes} |"
+        if plan.verdicts:
+            cell += f" {_verdict_text(plan.verdicts.get(i, []))} |"
+        lines.append(cell)
+    lines += ["", "_Simulated offline: the real program under Pulumi's mock runtime with the real stack file._", ""]
+    return "\n".join(lines)
+
+
+def render_json(plan: Plan) -> str:
+    return json.dumps(plan.to_dict(), indent=2, sort_keys=False)

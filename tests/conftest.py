@@ -1,0 +1,22 @@
+"""Shared fixtures. Servers (loopback HTTP, moto_server) live in tests/fixtures and are started and
+stopped by the tests that use them; the Pulumi engine is the only thing mocked (rollout.simulate)."""
+
+import os
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+pytest_plugins = ["tests.fixtures.servers", "tests.fixtures.aws"]
+
+settings.register_profile("ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(autouse=True)
+def _no_real_aws(monkeypatch):
+    """No test may reach real AWS: fake credentials, and no profile from the developer's machine."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
