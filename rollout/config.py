@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
-from .rules import COLORS, RolloutConfig, parse_rollout
+from .rules import COLORS, RolloutConfig, describe_value, parse_rollout
 
 __all__ = [
     "NAMESPACE",
@@ -47,6 +47,8 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")
 _K8S_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,40}$")
 _ARN_RE = re.compile(r"^arn:aws[a-z-]*:")
+_SECRET_NAME_RE = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_?KEY|API_?KEY|ACCESS_?KEY|CREDENTIAL)", re.I)
+_SECRET_VALUE_RE = re.compile(r"(AKIA|ASIA)[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|xox[abpr]-[0-9A-Za-z-]{10,}|gh[pousr]_[0-9A-Za-z]{30,}")
 DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # Policies that allow nothing older than TLS 1.2.
 TLS12_POLICIES = (
@@ -67,20 +69,6 @@ def _k(*parts: str) -> str:
     return f"{NAMESPACE}:" + ".".join(parts)
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, str):
-        return f"{value!r} (a string)"
-    if isinstance(value, bool):
-        return f"{value} (a boolean)"
-    if isinstance(value, float):
-        return f"{value} (a float)"
-    if isinstance(value, (list, tuple)):
-        return f"{list(value)!r} (a list)"
-    if isinstance(value, Mapping):
-        return "an object"
-    return repr(value)
-
-
 def _hint(name: str, allowed: list[str]) -> str:
     close = difflib.get_close_matches(name, allowed, n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
@@ -94,7 +82,7 @@ class _Section:
         if raw is None:
             raw = {}
         if not isinstance(raw, Mapping):
-            raise ConfigError(key, f"must be an object with fields {', '.join(fields)}; got {_describe(raw)}")
+            raise ConfigError(key, f"must be an object with fields {', '.join(fields)}; got {describe_value(raw)}")
         unknown = [f for f in raw if f not in fields]
         if unknown:
             u = unknown[0]
@@ -112,7 +100,7 @@ class _Section:
         if v is None:
             return None
         if not isinstance(v, int) or isinstance(v, bool):
-            raise ConfigError(self.sub(name), f"must be an integer {lo}..{hi}; got {_describe(v)}")
+            raise ConfigError(self.sub(name), f"must be an integer {lo}..{hi}; got {describe_value(v)}")
         if not lo <= v <= hi:
             raise ConfigError(self.sub(name), f"must be between {lo} and {hi}; got {v}")
         return v
@@ -120,7 +108,7 @@ class _Section:
     def bool(self, name: str, default: bool) -> bool:
         v = self.raw.get(name, default)
         if not isinstance(v, bool):
-            raise ConfigError(self.sub(name), f"must be true | false; got {_describe(v)}")
+            raise ConfigError(self.sub(name), f"must be true | false; got {describe_value(v)}")
         return v
 
     def str(self, name: str, default: str | None, check: Callable[[str], str | None] | None = None) -> str | None:
@@ -128,7 +116,7 @@ class _Section:
         if v is None:
             return None
         if not isinstance(v, str) or not v.strip():
-            raise ConfigError(self.sub(name), f"must be a non-empty string; got {_describe(v)}")
+            raise ConfigError(self.sub(name), f"must be a non-empty string; got {describe_value(v)}")
         if check:
             problem = check(v)
             if problem:
@@ -139,7 +127,7 @@ class _Section:
         v = self.raw.get(name, default)
         if v not in allowed:
             hint = _hint(v, list(allowed)) if isinstance(v, str) else ""
-            raise ConfigError(self.sub(name), f"must be {' | '.join(allowed)}; got {_describe(v)}{hint}")
+            raise ConfigError(self.sub(name), f"must be {' | '.join(allowed)}; got {describe_value(v)}{hint}")
         return v
 
     def str_list(self, name: str, default: list[str] | None, check: Callable[[str], str | None] | None = None) -> tuple[str, ...] | None:
@@ -147,7 +135,7 @@ class _Section:
         if v is None:
             return None
         if not isinstance(v, (list, tuple)) or not all(isinstance(x, str) and x for x in v):
-            raise ConfigError(self.sub(name), f"must be a list of non-empty strings; got {_describe(v)}")
+            raise ConfigError(self.sub(name), f"must be a list of non-empty strings; got {describe_value(v)}")
         if check:
             for x in v:
                 problem = check(x)
@@ -328,7 +316,15 @@ def _service(raw: Any) -> ServiceConfig:
         )
     env = s.raw.get("environment", {})
     if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-        raise ConfigError(s.sub("environment"), f"must be an object of string names to string values; got {_describe(env)}")
+        raise ConfigError(s.sub("environment"), f"must be an object of string names to string values; got {describe_value(env)}")
+    for var, value in env.items():
+        # Never echo the value: it may be the secret.
+        if _SECRET_NAME_RE.search(var) or _SECRET_VALUE_RE.search(value):
+            raise ConfigError(
+                f"{s.sub('environment')}.{var}",
+                "looks like a secret in plain stack config; keep secrets in AWS Secrets Manager or SSM Parameter Store "
+                "and reference them from the task, not in bluegreen:service.environment",
+            )
     return ServiceConfig(
         name=name,
         port=s.int("port", 8080, 1, 65535),
@@ -480,7 +476,7 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
     platform = values.get("platform", "ecs")
     if platform not in PLATFORMS:
         hint = _hint(platform, list(PLATFORMS)) if isinstance(platform, str) else ""
-        raise ConfigError(_k("platform"), f"must be ecs | kubernetes; got {_describe(platform)}{hint}")
+        raise ConfigError(_k("platform"), f"must be ecs | kubernetes; got {describe_value(platform)}{hint}")
     service = _service(values.get("service"))
     colors = _colors(values.get("colors"))
     network = _network(values.get("network"))

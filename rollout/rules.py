@@ -20,6 +20,7 @@ __all__ = [
     "ChangeKind",
     "Transition",
     "other",
+    "describe_value",
     "parse_rollout",
     "validate_steps",
     "weights_for",
@@ -47,13 +48,18 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _describe(value: Any) -> str:
+def describe_value(value: Any) -> str:
+    """A found value as an error message shows it, with its type when the type is the problem."""
     if isinstance(value, str):
         return f"{value!r} (a string)"
     if isinstance(value, bool):
         return f"{value} (a boolean)"
     if isinstance(value, float):
         return f"{value} (a float)"
+    if isinstance(value, (list, tuple)):
+        return f"{list(value)!r} (a list)"
+    if isinstance(value, Mapping):
+        return "an object"
     return repr(value)
 
 
@@ -61,10 +67,10 @@ def validate_steps(steps: Any, key: str = f"{ROLLOUT_KEY}.steps") -> tuple[int, 
     """Check a steps ladder: a non-empty list of integers 1..100, strictly increasing, ending at 100."""
     allowed = "a list of integer percentages 1..100, strictly increasing, the last one 100 (e.g. [10, 25, 50, 75, 100])"
     if not isinstance(steps, (list, tuple)) or not steps:
-        raise ConfigError(key, f"must be {allowed}; got {_describe(steps)}")
+        raise ConfigError(key, f"must be {allowed}; got {describe_value(steps)}")
     for i, s in enumerate(steps):
         if not _is_int(s):
-            raise ConfigError(key, f"item {i} must be an integer percentage 1..100; got {_describe(s)} in {list(steps)}")
+            raise ConfigError(key, f"item {i} must be an integer percentage 1..100; got {describe_value(s)} in {list(steps)}")
         if not 1 <= s <= 100:
             raise ConfigError(key, f"item {i} must be between 1 and 100; got {s} in {list(steps)}")
     for a, b in zip(steps, steps[1:]):
@@ -110,7 +116,7 @@ def parse_rollout(raw: Any, key: str = ROLLOUT_KEY) -> RolloutConfig:
     """Validate a raw `bluegreen:rollout` object (as decoded from the stack file)."""
     if not isinstance(raw, Mapping):
         raise ConfigError(
-            key, f"must be an object with stable, steps and step (e.g. {{stable: blue, steps: [10, 25, 50, 75, 100], step: 0}}); got {_describe(raw)}"
+            key, f"must be an object with stable, steps and step (e.g. {{stable: blue, steps: [10, 25, 50, 75, 100], step: 0}}); got {describe_value(raw)}"
         )
     unknown = sorted(set(raw) - set(_ROLLOUT_FIELDS))
     if unknown:
@@ -120,11 +126,11 @@ def parse_rollout(raw: Any, key: str = ROLLOUT_KEY) -> RolloutConfig:
             raise ConfigError(f"{key}.{field}", "is required")
     stable = raw["stable"]
     if stable not in COLORS:
-        raise ConfigError(f"{key}.stable", f"must be blue | green; got {_describe(stable)}")
+        raise ConfigError(f"{key}.stable", f"must be blue | green; got {describe_value(stable)}")
     steps = validate_steps(raw["steps"], f"{key}.steps")
     step = raw["step"]
     if not _is_int(step):
-        raise ConfigError(f"{key}.step", f"must be an integer 0..{len(steps)}; got {_describe(step)}")
+        raise ConfigError(f"{key}.step", f"must be an integer 0..{len(steps)}; got {describe_value(step)}")
     if not 0 <= step <= len(steps):
         raise ConfigError(
             f"{key}.step",

@@ -52,6 +52,9 @@ CASES = [
     ("production", "bluegreen:traffic.sslPolicy", "ELBSecurityPolicy-2016-08", "bluegreen:traffic.sslPolicy", "ELBSecurityPolicy-TLS13-1-2-2021-06"),
     ("production", "bluegreen:traffic.deletionProtection", "yes", "bluegreen:traffic.deletionProtection", "true | false"),
     ("production", "bluegreen:traffic.stickynessSeconds", 60, "bluegreen:traffic.stickynessSeconds", "did you mean 'stickinessSeconds'"),
+    ("production", "bluegreen:service.environment", {"DB_PASSWORD": "hunter2-very-secret"}, "bluegreen:service.environment.DB_PASSWORD", "looks like a secret"),
+    ("production", "bluegreen:service.environment", {"AWS_KEY_ID": "AKIAABCDEFGHIJKLMNOP"}, "bluegreen:service.environment.AWS_KEY_ID", "Secrets Manager"),
+    ("production", "bluegreen:service.environment", {"PORT": 8080}, "bluegreen:service.environment", "string values"),
     ("staging", "bluegreen:idle.policy", "sleep", "bluegreen:idle.policy", "warm | scale | zero"),
     ("staging", "bluegreen:idle.replicas", 0, "bluegreen:idle.replicas", "between 1 and 1000"),
     ("staging", "bluegreen:kubernetes", {"namespace": "web"}, "bluegreen:kubernetes", "platform is ecs"),
@@ -82,6 +85,9 @@ def test_bad_config_is_refused_before_any_resource(stack, path, value, key, word
     assert words in message, message
     registered = [(a.typ, a.name) for a, _ in mocks.records]
     assert registered == [], f"{key}: resources registered before the error: {registered}"
+    if isinstance(value, dict):
+        for v in value.values():
+            assert str(v) not in message, f"the error echoes a config value that may be a secret: {message}"
 
 
 def test_parked_idle_colour_cannot_carry_traffic():
