@@ -34,11 +34,12 @@ def read_config() -> StackConfig:
         raise pulumi.RunError(f"invalid stack config: {e}") from None
 
 
-def make_platform(cfg: StackConfig, name: str, tags: dict):
+def make_platform(cfg: StackConfig, name: str, tags: dict, vpc_id):
     if cfg.platform == "kubernetes":
         from components.kubernetes import KubernetesPlatform, KubernetesPlatformArgs
 
-        return KubernetesPlatform(f"{name}-k8s", KubernetesPlatformArgs.from_config(cfg.kubernetes, region=cfg.region, tags=tags))
+        args = KubernetesPlatformArgs.from_config(cfg.kubernetes, region=cfg.region, tags=tags, vpc_id=vpc_id)
+        return KubernetesPlatform(f"{name}-k8s", args)
     from components.ecs import EcsPlatform, EcsPlatformArgs
 
     return EcsPlatform(f"{name}-ecs", EcsPlatformArgs(tags=tags))
@@ -87,7 +88,7 @@ def main() -> None:
             tags={"bluegreen:service": name},
         ),
     )
-    platform = make_platform(cfg, name, tags)
+    platform = make_platform(cfg, name, tags, net.vpc_id)
     colors = {}
     for color in COLORS:
         colors[color] = ColorEnvironment(

@@ -249,13 +249,18 @@ class IdleConfig:
 class KubernetesConfig:
     """`bluegreen:kubernetes`: where colours run when `bluegreen:platform` is kubernetes."""
 
-    namespace: str = "default"
-    create_namespace: bool = False
-    kubeconfig: str | None = None
-    context: str | None = None
-    eks_cluster_name: str | None = None
-    install_load_balancer_controller: bool = False
-    controller_chart_version: str = "1.8.1"
+    namespace: str = "default"  # namespace of both colours' Deployment, Service and TargetGroupBinding
+    create_namespace: bool = False  # true: the program creates (and owns) the namespace
+    kubeconfig: str | None = None  # a kubeconfig path or the file's content
+    context: str | None = None  # a context in that kubeconfig (or in $KUBECONFIG / ~/.kube/config)
+    eks_cluster_name: str | None = None  # instead of kubeconfig/context: an EKS cluster, reached with `aws eks get-token`
+    install_load_balancer_controller: bool = False  # true: install the AWS Load Balancer Controller Helm chart
+    controller_chart_version: str = "1.8.1"  # eks-charts aws-load-balancer-controller chart version
+    controller_namespace: str = "kube-system"  # namespace of the controller's Helm release
+    controller_cluster_name: str | None = None  # the chart's clusterName; default eksClusterName
+    controller_service_account_name: str = "aws-load-balancer-controller"  # the controller's service account
+    controller_create_service_account: bool = True  # false: the service account exists already (eksctl create iamserviceaccount)
+    controller_role_arn: str | None = None  # IRSA: IAM role annotated on the service account the chart creates
     cpu_request: str = "250m"
     memory_request: str = "256Mi"
     cpu_limit: str = "500m"
@@ -302,18 +307,20 @@ def decode_raw(value: Any) -> Any:
     return value
 
 
-def _service(raw: Any) -> ServiceConfig:
+def _service(raw: Any, platform: str = "ecs") -> ServiceConfig:
     s = _Section(_k("service"), raw, ("name", "port", "healthPath", "healthMatcher", "cpu", "memory", "desiredCount", "environment"))
     name = s.str("name", "web", lambda v: None if _NAME_RE.match(v) else "must be 2..24 lowercase letters, digits or dashes, starting with a letter")
     cpu = s.int("cpu", 256, 256, 4096)
-    if cpu not in _FARGATE_CPU_MEMORY:
-        raise ConfigError(s.sub("cpu"), f"must be a Fargate CPU size: {' | '.join(map(str, _FARGATE_CPU_MEMORY))}; got {cpu}")
     memory = s.int("memory", 512, 1, 30720)
-    if memory not in _FARGATE_CPU_MEMORY[cpu]:
-        allowed = _FARGATE_CPU_MEMORY[cpu]
-        raise ConfigError(
-            s.sub("memory"), f"must be one of Fargate's sizes for cpu {cpu}: {allowed[0]}..{allowed[-1]} MiB ({', '.join(map(str, allowed[:4]))}{', …' if len(allowed) > 4 else ''}); got {memory}"
-        )
+    if platform == "ecs":  # Fargate sizes; on Kubernetes, bluegreen:kubernetes requests/limits apply
+        if cpu not in _FARGATE_CPU_MEMORY:
+            raise ConfigError(s.sub("cpu"), f"must be a Fargate CPU size: {' | '.join(map(str, _FARGATE_CPU_MEMORY))}; got {cpu}")
+        if memory not in _FARGATE_CPU_MEMORY[cpu]:
+            allowed = _FARGATE_CPU_MEMORY[cpu]
+            raise ConfigError(
+                s.sub("memory"),
+                f"must be one of Fargate's sizes for cpu {cpu}: {allowed[0]}..{allowed[-1]} MiB ({', '.join(map(str, allowed[:4]))}{', …' if len(allowed) > 4 else ''}); got {memory}",
+            )
     env = s.raw.get("environment", {})
     if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
         raise ConfigError(s.sub("environment"), f"must be an object of string names to string values; got {describe_value(env)}")
@@ -434,33 +441,84 @@ def _idle(raw: Any, rollout: RolloutConfig) -> IdleConfig:
 
 
 def _kubernetes(raw: Any) -> KubernetesConfig:
+    if isinstance(raw, Mapping):
+        raw = {k: v for k, v in raw.items() if v is not None}  # `key: null` means unset: the default applies
+        for q in ("cpuRequest", "memoryRequest", "cpuLimit", "memoryLimit"):  # `cpuLimit: 1` is a quantity too
+            if isinstance(raw.get(q), (int, float)) and not isinstance(raw[q], bool) and raw[q] >= 0:
+                raw[q] = format(raw[q], "g") if isinstance(raw[q], float) else str(raw[q])
     s = _Section(
         _k("kubernetes"),
         raw,
         (
             "namespace", "createNamespace", "kubeconfig", "context", "eksClusterName", "installLoadBalancerController",
-            "controllerChartVersion", "cpuRequest", "memoryRequest", "cpuLimit", "memoryLimit",
+            "controllerChartVersion", "controllerNamespace", "controllerClusterName", "controllerServiceAccountName",
+            "controllerCreateServiceAccount", "controllerRoleArn", "cpuRequest", "memoryRequest", "cpuLimit", "memoryLimit",
         ),
     )
+    system_namespaces = ("default", "kube-system", "kube-public", "kube-node-lease")
+    eks_name_re = re.compile(r"^[0-9A-Za-z][A-Za-z0-9_-]{0,99}$")
+    semver_re = re.compile(r"^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$")
+    quantity_re = re.compile(r"^(\d+(?:\.\d+)?)(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+    units = {None: 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+
+    def _check_quantity(v: str) -> str | None:
+        return None if quantity_re.match(v) else "must be a Kubernetes quantity such as 250m or 512Mi"
+
+    def _quantity_value(v: str) -> float:
+        number, unit = quantity_re.match(v).groups()
+        return float(number) * units[unit]
+
     if not any(s.has(k) for k in ("kubeconfig", "context", "eksClusterName")):
         raise ConfigError(
             s.key, "needs a cluster to deploy to: set kubeconfig (a path or the file's content), context, or eksClusterName"
         )
     if s.has("eksClusterName") and (s.has("kubeconfig") or s.has("context")):
         raise ConfigError(s.sub("eksClusterName"), "is set, so kubeconfig and context must not be: choose one way to reach the cluster")
-    quantity = lambda v: None if re.fullmatch(r"\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G)?", v) else "must be a Kubernetes quantity such as 250m or 512Mi"  # noqa: E731
+    k8s_name = lambda v: None if _K8S_NAME_RE.match(v) else "must be a Kubernetes name (lowercase letters, digits, dashes, at most 63)"  # noqa: E731
+    namespace = s.str("namespace", "default", k8s_name)
+    create_namespace = s.bool("createNamespace", False)
+    if create_namespace and namespace in system_namespaces:
+        raise ConfigError(s.sub("createNamespace"), f"is true but namespace {namespace!r} always exists; set createNamespace: false or choose another namespace")
+    eks = s.str("eksClusterName", None, lambda v: None if eks_name_re.match(v) else "must be an EKS cluster name (letters, digits, dashes, underscores, at most 100)")
+    install = s.bool("installLoadBalancerController", False)
+    controller_keys = ("controllerChartVersion", "controllerNamespace", "controllerClusterName", "controllerServiceAccountName", "controllerCreateServiceAccount", "controllerRoleArn")
+    if not install:
+        for key in controller_keys:
+            if s.has(key):
+                raise ConfigError(s.sub(key), "is set but installLoadBalancerController is false; set installLoadBalancerController: true or remove it")
+    controller_cluster = s.str("controllerClusterName", None, lambda v: None if eks_name_re.match(v) else "must be an EKS cluster name")
+    if install and not (controller_cluster or eks):
+        raise ConfigError(s.sub("controllerClusterName"), "is required when installLoadBalancerController is true and eksClusterName is not set: the EKS cluster the controller manages")
+    create_sa = s.bool("controllerCreateServiceAccount", True)
+    role_arn = s.str("controllerRoleArn", None, _check_prefix("arn:aws", "an IAM role ARN such as arn:aws:iam::123456789012:role/aws-load-balancer-controller"))
+    if role_arn and ":role/" not in role_arn:
+        raise ConfigError(s.sub("controllerRoleArn"), f"must be an IAM role ARN such as arn:aws:iam::123456789012:role/aws-load-balancer-controller; got {role_arn!r}")
+    if role_arn and not create_sa:
+        raise ConfigError(s.sub("controllerRoleArn"), "is set but controllerCreateServiceAccount is false: annotate the existing service account instead, or let the chart create it")
+    cpu_request = s.str("cpuRequest", "250m", _check_quantity)
+    cpu_limit = s.str("cpuLimit", "500m", _check_quantity)
+    memory_request = s.str("memoryRequest", "256Mi", _check_quantity)
+    memory_limit = s.str("memoryLimit", "512Mi", _check_quantity)
+    for what, request, limit in (("cpu", cpu_request, cpu_limit), ("memory", memory_request, memory_limit)):
+        if _quantity_value(request) > _quantity_value(limit):
+            raise ConfigError(s.sub(f"{what}Request"), f"must not exceed {what}Limit ({limit}); got {request!r}")
     return KubernetesConfig(
-        namespace=s.str("namespace", "default", lambda v: None if _K8S_NAME_RE.match(v) else "must be a Kubernetes namespace name (lowercase letters, digits, dashes, at most 63)"),
-        create_namespace=s.bool("createNamespace", False),
+        namespace=namespace,
+        create_namespace=create_namespace,
         kubeconfig=s.str("kubeconfig", None),
         context=s.str("context", None),
-        eks_cluster_name=s.str("eksClusterName", None),
-        install_load_balancer_controller=s.bool("installLoadBalancerController", False),
-        controller_chart_version=s.str("controllerChartVersion", "1.8.1"),
-        cpu_request=s.str("cpuRequest", "250m", quantity),
-        memory_request=s.str("memoryRequest", "256Mi", quantity),
-        cpu_limit=s.str("cpuLimit", "500m", quantity),
-        memory_limit=s.str("memoryLimit", "512Mi", quantity),
+        eks_cluster_name=eks,
+        install_load_balancer_controller=install,
+        controller_chart_version=s.str("controllerChartVersion", "1.8.1", lambda v: None if semver_re.match(v) else "must be a chart version such as 1.8.1"),
+        controller_namespace=s.str("controllerNamespace", "kube-system", k8s_name),
+        controller_cluster_name=controller_cluster or (eks if install else None),
+        controller_service_account_name=s.str("controllerServiceAccountName", "aws-load-balancer-controller", k8s_name),
+        controller_create_service_account=create_sa,
+        controller_role_arn=role_arn,
+        cpu_request=cpu_request,
+        memory_request=memory_request,
+        cpu_limit=cpu_limit,
+        memory_limit=memory_limit,
     )
 
 
@@ -477,7 +535,7 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
     if platform not in PLATFORMS:
         hint = _hint(platform, list(PLATFORMS)) if isinstance(platform, str) else ""
         raise ConfigError(_k("platform"), f"must be ecs | kubernetes; got {describe_value(platform)}{hint}")
-    service = _service(values.get("service"))
+    service = _service(values.get("service"), platform)
     colors = _colors(values.get("colors"))
     network = _network(values.get("network"))
     traffic = _traffic(values.get("traffic"), service)
@@ -485,6 +543,12 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
     kubernetes = None
     if platform == "kubernetes":
         kubernetes = _kubernetes(values.get("kubernetes"))
+        if network.create:
+            raise ConfigError(
+                _k("network", "create"),
+                "is true but bluegreen:platform is kubernetes: pods are registered by IP, so the target groups must be in the "
+                "cluster's VPC; set bluegreen:network.vpcId and publicSubnetIds to the cluster's VPC instead",
+            )
     elif values.get("kubernetes") is not None:
         raise ConfigError(_k("kubernetes"), "is set but bluegreen:platform is ecs; set platform: kubernetes or remove it")
     return StackConfig(

@@ -58,6 +58,7 @@ CASES = [
     ("staging", "bluegreen:idle.policy", "sleep", "bluegreen:idle.policy", "warm | scale | zero"),
     ("staging", "bluegreen:idle.replicas", 0, "bluegreen:idle.replicas", "between 1 and 1000"),
     ("staging", "bluegreen:kubernetes", {"namespace": "web"}, "bluegreen:kubernetes", "platform is ecs"),
+    ("staging", "bluegreen:platform", "kubernetes", "bluegreen:kubernetes", "needs a cluster"),
 ]
 
 
@@ -97,6 +98,24 @@ def test_parked_idle_colour_cannot_carry_traffic():
     with pytest.raises(pulumi.RunError, match=r"bluegreen:idle.parked: can only be true at bluegreen:rollout.step 0"):
         run_program("staging", cfg, mocks=mocks)
     assert mocks.records == []
+
+
+def test_kubernetes_needs_the_clusters_vpc_not_a_new_one():
+    cfg = set_path(load_stack_file("staging"), "bluegreen:platform", "kubernetes")
+    cfg = set_path(cfg, "bluegreen:kubernetes", {"namespace": "web", "context": "prod"})
+    mocks = RecordingMocks()
+    with pytest.raises(pulumi.RunError, match=r"bluegreen:network.create: is true but bluegreen:platform is kubernetes"):
+        run_program("staging", cfg, mocks=mocks)
+    assert mocks.records == []
+
+
+def test_fargate_sizes_are_checked_on_ecs_only():
+    cfg = set_path(load_stack_file("production"), "bluegreen:service.cpu", 300)
+    raw = lambda c: {k.split(":", 1)[1]: v for k, v in c.items() if k.startswith("bluegreen:")}  # noqa: E731
+    with pytest.raises(ConfigError, match="Fargate CPU size"):
+        parse_stack_config(raw(cfg))
+    cfg = set_path(set_path(cfg, "bluegreen:platform", "kubernetes"), "bluegreen:kubernetes", {"context": "prod"})
+    assert parse_stack_config(raw(cfg)).service.cpu == 300
 
 
 def test_there_are_at_least_twenty_distinct_keys_covered():

@@ -1,0 +1,405 @@
+"""Colours on Kubernetes (EKS): a Deployment and a ClusterIP Service per colour, bound to that colour's
+ALB target group by a TargetGroupBinding that the AWS Load Balancer Controller acts on.
+
+The ALB, its listeners and the target groups (target type ip) stay in the TrafficLayer, exactly as
+for ECS: the controller only registers the pod IPs of a colour's Service in that colour's target
+group. A traffic step therefore still changes one resource, the production listener.
+
+Shared pieces live in `KubernetesPlatform`: the `kubernetes.Provider` (from a kubeconfig/context, or
+from an EKS cluster through `aws eks get-token`), the namespace when the program owns it, and,
+optionally, the controller's Helm release. Decisions (names, labels, probes, the binding's spec, the
+chart's values) are small pure functions below, so tests can check them without the runtime.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as kubernetes
+
+from .color import ColorEnvironment, ColorEnvironmentArgs
+
+__all__ = [
+    "KubernetesPlatform",
+    "KubernetesPlatformArgs",
+    "CONTAINER_NAME",
+    "CONTROLLER_CHART",
+    "CONTROLLER_RELEASE_NAME",
+    "CONTROLLER_REPO",
+    "READINESS_GATE_LABEL",
+    "TARGET_GROUP_BINDING_API_VERSION",
+    "app_name",
+    "container_env",
+    "controller_values",
+    "eks_kubeconfig",
+    "object_name",
+    "pod_labels",
+    "probes",
+    "resource_requirements",
+    "selector_labels",
+    "target_group_binding_spec",
+]
+
+CONTAINER_NAME = "app"
+PORT_NAME = "http"
+CONTROLLER_REPO = "https://aws.github.io/eks-charts"
+CONTROLLER_CHART = "aws-load-balancer-controller"
+CONTROLLER_RELEASE_NAME = "aws-load-balancer-controller"
+TARGET_GROUP_BINDING_API_VERSION = "elbv2.k8s.aws/v1beta1"
+# Namespace label that makes the controller's webhook add a readiness gate to new pods: a pod only counts
+# as ready once the ALB reports it healthy, so a rolling update inside one colour never drops capacity.
+READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
+_IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
+_SERVICE_TAG = "bluegreen:service"
+
+
+# --- decisions: pure functions -------------------------------------------------------------------
+
+
+def app_name(component_name: str, color: str, tags: Mapping[str, str] | None = None) -> str:
+    """The `app` label: the service name (`web`), from the `bluegreen:service` tag or the component name `web-blue`."""
+    if tags and tags.get(_SERVICE_TAG):
+        return tags[_SERVICE_TAG]
+    suffix = f"-{color}"
+    return component_name[: -len(suffix)] if component_name.endswith(suffix) else component_name
+
+
+def object_name(component_name: str) -> str:
+    """The Kubernetes name of a colour's Deployment, Service and TargetGroupBinding: the component name (`web-blue`).
+
+    Fixed forever, like the Pulumi names: the TargetGroupBinding refers to the Service by this name.
+    """
+    if not component_name or len(component_name) > 63 or not component_name[0].isalpha():
+        raise ValueError(f"{component_name!r} cannot name a Kubernetes Service (a letter first, at most 63 characters)")
+    return component_name
+
+
+def selector_labels(app: str, color: str) -> dict[str, str]:
+    """What the Deployment's selector and the Service's selector match: one colour of one app, nothing else."""
+    return {"app": app, "color": color}
+
+
+def pod_labels(app: str, color: str) -> dict[str, str]:
+    """Labels on every object of a colour: the selector labels plus the recommended `app.kubernetes.io/*` ones."""
+    return {
+        **selector_labels(app, color),
+        "app.kubernetes.io/name": app,
+        "app.kubernetes.io/instance": f"{app}-{color}",
+        "app.kubernetes.io/part-of": "bluegreen",
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
+
+
+def probes(health_path: str, port: int) -> dict[str, dict[str, Any]]:
+    """Readiness and liveness probes on the same path as the ALB's health check.
+
+    Readiness is quick to act (the pod leaves the Service after 3 failed probes, 15 s); liveness is slow
+    to act (restart after 6 failures, a minute), so a brief dependency outage does not restart pods.
+    """
+    http = {"path": health_path, "port": port, "scheme": "HTTP"}
+    return {
+        "readinessProbe": {"httpGet": dict(http), "initialDelaySeconds": 5, "periodSeconds": 5, "timeoutSeconds": 2, "successThreshold": 1, "failureThreshold": 3},
+        "livenessProbe": {"httpGet": dict(http), "initialDelaySeconds": 15, "periodSeconds": 10, "timeoutSeconds": 5, "successThreshold": 1, "failureThreshold": 6},
+    }
+
+
+def resource_requirements(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str) -> dict[str, dict[str, str]]:
+    """The container's requests and limits (Kubernetes quantities, validated by rollout.config)."""
+    return {"requests": {"cpu": cpu_request, "memory": memory_request}, "limits": {"cpu": cpu_limit, "memory": memory_limit}}
+
+
+def container_env(environment: Mapping[str, str], color: str) -> list[dict[str, str]]:
+    """Plain env vars, sorted so the spec is stable, plus BLUEGREEN_COLOR (the ECS task sees its colour in its log stream)."""
+    env = {**environment, "BLUEGREEN_COLOR": color}
+    return [{"name": k, "value": v} for k, v in sorted(env.items())]
+
+
+def target_group_binding_spec(service_name: Any, port: int, target_group_arn: Any, alb_security_group_id: Any = None) -> dict[str, Any]:
+    """The TargetGroupBinding spec: register the pod IPs behind `service_name:port` in `target_group_arn`.
+
+    With the ALB's security group given, the controller also opens `port` on the pods' (nodes') security
+    group to that group only, the Kubernetes counterpart of the ECS tasks' security group.
+    """
+    spec: dict[str, Any] = {
+        "serviceRef": {"name": service_name, "port": port},
+        "targetGroupARN": target_group_arn,
+        "targetType": "ip",
+    }
+    if alb_security_group_id is not None:
+        spec["networking"] = {
+            "ingress": [{"from": [{"securityGroup": {"groupID": alb_security_group_id}}], "ports": [{"protocol": "TCP", "port": port}]}]
+        }
+    return spec
+
+
+def controller_values(
+    cluster_name: Any,
+    region: Optional[str],
+    vpc_id: Any = None,
+    service_account_name: str = "aws-load-balancer-controller",
+    create_service_account: bool = True,
+    role_arn: Optional[str] = None,
+) -> dict[str, Any]:
+    """Helm values of the aws-load-balancer-controller chart. Region and VPC are passed so the controller
+    needs no EC2 instance metadata (IMDSv2 hop limits on EKS nodes often block it)."""
+    service_account: dict[str, Any] = {"create": create_service_account, "name": service_account_name}
+    if role_arn:
+        service_account["annotations"] = {_IRSA_ANNOTATION: role_arn}
+    values: dict[str, Any] = {"clusterName": cluster_name, "serviceAccount": service_account}
+    if region:
+        values["region"] = region
+    if vpc_id is not None:
+        values["vpcId"] = vpc_id
+    return values
+
+
+def eks_kubeconfig(cluster_name: str, endpoint: str, certificate_authority_data: str, region: Optional[str] = None) -> str:
+    """A kubeconfig (JSON, which is YAML) for an EKS cluster, authenticating with `aws eks get-token`.
+
+    No token is stored: the provider runs the AWS CLI with the caller's AWS credentials on every run.
+    """
+    args = ["eks", "get-token", "--cluster-name", cluster_name, "--output", "json"]
+    if region:
+        args += ["--region", region]
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": certificate_authority_data}}],
+            "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
+            "current-context": cluster_name,
+            "users": [
+                {
+                    "name": cluster_name,
+                    "user": {
+                        "exec": {
+                            "apiVersion": "client.authentication.k8s.io/v1beta1",
+                            "command": "aws",
+                            "args": args,
+                            "interactiveMode": "Never",
+                        }
+                    },
+                }
+            ],
+        },
+        indent=2,
+    )
+
+
+# --- the component -------------------------------------------------------------------------------
+
+
+@dataclass
+class KubernetesPlatformArgs:
+    """Where and how colours run on Kubernetes. Defaults are those of `bluegreen:kubernetes` (docs/kubernetes.md)."""
+
+    namespace: str = "default"  # namespace of every colour's objects
+    create_namespace: bool = False  # true: create the namespace (labelled for the controller's pod readiness gate)
+    kubeconfig: Optional[str] = None  # a kubeconfig path or content; None: $KUBECONFIG / ~/.kube/config
+    context: Optional[str] = None  # kubeconfig context; None: the current context
+    eks_cluster_name: Optional[str] = None  # instead of kubeconfig/context: reach this EKS cluster via `aws eks get-token`
+    region: Optional[str] = None  # AWS region of the cluster (get-token, controller values); None: the AWS CLI's default
+    install_load_balancer_controller: bool = False  # true: install the AWS Load Balancer Controller chart
+    controller_chart_version: str = "1.8.1"  # eks-charts aws-load-balancer-controller version
+    controller_namespace: str = "kube-system"
+    controller_cluster_name: Optional[str] = None  # the chart's clusterName; None: eks_cluster_name
+    controller_service_account_name: str = "aws-load-balancer-controller"
+    controller_create_service_account: bool = True  # false: use an existing service account (eksctl create iamserviceaccount)
+    controller_role_arn: Optional[str] = None  # IRSA role annotated on the service account the chart creates
+    vpc_id: pulumi.Input[str] = None  # the controller's vpcId without eks_cluster_name (with it: the cluster's VPC); None: discovered from instance metadata
+    cpu_request: str = "250m"  # per pod
+    memory_request: str = "256Mi"
+    cpu_limit: str = "500m"
+    memory_limit: str = "512Mi"
+    tags: Mapping[str, str] = field(default_factory=dict)  # AWS tags (used for the app name); not copied to Kubernetes labels
+
+    @classmethod
+    def from_config(cls, cfg: Any, *, region: Optional[str] = None, tags: Optional[Mapping[str, str]] = None, vpc_id: pulumi.Input[str] = None) -> "KubernetesPlatformArgs":
+        """From a validated `rollout.config.KubernetesConfig`."""
+        if cfg is None:
+            raise ValueError("bluegreen:kubernetes is required when bluegreen:platform is kubernetes")
+        return cls(
+            namespace=cfg.namespace,
+            create_namespace=cfg.create_namespace,
+            kubeconfig=cfg.kubeconfig,
+            context=cfg.context,
+            eks_cluster_name=cfg.eks_cluster_name,
+            region=region,
+            install_load_balancer_controller=cfg.install_load_balancer_controller,
+            controller_chart_version=cfg.controller_chart_version,
+            controller_namespace=cfg.controller_namespace,
+            controller_cluster_name=cfg.controller_cluster_name,
+            controller_service_account_name=cfg.controller_service_account_name,
+            controller_create_service_account=cfg.controller_create_service_account,
+            controller_role_arn=cfg.controller_role_arn,
+            vpc_id=vpc_id,
+            cpu_request=cfg.cpu_request,
+            memory_request=cfg.memory_request,
+            cpu_limit=cfg.cpu_limit,
+            memory_limit=cfg.memory_limit,
+            tags=dict(tags or {}),
+        )
+
+
+class KubernetesPlatform(pulumi.ComponentResource):
+    """The Kubernetes provider, the namespace and (optionally) the AWS Load Balancer Controller both colours share."""
+
+    provider: kubernetes.Provider
+    namespace: pulumi.Output[str]
+    controller: Optional[kubernetes.helm.v3.Release]
+
+    def __init__(self, name: str, args: KubernetesPlatformArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("bluegreen:index:KubernetesPlatform", name, None, opts)
+        if args.eks_cluster_name and (args.kubeconfig or args.context):
+            raise ValueError("KubernetesPlatformArgs: eks_cluster_name excludes kubeconfig and context")
+        self._args = args
+        child = pulumi.ResourceOptions(parent=self)
+
+        vpc_id: pulumi.Input[str] = args.vpc_id
+        if args.eks_cluster_name:
+            cluster = aws.eks.get_cluster_output(name=args.eks_cluster_name, opts=pulumi.InvokeOptions(parent=self))
+            kubeconfig: pulumi.Input[str] = pulumi.Output.all(cluster.endpoint, cluster.certificate_authorities).apply(
+                lambda a: eks_kubeconfig(args.eks_cluster_name, a[0], _field(a[1][0], "data"), args.region)
+            )
+            vpc_id = cluster.vpc_config.apply(lambda v: _field(v, "vpc_id", "vpcId"))  # the controller manages the cluster's VPC
+            self.provider = kubernetes.Provider(f"{name}-provider", kubeconfig=kubeconfig, opts=child)
+        else:
+            kubeconfig = args.kubeconfig
+            if kubeconfig and _is_kubeconfig_content(kubeconfig):
+                kubeconfig = pulumi.Output.secret(kubeconfig)  # credentials: never in plain text in the state
+            self.provider = kubernetes.Provider(f"{name}-provider", kubeconfig=kubeconfig, context=args.context, opts=child)
+        on_cluster = pulumi.ResourceOptions(parent=self, provider=self.provider)
+
+        if args.create_namespace:
+            ns = kubernetes.core.v1.Namespace(
+                f"{name}-namespace",
+                metadata=kubernetes.meta.v1.ObjectMetaArgs(
+                    name=args.namespace,
+                    labels={READINESS_GATE_LABEL: "enabled", "app.kubernetes.io/managed-by": "pulumi"},
+                ),
+                opts=on_cluster,
+            )
+            self.namespace = ns.metadata.apply(lambda m: m.name)
+        else:
+            self.namespace = pulumi.Output.from_input(args.namespace)
+
+        self.controller = None
+        if args.install_load_balancer_controller:
+            cluster_name = args.controller_cluster_name or args.eks_cluster_name
+            if not cluster_name:
+                raise ValueError("KubernetesPlatformArgs: the controller needs controller_cluster_name or eks_cluster_name")
+            self.controller = kubernetes.helm.v3.Release(
+                f"{name}-lb-controller",
+                name=CONTROLLER_RELEASE_NAME,
+                chart=CONTROLLER_CHART,
+                version=args.controller_chart_version,
+                repository_opts=kubernetes.helm.v3.RepositoryOptsArgs(repo=CONTROLLER_REPO),
+                namespace=args.controller_namespace,
+                values=controller_values(
+                    cluster_name,
+                    args.region,
+                    vpc_id,
+                    args.controller_service_account_name,
+                    args.controller_create_service_account,
+                    args.controller_role_arn,
+                ),
+                atomic=True,  # a failed install rolls back instead of leaving a half-ready webhook
+                opts=on_cluster,
+            )
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "controller_status": self.controller.status if self.controller is not None else None,
+            }
+        )
+
+    def deploy(self, parent: ColorEnvironment, name: str, args: ColorEnvironmentArgs) -> Mapping[str, Any]:
+        """A colour's Deployment, its ClusterIP Service and the TargetGroupBinding to its target group."""
+        a = self._args
+        app = app_name(name, args.color, {**a.tags, **args.tags})
+        k8s_name = object_name(name)
+        labels = pod_labels(app, args.color)
+        selector = selector_labels(app, args.color)
+        # The controller's webhook and CRDs must exist before pods (readiness gate) and bindings are created.
+        after_controller = [self.controller] if self.controller is not None else []
+        on_cluster = pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=after_controller)
+        metadata = kubernetes.meta.v1.ObjectMetaArgs(name=k8s_name, namespace=self.namespace, labels=labels)
+        health = probes(args.health_path, args.port)
+
+        deployment = kubernetes.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=metadata,
+            spec=kubernetes.apps.v1.DeploymentSpecArgs(
+                replicas=args.replicas,
+                selector=kubernetes.meta.v1.LabelSelectorArgs(match_labels=selector),
+                strategy=kubernetes.apps.v1.DeploymentStrategyArgs(
+                    type="RollingUpdate",
+                    rolling_update=kubernetes.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge="25%"),
+                ),
+                template=kubernetes.core.v1.PodTemplateSpecArgs(
+                    metadata=kubernetes.meta.v1.ObjectMetaArgs(labels=labels),
+                    spec=kubernetes.core.v1.PodSpecArgs(
+                        containers=[
+                            kubernetes.core.v1.ContainerArgs(
+                                name=CONTAINER_NAME,
+                                image=args.image,
+                                ports=[kubernetes.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=args.port, protocol="TCP")],
+                                env=container_env(args.environment, args.color),
+                                resources=resource_requirements(a.cpu_request, a.memory_request, a.cpu_limit, a.memory_limit),
+                                readiness_probe=health["readinessProbe"],
+                                liveness_probe=health["livenessProbe"],
+                            )
+                        ],
+                        termination_grace_period_seconds=60,
+                    ),
+                ),
+            ),
+            opts=on_cluster,
+        )
+        service = kubernetes.core.v1.Service(
+            f"{name}-service",
+            metadata=metadata,
+            spec=kubernetes.core.v1.ServiceSpecArgs(
+                type="ClusterIP",
+                selector=selector,
+                ports=[kubernetes.core.v1.ServicePortArgs(name=PORT_NAME, port=args.port, target_port=PORT_NAME, protocol="TCP")],
+            ),
+            opts=on_cluster,
+        )
+        binding = kubernetes.apiextensions.CustomResource(
+            f"{name}-tgb",
+            api_version=TARGET_GROUP_BINDING_API_VERSION,
+            kind="TargetGroupBinding",
+            metadata=metadata,
+            spec=target_group_binding_spec(
+                service.metadata.apply(lambda m: m.name), args.port, args.target_group_arn, args.alb_security_group_id
+            ),
+            # Like the ECS service: the target group must be on a listener before targets are registered.
+            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[*after_controller, *_resources(args.listeners)]),
+        )
+        return {
+            "deployment_name": deployment.metadata.apply(lambda m: m.name),
+            "service_name": service.metadata.apply(lambda m: m.name),
+            "target_group_binding_name": binding.metadata.apply(lambda m: m["name"] if isinstance(m, Mapping) else m.name),
+            "namespace": self.namespace,
+        }
+
+
+def _field(obj: Any, name: str, wire_name: Optional[str] = None) -> Any:
+    """A field of an invoke result's nested object: a typed result at run time, a plain dict under mocks."""
+    if isinstance(obj, Mapping):
+        return obj.get(name, obj.get(wire_name or name))
+    return getattr(obj, name)
+
+
+def _is_kubeconfig_content(value: str) -> bool:
+    """A kubeconfig given inline (YAML or JSON) rather than as a path."""
+    return "\n" in value or value.lstrip().startswith(("{", "apiVersion"))
+
+
+def _resources(items: Sequence[Any]) -> list[pulumi.Resource]:
+    return [r for r in items if isinstance(r, pulumi.Resource)]
