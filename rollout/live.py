@@ -1,0 +1,333 @@
+"""Read the live state of the load balancer from AWS (elbv2 only, read-only calls).
+
+What this module reads, and nothing more:
+
+* ``describe_load_balancers`` -- the load balancer's DNS name;
+* ``describe_listeners`` + ``describe_tags`` -- which listener is the production one
+  (tag ``bluegreen:listener=production``, else the one on ``production_port``) and which
+  is the test one (tag ``bluegreen:listener=test``), and their forward actions;
+* ``describe_target_groups`` + ``describe_tags`` -- each target group's colour (tag
+  ``bluegreen:color``) and health check path.
+
+Colours always come from the target groups' tags as read from AWS, never from names.
+Every AWS fault becomes a :class:`~rollout.errors.LiveStateError` whose message says what
+went wrong in operator terms (see :func:`aws_fault_reason`).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+import botocore.parsers
+
+from rollout.errors import LiveStateError
+
+__all__ = [
+    "COLOR_TAG",
+    "LISTENER_TAG",
+    "STABLE_TAG",
+    "LiveListener",
+    "LiveState",
+    "read_live_state",
+    "target_group_colors",
+    "elbv2_client",
+    "cloudwatch_client",
+    "client_config",
+    "aws_fault_reason",
+]
+
+COLOR_TAG = "bluegreen:color"
+LISTENER_TAG = "bluegreen:listener"
+STABLE_TAG = "bluegreen:stable"
+_COLORS = ("blue", "green")
+_TAGS_PER_CALL = 20  # elbv2 DescribeTags accepts at most 20 ARNs per call
+
+_THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+    }
+)
+_ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess"}
+)
+_EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
+_REJECTED_CODES = frozenset(
+    {
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "AuthFailure",
+        "InvalidAccessKeyId",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+    }
+)
+_NOT_FOUND_CODES = {
+    "TargetGroupNotFound": "target group not found",
+    "LoadBalancerNotFound": "load balancer not found",
+    "ListenerNotFound": "listener not found",
+}
+
+
+@dataclass(frozen=True)
+class LiveListener:
+    """One listener as AWS has it now."""
+
+    arn: str
+    port: int
+    protocol: str
+    weights: Mapping[str, int]  # colour -> weight of that colour's target group
+    target_groups: Mapping[str, str]  # colour -> target group ARN
+    tags: Mapping[str, str] = field(default_factory=dict)  # the listener's own tags
+
+
+@dataclass(frozen=True)
+class LiveState:
+    """The load balancer as AWS has it now: production and test listeners, health paths."""
+
+    load_balancer_arn: str
+    dns_name: str
+    production: LiveListener | None
+    test: LiveListener | None
+    health_paths: Mapping[str, str]  # colour -> health check path of that colour's target group
+
+
+def client_config(
+    connect_timeout: float = 3.0, read_timeout: float = 10.0, max_attempts: int = 2
+) -> botocore.config.Config:
+    """Botocore config with bounded timeouts and few retries (standard mode retries throttling)."""
+    return botocore.config.Config(
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+    )
+
+
+def elbv2_client(region: str | None = None, *, config: botocore.config.Config | None = None):
+    """An elbv2 client with sane timeouts; honours AWS_ENDPOINT_URL like every boto3 client."""
+    return boto3.session.Session().client(
+        "elbv2", region_name=region, config=config or client_config()
+    )
+
+
+def cloudwatch_client(region: str | None = None, *, config: botocore.config.Config | None = None):
+    """A CloudWatch client with sane timeouts; honours AWS_ENDPOINT_URL like every boto3 client."""
+    return boto3.session.Session().client(
+        "cloudwatch", region_name=region, config=config or client_config()
+    )
+
+
+def _short(text: Any, limit: int = 200) -> str:
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _code_from_body(body: str, status: str) -> tuple[str, str]:
+    """Recover Code/Message from an XML or JSON error body; else keep the HTTP status."""
+    code = re.search(r"<Code>([^<]+)</Code>", body) or re.search(r'"__type"\s*:\s*"(?:[^"#]*#)?([^"]+)"', body)
+    message = re.search(r"<Message>([^<]*)</Message>", body) or re.search(r'"[mM]essage"\s*:\s*"([^"]*)"', body)
+    if not code:
+        return f"HTTP {status}", body
+    return code.group(1).strip(), html.unescape(message.group(1)) if message else ""
+
+
+def aws_fault_reason(exc: BaseException, subject: str | None = None) -> str:
+    """A short operator-facing reason for an AWS (boto3/botocore) failure.
+
+    ``subject`` names what was asked for (an ARN) and is used for "not found" faults.
+    """
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return "no AWS credentials"
+    if isinstance(exc, botocore.exceptions.PartialCredentialsError):
+        return f"incomplete AWS credentials: {_short(exc)}"
+    if isinstance(exc, botocore.exceptions.NoRegionError):
+        return "no AWS region configured (set AWS_REGION or aws:region)"
+    if isinstance(exc, botocore.exceptions.EndpointConnectionError):
+        return f"AWS endpoint unreachable: {exc.kwargs.get('endpoint_url', '?')}"
+    if isinstance(exc, botocore.exceptions.ConnectTimeoutError):
+        return f"AWS endpoint timed out while connecting: {exc.kwargs.get('endpoint_url', '?')}"
+    if isinstance(exc, botocore.exceptions.ReadTimeoutError):
+        return f"AWS endpoint timed out while answering: {exc.kwargs.get('endpoint_url', '?')}"
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {}) if isinstance(exc.response, dict) else {}
+        code = str(err.get("Code") or "Unknown")
+        raw_message = str(err.get("Message") or "")
+        if code.isdigit():  # an error body the protocol parser could not read (e.g. XML for JSON)
+            code, raw_message = _code_from_body(raw_message, code)
+        message = _short(raw_message)
+        op = getattr(exc, "operation_name", None) or "call"
+        if code in _THROTTLING_CODES:
+            return f"AWS throttling ({code}) on {op} after retries: {message}".rstrip(": ")
+        if code in _ACCESS_DENIED_CODES:
+            return f"AWS AccessDenied on {op}: {message}".rstrip(": ")
+        if code in _EXPIRED_CODES:
+            return f"AWS credentials expired ({code}): {message}".rstrip(": ")
+        if code in _REJECTED_CODES:
+            return f"AWS credentials rejected ({code}): {message}".rstrip(": ")
+        if code in _NOT_FOUND_CODES:
+            what = _NOT_FOUND_CODES[code]
+            return f"{what}: {subject}" if subject else f"{what}: {message}"
+        return f"AWS {code} on {op}: {message}".rstrip(": ")
+    if isinstance(exc, botocore.parsers.ResponseParserError):
+        return "AWS endpoint returned a response that is not an AWS API answer"
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return f"AWS client error ({type(exc).__name__}): {_short(exc)}"
+    return f"unexpected {type(exc).__name__}: {_short(exc)}"
+
+
+def _fault(exc: BaseException, subject: str | None = None) -> LiveStateError:
+    return LiveStateError(f"could not read the live load balancer state: {aws_fault_reason(exc, subject)}")
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _tags_by_arn(elbv2, arns: Sequence[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    unique = list(dict.fromkeys(arns))
+    for chunk in _chunks(unique, _TAGS_PER_CALL):
+        resp = elbv2.describe_tags(ResourceArns=list(chunk))
+        for desc in resp.get("TagDescriptions", []):
+            out[desc["ResourceArn"]] = {t["Key"]: t.get("Value", "") for t in desc.get("Tags", [])}
+    return out
+
+
+def target_group_colors(elbv2, arns: Sequence[str]) -> dict[str, str]:
+    """Map target group ARN -> colour from its ``bluegreen:color`` tag; untagged ARNs are left out.
+
+    Raises LiveStateError on any AWS fault.
+    """
+    if not arns:
+        return {}
+    try:
+        tags = _tags_by_arn(elbv2, arns)
+    except Exception as exc:  # every AWS fault is reported the same way
+        raise _fault(exc, ", ".join(arns)) from exc
+    return {arn: t[COLOR_TAG] for arn, t in tags.items() if COLOR_TAG in t}
+
+
+def _forward_target_groups(actions: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]]:
+    """(target group ARN, weight) pairs of the first forward action; [] if there is none."""
+    for action in sorted(actions, key=lambda a: a.get("Order", 0)):
+        if action.get("Type") != "forward":
+            continue
+        groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or []
+        if groups:
+            sole = len(groups) == 1
+            return [
+                (g["TargetGroupArn"], int(g.get("Weight", 100 if sole else 1))) for g in groups
+            ]
+        if action.get("TargetGroupArn"):
+            return [(action["TargetGroupArn"], 100)]
+    return []
+
+
+def _listener(raw: Mapping[str, Any], tags: Mapping[str, str], colors: Mapping[str, str]) -> LiveListener:
+    weights: dict[str, int] = {}
+    groups: dict[str, str] = {}
+    for arn, weight in _forward_target_groups(raw.get("DefaultActions", [])):
+        color = colors.get(arn)
+        if color is None:
+            raise LiveStateError(
+                f"target group {arn} behind listener {raw['ListenerArn']} has no "
+                f"{COLOR_TAG} tag (expected blue or green)"
+            )
+        if color not in _COLORS:
+            raise LiveStateError(
+                f"target group {arn} has {COLOR_TAG}={color!r}; expected blue or green"
+            )
+        if color in groups:
+            raise LiveStateError(
+                f"listener {raw['ListenerArn']} forwards to two {color} target groups: "
+                f"{groups[color]} and {arn}"
+            )
+        weights[color] = weight
+        groups[color] = arn
+    return LiveListener(
+        arn=raw["ListenerArn"],
+        port=int(raw.get("Port", 0)),
+        protocol=str(raw.get("Protocol", "")),
+        weights=weights,
+        target_groups=groups,
+        tags=dict(tags),
+    )
+
+
+def read_live_state(elbv2, load_balancer_arn: str, *, production_port: int | None = None) -> LiveState:
+    """Read listeners, weights per colour and health paths of one load balancer.
+
+    The production listener is the one tagged ``bluegreen:listener=production``; if none is
+    tagged, the one on ``production_port`` (if given). The test listener is the one tagged
+    ``bluegreen:listener=test``. Only the listeners' default actions are read (not rules).
+    Raises LiveStateError on any AWS fault or on a state bluegreen cannot interpret.
+    """
+    try:
+        lbs = elbv2.describe_load_balancers(LoadBalancerArns=[load_balancer_arn])["LoadBalancers"]
+        if not lbs:
+            raise LiveStateError(f"load balancer not found: {load_balancer_arn}")
+        dns_name = lbs[0].get("DNSName", "")
+        listeners: list[dict[str, Any]] = []
+        for page in elbv2.get_paginator("describe_listeners").paginate(LoadBalancerArn=load_balancer_arn):
+            listeners.extend(page.get("Listeners", []))
+        tgs: list[dict[str, Any]] = []
+        for page in elbv2.get_paginator("describe_target_groups").paginate(LoadBalancerArn=load_balancer_arn):
+            tgs.extend(page.get("TargetGroups", []))
+        listener_tags = _tags_by_arn(elbv2, [ls["ListenerArn"] for ls in listeners])
+        tg_arns = [tg["TargetGroupArn"] for tg in tgs]
+        for ls in listeners:
+            tg_arns.extend(arn for arn, _ in _forward_target_groups(ls.get("DefaultActions", [])))
+        tg_tags = _tags_by_arn(elbv2, tg_arns)
+    except LiveStateError:
+        raise
+    except Exception as exc:
+        raise _fault(exc, load_balancer_arn) from exc
+
+    colors = {arn: t[COLOR_TAG] for arn, t in tg_tags.items() if COLOR_TAG in t}
+    health_paths: dict[str, str] = {}
+    for tg in tgs:
+        color = colors.get(tg["TargetGroupArn"])
+        if color in _COLORS and tg.get("HealthCheckPath"):
+            health_paths[color] = tg["HealthCheckPath"]
+
+    def tagged(role: str) -> list[dict[str, Any]]:
+        return [ls for ls in listeners if listener_tags.get(ls["ListenerArn"], {}).get(LISTENER_TAG) == role]
+
+    production_raw = tagged("production")
+    if not production_raw and production_port is not None:
+        production_raw = [ls for ls in listeners if int(ls.get("Port", -1)) == production_port]
+    test_raw = tagged("test")
+    for role, found in (("production", production_raw), ("test", test_raw)):
+        if len(found) > 1:
+            arns = ", ".join(ls["ListenerArn"] for ls in found)
+            raise LiveStateError(f"more than one {role} listener on {load_balancer_arn}: {arns}")
+
+    def build(found: list[dict[str, Any]]) -> LiveListener | None:
+        if not found:
+            return None
+        return _listener(found[0], listener_tags.get(found[0]["ListenerArn"], {}), colors)
+
+    return LiveState(
+        load_balancer_arn=load_balancer_arn,
+        dns_name=dns_name,
+        production=build(production_raw),
+        test=build(test_raw),
+        health_paths=health_paths,
+    )
+

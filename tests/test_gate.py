@@ -1,0 +1,615 @@
+"""The health gate against real loopback HTTP servers and a real moto_server.
+
+Every fault must come back as a failed check with a reason, never as an exception, and the
+gate must answer within its deadline whatever hangs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime, timedelta, timezone
+
+import botocore.config
+import pytest
+import requests
+from botocore.stub import Stubber
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rollout.errors import ConfigError, GateError
+from rollout.gate import CheckResult, GateTarget, GateThresholds, GateVerdict, run_gate
+
+EPSILON_S = 1.0  # correctness bound on top of the deadline, not a benchmark
+
+
+@pytest.fixture
+def session():
+    """A requests session that ignores proxy settings from the environment (loopback only)."""
+    s = requests.Session()
+    s.trust_env = False
+    s.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32, max_retries=0))
+    yield s
+    s.close()
+
+
+def probe(url, session, **thresholds) -> GateVerdict:
+    return run_gate(
+        GateTarget("green", probe_url=url), GateThresholds(**thresholds), session=session, checks=("http-probes",)
+    )
+
+
+def check(verdict: GateVerdict, name: str) -> CheckResult:
+    found = [c for c in verdict.checks if c.name == name]
+    assert found, f"no {name} check in {verdict.to_dict()}"
+    return found[0]
+
+
+def explain(verdict: GateVerdict) -> str:
+    return json.dumps(verdict.to_dict(), indent=1, default=str)
+
+
+# --------------------------------------------------------------------------- HTTP probes
+
+
+def test_healthy_server_passes(healthy_url, session):
+    v = probe(healthy_url, session, expected_body='"ok"')
+    assert v.passed, explain(v)
+    assert "10/10 probes of /healthz passed" in check(v, "http-probes").reason
+    assert v.message().startswith("green passed its health gate: 10/10 probes of /healthz passed")
+
+
+def test_503_fails_with_status_in_reason(unhealthy_url, session):
+    v = probe(unhealthy_url, session)
+    assert not v.passed, explain(v)
+    assert check(v, "http-probes").reason == "10/10 probes of /healthz: HTTP 503 (expected 200)"
+    assert v.message() == (
+        "green must pass its health gate before it gets more traffic: 10/10 probes of /healthz: HTTP 503 (expected 200)"
+    )
+    assert check(v, "http-probes").data["statuses"] == {"503": 10}
+
+
+def test_wrong_expected_status_fails(healthy_url, session):
+    v = probe(healthy_url, session, expected_status=204)
+    assert not v.passed, explain(v)
+    assert "HTTP 200 (expected 204)" in v.message()
+
+
+def test_hung_server_times_out_per_probe(hung_url, session):
+    t0 = time.monotonic()
+    v = probe(hung_url, session, probe_timeout_s=1.0, deadline_s=5.0)
+    elapsed = time.monotonic() - t0
+    assert not v.passed, explain(v)
+    assert "10/10 probes of /healthz: timed out after 1 s" in v.message()
+    assert elapsed < 5.0 + EPSILON_S, elapsed
+
+
+def test_twenty_probes_against_hung_server_answer_within_deadline(hung_url, session):
+    t0 = time.monotonic()
+    v = probe(hung_url, session, probes=20, probe_timeout_s=10.0, deadline_s=3.0)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 4.0, f"gate took {elapsed:.2f} s with a 3 s deadline"
+    assert not v.passed, explain(v)
+    assert "20/20 probes of /healthz: no answer within the 3 s gate deadline" in v.message()
+    assert v.elapsed_s < 4.0
+
+
+@pytest.mark.parametrize(
+    ("max_p95_ms", "passed", "reason"),
+    [(100.0, False, "p95 3"), (2000.0, True, "10/10 probes of /healthz passed, p95 3")],
+)
+def test_slow_server_is_judged_on_p95(slow_url, session, max_p95_ms, passed, reason):
+    v = probe(slow_url, session, max_p95_ms=max_p95_ms)
+    assert v.passed is passed, explain(v)
+    text = check(v, "http-probes").reason
+    assert reason in text, text
+    if not passed:
+        assert "ms > 100 ms over 10 probes of /healthz" in text
+    assert 300 <= check(v, "http-probes").data["p95_ms"] < 2000
+
+
+def test_slower_than_probe_timeout_is_a_timeout(http_server, session):
+    url = http_server("slow", delay_ms=5000)
+    t0 = time.monotonic()
+    v = probe(url, session, probe_timeout_s=0.5, deadline_s=4.0)
+    assert time.monotonic() - t0 < 0.5 + EPSILON_S
+    assert "timed out after 0.5 s" in v.message(), explain(v)
+
+
+def test_slow_drip_body_cannot_hold_a_probe_past_its_timeout(drip_url, session):
+    t0 = time.monotonic()
+    v = probe(drip_url, session, probe_timeout_s=1.0, deadline_s=10.0)
+    elapsed = time.monotonic() - t0
+    assert not v.passed, explain(v)
+    assert "timed out after 1 s (body incomplete after" in v.message()
+    assert elapsed < 1.0 + EPSILON_S, elapsed
+
+
+def test_garbage_body_fails_the_body_check(garbage_url, session):
+    v = probe(garbage_url, session, expected_body="ok")
+    assert not v.passed, explain(v)
+    assert "10/10 probes of /healthz: body does not contain 'ok'" in v.message()
+
+
+def test_garbage_body_passes_when_no_body_is_expected(garbage_url, session):
+    v = probe(garbage_url, session)
+    assert v.passed, explain(v)
+
+
+def test_compressed_body_is_decoded_before_the_body_check(http_server, session):
+    v = probe(http_server("gzip"), session, expected_body='"status": "ok"')
+    assert v.passed, explain(v)
+
+
+def test_not_http_answer_fails(not_http_url, session):
+    v = probe(not_http_url, session)
+    assert not v.passed, explain(v)
+    assert "no valid HTTP response" in v.message()
+
+
+def test_flapping_fails_the_success_ratio(flapping_url, session):
+    v = probe(flapping_url, session)
+    assert not v.passed, explain(v)
+    assert check(v, "http-probes").reason == "5/10 probes of /healthz: HTTP 503 (expected 200)"
+    assert check(v, "http-probes").data["passed"] == 5
+
+
+def test_flapping_passes_a_lenient_ratio_and_says_what_it_tolerated(flapping_url, session):
+    v = probe(flapping_url, session, min_success_ratio=0.5)
+    assert v.passed, explain(v)
+    assert "5/10 probes of /healthz passed" in v.message()
+    assert "tolerated: 5/10 probes of /healthz: HTTP 503" in v.message()
+
+
+def test_flapping_below_a_lenient_ratio_names_the_requirement(flapping_url, session):
+    v = probe(flapping_url, session, min_success_ratio=0.8)
+    assert not v.passed, explain(v)
+    assert "5/10 passed, 8 required" in v.message()
+
+
+def test_huge_body_is_cut_off_and_fails(huge_url, session):
+    t0 = time.monotonic()
+    v = probe(huge_url, session, max_body_bytes=65536)
+    assert not v.passed, explain(v)
+    assert "body larger than 65536 bytes" in v.message()
+    assert time.monotonic() - t0 < 2.0 + EPSILON_S
+
+
+def test_redirect_loop_is_detected(redirect_loop_url, session):
+    v = probe(redirect_loop_url, session)
+    assert not v.passed, explain(v)
+    assert "redirect loop (/loop-a -> /loop-b -> /loop-a)" in v.message()
+
+
+def test_endless_redirect_chain_is_capped(http_server, session):
+    v = probe(http_server("redirect_chain", path="/r/0"), session)
+    assert not v.passed, explain(v)
+    assert "more than 5 redirects" in v.message()
+
+
+def test_one_redirect_is_followed(http_server, session):
+    v = probe(http_server("redirect_once", path="/old"), session)
+    assert v.passed, explain(v)
+
+
+def test_dns_failure(dns_failure_url, session):
+    v = probe(dns_failure_url, session)
+    assert not v.passed, explain(v)
+    assert "10/10 probes of /healthz: DNS lookup failed for bluegreen-candidate.invalid" in v.message()
+
+
+def test_connection_refused(refused_url, session):
+    v = probe(refused_url, session)
+    assert not v.passed, explain(v)
+    assert "10/10 probes of /healthz: connection refused" in v.message()
+
+
+def test_tls_error(healthy_url, session):
+    v = probe(healthy_url.replace("http://", "https://"), session, probes=2)
+    assert not v.passed, explain(v)
+    assert "2/2 probes of /healthz: TLS error" in v.message()
+
+
+def test_without_a_session_the_gate_builds_its_own(healthy_url, monkeypatch):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    v = run_gate(GateTarget("blue", probe_url=healthy_url), checks=("http-probes",))
+    assert v.passed, explain(v)
+
+
+def test_unexpected_exception_becomes_a_failed_check_naming_its_type(healthy_url):
+    class Exploding(requests.Session):
+        def get(self, *args, **kwargs):
+            raise RuntimeError("kaboom")
+
+    v = run_gate(GateTarget("green", probe_url=healthy_url), session=Exploding(), checks=("http-probes",))
+    assert not v.passed
+    assert "unexpected RuntimeError: kaboom" in v.message()
+
+
+def test_nothing_to_check_does_not_pass():
+    v = run_gate(GateTarget("green"))
+    assert not v.passed
+    assert all(c.data.get("skipped") for c in v.checks if c.name != "gate")
+    assert "nothing was checked" in v.message()
+
+
+def test_unknown_check_name_is_a_gate_error():
+    with pytest.raises(GateError, match="unknown gate check"):
+        run_gate(GateTarget("green"), checks=("http-probes", "vibes"))
+
+
+def test_verdict_to_dict_is_json(unhealthy_url, session):
+    v = probe(unhealthy_url, session, probes=2)
+    d = json.loads(json.dumps(v.to_dict()))
+    assert d["passed"] is False and d["color"] == "green"
+    assert d["checks"][0]["name"] == "http-probes" and d["checks"][0]["ok"] is False
+    assert d["message"] == v.message()
+
+
+# --------------------------------------------------------------------------- thresholds config
+
+
+def test_from_mapping_reads_camel_case_keys():
+    th = GateThresholds.from_mapping(
+        {"probes": 3, "probeTimeoutSeconds": 1, "deadlineSeconds": 4.5, "minSuccessRatio": 0.5,
+         "expectedStatus": 204, "expectedBody": "ok", "maxBodyBytes": 1024, "maxP95Ms": 250,
+         "minHealthyTargets": 2, "maxUnhealthyTargets": 1, "max5xxRatio": 0.05, "maxTargetP95Ms": 800,
+         "metricsWindowMinutes": 10, "minRequests": 100}
+    )
+    assert th == GateThresholds(
+        probes=3, probe_timeout_s=1.0, deadline_s=4.5, min_success_ratio=0.5, expected_status=204,
+        expected_body="ok", max_body_bytes=1024, max_p95_ms=250.0, min_healthy_targets=2,
+        max_unhealthy_targets=1, max_5xx_ratio=0.05, max_target_p95_ms=800.0, metrics_window_min=10,
+        min_requests=100,
+    )
+    assert GateThresholds.from_mapping({}) == GateThresholds()
+
+
+@pytest.mark.parametrize(
+    ("data", "key", "text"),
+    [
+        ({"probez": 3}, "bluegreen:gate.probez", "unknown gate setting"),
+        ({"probes": "ten"}, "bluegreen:gate.probes", "must be a number"),
+        ({"probes": True}, "bluegreen:gate.probes", "must be a number"),
+        ({"probes": 0}, "bluegreen:gate.probes", "at least 1"),
+        ({"probes": 2.5}, "bluegreen:gate.probes", "whole number"),
+        ({"deadlineSeconds": 0}, "bluegreen:gate.deadlineSeconds", "greater than 0"),
+        ({"minSuccessRatio": 1.5}, "bluegreen:gate.minSuccessRatio", "at most 1"),
+        ({"max5xxRatio": float("nan")}, "bluegreen:gate.max5xxRatio", "finite"),
+        ({"expectedBody": 5}, "bluegreen:gate.expectedBody", "must be a string"),
+        ({"expectedStatus": None}, "bluegreen:gate.expectedStatus", "must be set"),
+        ({"maxP95Ms": 10**400}, "bluegreen:gate.maxP95Ms", "too large"),
+    ],
+)
+def test_from_mapping_names_the_bad_key(data, key, text):
+    with pytest.raises(ConfigError) as err:
+        GateThresholds.from_mapping(data, prefix="bluegreen:gate.")
+    assert err.value.key == key
+    assert text in str(err.value)
+
+
+def test_direct_construction_is_validated_too():
+    with pytest.raises(ConfigError) as err:
+        GateThresholds(probes=0)
+    assert err.value.key == "probes"
+
+
+_KEYS = [
+    "probes", "probeTimeoutSeconds", "deadlineSeconds", "minSuccessRatio", "expectedStatus", "expectedBody",
+    "maxBodyBytes", "maxP95Ms", "minHealthyTargets", "maxUnhealthyTargets", "max5xxRatio", "maxTargetP95Ms",
+    "metricsWindowMinutes", "minRequests",
+]
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.integers(min_value=10**300, max_value=10**400)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=8) | st.binary(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=12) | st.integers() | st.none(), _VALUES, max_size=6),
+        _VALUES,
+    )
+)
+def test_from_mapping_raises_only_config_error(data):
+    try:
+        th = GateThresholds.from_mapping(data)
+    except ConfigError as err:
+        assert err.key
+    else:
+        assert isinstance(th, GateThresholds)
+        assert th.probes >= 1 and th.deadline_s > 0 and math.isfinite(th.max_p95_ms)
+
+
+# --------------------------------------------------------------------------- AWS checks (moto_server)
+
+
+FAKE_TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/bg-green/0123456789abcdef"
+FAKE_LB = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/bg/0123456789abcdef"
+
+
+class _FakeAlb:
+    """ARNs for fault tests whose calls never reach a load balancer."""
+
+    target_groups = {"green": FAKE_TG}
+    load_balancer = FAKE_LB
+
+
+def aws_gate(alb, color="green", th=GateThresholds(), **kwargs) -> GateVerdict:
+    target = GateTarget(color, target_group_arn=alb.target_groups[color], load_balancer_arn=alb.load_balancer)
+    kwargs.setdefault("checks", ("target-health", "metrics"))
+    return run_gate(target, th, **kwargs)
+
+
+def test_target_health_healthy(aws):
+    alb = aws.build_alb()
+    v = aws_gate(alb, elbv2=aws.client("elbv2"), checks=("target-health",))
+    assert v.passed, explain(v)
+    assert check(v, "target-health").reason == "target group bg-green: 2 healthy of 2 targets"
+
+
+def test_target_health_none_registered(aws):
+    alb = aws.build_alb(targets_per_color=0)
+    v = aws_gate(alb, elbv2=aws.client("elbv2"), checks=("target-health",))
+    assert not v.passed, explain(v)
+    assert "target group bg-green: no targets registered (1 healthy required)" in v.message()
+
+
+def test_target_health_stopped_targets_are_not_healthy(aws):
+    alb = aws.build_alb(target_type="instance")
+    aws.client("ec2").stop_instances(InstanceIds=alb.targets["green"])
+    v = aws_gate(alb, elbv2=aws.client("elbv2"), checks=("target-health",))
+    assert not v.passed, explain(v)
+    assert "0 healthy, 2 unused of 2 targets (0 healthy < 1 required)" in v.message()
+
+
+def test_target_health_unhealthy_targets(aws):
+    """moto never reports 'unhealthy'; the real response shape is replayed with botocore's Stubber."""
+    elbv2 = aws.client("elbv2")
+    arn = FAKE_TG
+    stub = Stubber(elbv2)
+    states = [("healthy", None), ("unhealthy", "Target.ResponseCodeMismatch"), ("initial", "Elb.RegistrationInProgress"),
+              ("draining", "Target.DeregistrationInProgress")]
+    stub.add_response(
+        "describe_target_health",
+        {"TargetHealthDescriptions": [
+            {"Target": {"Id": f"10.0.0.{i}", "Port": 80},
+             "TargetHealth": {"State": s, **({"Reason": r} if r else {})}}
+            for i, (s, r) in enumerate(states)
+        ]},
+        {"TargetGroupArn": arn},
+    )
+    with stub:
+        v = run_gate(GateTarget("green", target_group_arn=arn), elbv2=elbv2, checks=("target-health",))
+    assert not v.passed, explain(v)
+    assert check(v, "target-health").reason == (
+        "target group bg-green: 1 healthy, 1 unhealthy (Target.ResponseCodeMismatch), 1 draining, 1 initial "
+        "of 4 targets (1 unhealthy > 0 allowed)"
+    )
+
+
+def test_target_group_not_found(aws):
+    alb = aws.build_alb()
+    missing = alb.target_groups["green"][:-4] + "beef"
+    v = run_gate(GateTarget("green", target_group_arn=missing), elbv2=aws.client("elbv2"), checks=("target-health",))
+    assert not v.passed, explain(v)
+    assert f"target-health: target group not found: {missing}" in v.message()
+
+
+def _traffic(aws, alb, *, requests_n, errors_n, response_times=(0.05, 0.1), unhealthy=None, color="green", ago_min=1):
+    at = datetime.now(timezone.utc) - timedelta(minutes=ago_min)
+    tg = alb.target_groups[color]
+    aws.put_metric(tg, alb.load_balancer, "RequestCount", value=requests_n, at=at, unit="Count")
+    if errors_n:
+        aws.put_metric(tg, alb.load_balancer, "HTTPCode_Target_5XX_Count", value=errors_n, at=at, unit="Count")
+    if response_times:
+        aws.put_metric(tg, alb.load_balancer, "TargetResponseTime", values=list(response_times), at=at, unit="Seconds")
+    if unhealthy is not None:
+        aws.put_metric(tg, alb.load_balancer, "UnHealthyHostCount", value=unhealthy, at=at, unit="Count")
+
+
+@pytest.mark.parametrize(
+    ("errors_n", "passed", "reason"),
+    [
+        (5, True, "bg-green metrics: 5xx ratio 0.5 % (5/1000 requests in the last 5 min)"),
+        (20, False, "bg-green metrics: 5xx ratio 2 % (20/1000 requests in the last 5 min) > 1 %"),
+    ],
+)
+def test_metrics_5xx_ratio(aws, errors_n, passed, reason):
+    alb = aws.build_alb()
+    _traffic(aws, alb, requests_n=1000, errors_n=errors_n)
+    v = aws_gate(alb, cloudwatch=aws.client("cloudwatch"), checks=("metrics",))
+    assert v.passed is passed, explain(v)
+    assert check(v, "metrics").reason.startswith(reason), check(v, "metrics").reason
+    assert check(v, "metrics").data["requests"] == 1000
+
+
+def test_metrics_without_requests_are_reported_not_failed(aws):
+    alb = aws.build_alb()
+    _traffic(aws, alb, requests_n=1000, errors_n=900, ago_min=30)  # outside the 5 min window
+    v = aws_gate(alb, cloudwatch=aws.client("cloudwatch"), checks=("metrics",))
+    assert v.passed, explain(v)
+    assert check(v, "metrics").reason == (
+        "bg-green metrics: no requests in the last 5 min; 5xx ratio not judged; "
+        "no TargetResponseTime datapoints in the last 5 min"
+    )
+
+
+def test_metrics_below_min_requests_not_judged(aws):
+    alb = aws.build_alb()
+    _traffic(aws, alb, requests_n=50, errors_n=10)
+    v = aws_gate(alb, th=GateThresholds(min_requests=100), cloudwatch=aws.client("cloudwatch"), checks=("metrics",))
+    assert v.passed, explain(v)
+    assert "only 50 requests in the last 5 min (< 100); 5xx ratio not judged" in v.message()
+
+
+@pytest.mark.parametrize(
+    ("times", "passed", "reason"),
+    [
+        ((0.05, 0.1, 0.2), True, "target p95 unavailable, max 200 ms used as upper bound"),
+        ((0.05, 0.1, 0.9), False, "target p95 unavailable, max 900 ms used as upper bound > 500 ms"),
+    ],
+)
+def test_metrics_response_time_on_moto(aws, times, passed, reason):
+    alb = aws.build_alb()
+    _traffic(aws, alb, requests_n=1000, errors_n=0, response_times=times)
+    v = aws_gate(alb, cloudwatch=aws.client("cloudwatch"), checks=("metrics",))
+    assert v.passed is passed, explain(v)
+    assert reason in check(v, "metrics").reason
+    assert check(v, "metrics").data["target_p95_source"] == "maximum"
+
+
+@pytest.mark.parametrize(("p95", "passed", "reason"), [(0.2, True, "target p95 200 ms"), (0.8, False, "target p95 800 ms > 500 ms")])
+def test_metrics_real_percentile_response(aws, p95, passed, reason):
+    """Real CloudWatch answers ExtendedStatistics p95 (moto does not): replay that response shape."""
+    alb = aws.build_alb()
+    cw = aws.client("cloudwatch")
+    stub = Stubber(cw)
+    now = datetime(2030, 1, 1, 12, 0, tzinfo=timezone.utc)
+    stub.add_response("get_metric_data", {"MetricDataResults": [
+        {"Id": "requests", "Values": [1000.0], "Timestamps": [now], "StatusCode": "Complete"},
+        {"Id": "target5xx", "Values": [], "Timestamps": [], "StatusCode": "Complete"},
+        {"Id": "unhealthy", "Values": [0.0], "Timestamps": [now], "StatusCode": "Complete"},
+        {"Id": "rtmax", "Values": [3.0], "Timestamps": [now], "StatusCode": "Complete"},
+    ]})
+    stub.add_response(
+        "get_metric_statistics",
+        {"Label": "TargetResponseTime", "Datapoints": [{"Timestamp": now, "ExtendedStatistics": {"p95": p95}}]},
+    )
+    with stub:
+        v = aws_gate(alb, cloudwatch=cw, checks=("metrics",), now=lambda: now)
+    assert v.passed is passed, explain(v)
+    assert reason in check(v, "metrics").reason
+    assert "5xx ratio 0 % (0/1000" in check(v, "metrics").reason or not passed
+    assert check(v, "metrics").data["target_p95_source"] == "p95"
+
+
+def test_metrics_unhealthy_host_count(aws):
+    alb = aws.build_alb()
+    _traffic(aws, alb, requests_n=1000, errors_n=0, unhealthy=2)
+    v = aws_gate(alb, cloudwatch=aws.client("cloudwatch"), checks=("metrics",))
+    assert not v.passed, explain(v)
+    assert "UnHealthyHostCount reached 2 in the last 5 min (> 0)" in v.message()
+
+
+def test_metrics_of_the_other_colour_are_not_counted(aws):
+    alb = aws.build_alb()
+    _traffic(aws, alb, requests_n=1000, errors_n=500, color="blue")
+    v = aws_gate(alb, cloudwatch=aws.client("cloudwatch"), checks=("metrics",))
+    assert v.passed, explain(v)
+    assert "no requests in the last 5 min" in v.message()
+
+
+def test_full_gate_passes_on_a_healthy_candidate(aws, healthy_url, session):
+    alb = aws.build_alb()
+    _traffic(aws, alb, requests_n=1000, errors_n=1)
+    target = GateTarget("green", probe_url=healthy_url, target_group_arn=alb.target_groups["green"],
+                        load_balancer_arn=alb.load_balancer)
+    v = run_gate(target, session=session, elbv2=aws.client("elbv2"), cloudwatch=aws.client("cloudwatch"))
+    assert v.passed, explain(v)
+    assert [c.name for c in v.checks] == ["http-probes", "target-health", "metrics"]
+    assert v.message().startswith("green passed its health gate: 10/10 probes of /healthz passed")
+
+
+def test_full_gate_builds_its_own_clients_from_the_environment(aws, healthy_url, session):
+    alb = aws.build_alb()
+    target = GateTarget("green", probe_url=healthy_url, target_group_arn=alb.target_groups["green"],
+                        load_balancer_arn=alb.load_balancer)
+    v = run_gate(target, session=session)
+    assert v.passed, explain(v)
+
+
+def test_full_gate_reports_only_failed_checks(aws, unhealthy_url, session):
+    alb = aws.build_alb()
+    _traffic(aws, alb, requests_n=1000, errors_n=300)
+    target = GateTarget("green", probe_url=unhealthy_url, target_group_arn=alb.target_groups["green"],
+                        load_balancer_arn=alb.load_balancer)
+    v = run_gate(target, session=session, elbv2=aws.client("elbv2"), cloudwatch=aws.client("cloudwatch"))
+    assert not v.passed
+    assert v.message() == (
+        "green must pass its health gate before it gets more traffic: 10/10 probes of /healthz: HTTP 503 "
+        "(expected 200); bg-green metrics: 5xx ratio 30 % (300/1000 requests in the last 5 min) > 1 %"
+    )
+
+
+# --------------------------------------------------------------------------- AWS faults
+
+
+def test_metrics_need_an_application_load_balancer(aws):
+    nlb = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/bg/0123456789abcdef"
+    v = run_gate(GateTarget("green", target_group_arn=FAKE_TG, load_balancer_arn=nlb),
+                 cloudwatch=aws.client("cloudwatch"), checks=("metrics",))
+    assert not v.passed, explain(v)
+    assert "metrics: cannot derive the CloudWatch LoadBalancer dimension" in v.message()
+
+
+def test_aws_endpoint_down(aws, closed_endpoint):
+    alb = _FakeAlb()
+    v = aws_gate(alb, elbv2=aws.client("elbv2", endpoint_url=closed_endpoint),
+                 cloudwatch=aws.client("cloudwatch", endpoint_url=closed_endpoint))
+    assert not v.passed, explain(v)
+    assert f"target-health: AWS endpoint unreachable: {closed_endpoint}" in v.message()
+    assert f"metrics: AWS endpoint unreachable: {closed_endpoint}" in v.message()
+
+
+def test_aws_throttling(aws, throttling_endpoint):
+    alb = _FakeAlb()
+    v = aws_gate(alb, elbv2=aws.client("elbv2", endpoint_url=throttling_endpoint.url),
+                 cloudwatch=aws.client("cloudwatch", endpoint_url=throttling_endpoint.url))
+    assert not v.passed, explain(v)
+    assert "target-health: AWS throttling (Throttling) on DescribeTargetHealth after retries: Rate exceeded" in v.message()
+    assert "metrics: AWS throttling (Throttling) on GetMetricData after retries: Rate exceeded" in v.message()
+    assert throttling_endpoint.calls >= 4, "botocore should have retried the throttled calls"
+
+
+def test_aws_access_denied(aws):
+    alb = _FakeAlb()
+    key, secret = aws.iam_user("gate-reader", ["ec2:DescribeVpcs"])
+    with aws.enforce_iam():
+        creds = {"aws_access_key_id": key, "aws_secret_access_key": secret}
+        v = aws_gate(alb, elbv2=aws.client("elbv2", **creds), cloudwatch=aws.client("cloudwatch", **creds))
+    assert not v.passed, explain(v)
+    assert "target-health: AWS AccessDenied on DescribeTargetHealth" in v.message()
+    assert "metrics: AWS AccessDenied on GetMetricData" in v.message()
+
+
+def test_aws_credentials_rejected(aws):
+    alb = _FakeAlb()
+    with aws.enforce_iam():  # the fake 'testing' key does not exist in moto's IAM
+        v = aws_gate(alb, elbv2=aws.client("elbv2"), cloudwatch=aws.client("cloudwatch"))
+    assert not v.passed, explain(v)
+    assert "target-health: AWS credentials rejected (InvalidClientTokenId)" in v.message()
+
+
+def test_no_aws_credentials(no_aws_credentials):
+    v = run_gate(GateTarget("green", target_group_arn=FAKE_TG, load_balancer_arn=FAKE_LB))
+    assert not v.passed, explain(v)
+    assert v.message() == (
+        "green must pass its health gate before it gets more traffic: "
+        "target-health: no AWS credentials; metrics: no AWS credentials"
+    )
+
+
+def test_no_aws_region(no_aws_credentials, monkeypatch):
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    v = run_gate(GateTarget("green", target_group_arn=FAKE_TG), checks=("target-health",))
+    assert "target-health: no AWS region configured" in v.message(), explain(v)
+
+
+def test_hung_aws_endpoint_is_cut_by_the_deadline(aws, hung_url):
+    endpoint = hung_url.removesuffix("/healthz")
+    patient = botocore.config.Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 0})
+    alb = _FakeAlb()
+    t0 = time.monotonic()
+    v = aws_gate(alb, th=GateThresholds(deadline_s=2.0),
+                 elbv2=aws.client("elbv2", endpoint_url=endpoint, config=patient),
+                 cloudwatch=aws.client("cloudwatch", endpoint_url=endpoint, config=patient))
+    assert time.monotonic() - t0 < 2.0 + EPSILON_S
+    assert "target-health: no answer from AWS within the 2 s gate deadline" in v.message(), explain(v)
+    assert "metrics: no answer from AWS within the 2 s gate deadline" in v.message()
