@@ -1,0 +1,96 @@
+"""The scheduled watcher's decision: given the declared step, the live weights and the gate, act how? Pure.
+
+The watcher runs every few minutes. It rolls back only when the one thing it is for happens: the
+candidate fails its health gate while it carries live traffic. Everything it does not understand
+(drift, an unreadable load balancer, a gate that could not reach a verdict) is an alert for a human,
+never an automatic change.
+
+| declared step | live weights        | gate         | action   |
+|---------------|---------------------|--------------|----------|
+| 0             | as declared         | (not run)    | none     |
+| 0             | candidate > 0       | (not run)    | alert    |
+| > 0           | unreadable          | (not run)    | alert    |
+| > 0           | candidate > 0       | fail         | rollback |
+| > 0           | candidate = 0       | fail         | alert    |
+| > 0           | as declared         | pass         | none     |
+| > 0           | not as declared     | pass         | alert    |
+| > 0           | any                 | no verdict   | alert    |
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Mapping
+
+from .operations import compare_traffic, describe_weights, percentages
+from .rules import RolloutConfig
+
+__all__ = ["Action", "Decision", "decide"]
+
+
+class Action(str, enum.Enum):
+    """What the watcher does."""
+
+    NONE = "none"
+    ROLLBACK = "rollback"
+    ALERT = "alert"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The watcher's action, the step to roll back to (for a rollback), and why."""
+
+    action: Action
+    reason: str
+    to_step: int | None = None
+
+    def to_dict(self) -> dict:
+        return {"action": self.action.value, "reason": self.reason, "toStep": self.to_step}
+
+
+def decide(
+    stack: str,
+    declared: RolloutConfig,
+    live_weights: Mapping[str, int] | None,
+    gate_passed: bool | None,
+    *,
+    gate_message: str = "",
+    live_stable: str | None = None,
+) -> Decision:
+    """Decide from plain data.
+
+    `live_weights` None means the load balancer could not be read; `gate_passed` None means the
+    gate was not run or reached no verdict. A rollback always goes to step 0: all traffic on the
+    stable colour, the one state known to have been healthy.
+    """
+    candidate = declared.candidate
+    if live_weights is None:
+        if declared.step == 0:
+            return Decision(Action.ALERT, f"{stack}: the live load balancer could not be read, so drift cannot be ruled out")
+        return Decision(Action.ALERT, f"{stack}: rollout at step {declared.step} but the live load balancer could not be read; nothing changed")
+    live = percentages(live_weights)
+    drift = compare_traffic(stack, declared, live_weights, live_stable)
+    if declared.step == 0:
+        if drift is None:
+            return Decision(Action.NONE, f"{stack}: no rollout in flight; {declared.stable} stable with all traffic")
+        return Decision(Action.ALERT, f"no rollout in flight, but {drift.explanation}")
+    detail = f" ({gate_message})" if gate_message else ""
+    if gate_passed is False:
+        if live[candidate] > 0:
+            return Decision(
+                Action.ROLLBACK,
+                f"{stack}: {candidate} failed its health gate while carrying {live[candidate]}% of traffic at step {declared.step}"
+                f"{detail}; rolling back to step 0 ({declared.stable} 100%)",
+                to_step=0,
+            )
+        return Decision(
+            Action.ALERT,
+            f"{stack}: {candidate} fails its health gate{detail}, but the ALB sends it no traffic ({describe_weights(live)}) "
+            f"although step {declared.step} declares {declared.candidate_weight}%; nothing to roll back, the declared step must not be deployed",
+        )
+    if gate_passed is None:
+        return Decision(Action.ALERT, f"{stack}: the health gate of {candidate} reached no verdict{detail}; nothing changed")
+    if drift is not None:
+        return Decision(Action.ALERT, f"{candidate} passes its health gate, but {drift.explanation}")
+    return Decision(Action.NONE, f"{stack}: {candidate} healthy at step {declared.step} of {declared.last_step} ({describe_weights(live)})")

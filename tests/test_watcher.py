@@ -1,0 +1,89 @@
+"""The watcher's decision table: (declared step, live weights, gate result) -> none / rollback / alert. Pure."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rollout.rules import RolloutConfig
+from rollout.watcher import Action, decide
+
+STEPS = (10, 25, 50, 75, 100)
+
+
+def cfg(step: int, stable: str = "blue") -> RolloutConfig:
+    return RolloutConfig(stable, STEPS, step)
+
+
+def w(blue: int, green: int) -> dict[str, int]:
+    return {"blue": blue, "green": green}
+
+
+@pytest.mark.parametrize(
+    "step, live, gate, action, text",
+    [
+        # no rollout in flight
+        (0, w(100, 0), None, Action.NONE, "no rollout in flight"),
+        (0, w(100, 0), False, Action.NONE, "no rollout in flight"),  # the gate does not matter at step 0
+        (0, w(90, 10), None, Action.ALERT, "green still receives 10%"),
+        (0, None, None, Action.ALERT, "could not be read, so drift cannot be ruled out"),
+        # in flight, as declared
+        (2, w(75, 25), True, Action.NONE, "green healthy at step 2 of 5 (blue 75% · green 25%)"),
+        (2, w(75, 25), False, Action.ROLLBACK, "green failed its health gate while carrying 25% of traffic at step 2"),
+        (5, w(0, 100), False, Action.ROLLBACK, "carrying 100% of traffic at step 5"),
+        (2, w(75, 25), None, Action.ALERT, "reached no verdict"),
+        # in flight, drifted
+        (2, w(90, 10), False, Action.ROLLBACK, "carrying 10% of traffic at step 2"),  # failing with traffic: step 0 is safe
+        (2, w(90, 10), True, Action.ALERT, "less traffic than declared (10% < 25%)"),
+        (2, w(50, 50), True, Action.ALERT, "more traffic than declared (50% > 25%)"),
+        (2, w(100, 0), False, Action.ALERT, "the ALB sends it no traffic"),
+        (2, w(100, 0), True, Action.ALERT, "less traffic than declared (0% < 25%)"),
+        # unreadable load balancer
+        (3, None, None, Action.ALERT, "could not be read; nothing changed"),
+        (3, None, False, Action.ALERT, "could not be read; nothing changed"),
+    ],
+)
+def test_decision_table(step, live, gate, action, text):
+    d = decide("production", cfg(step), live, gate)
+    assert d.action is action, d
+    assert text in d.reason, d.reason
+    assert (d.to_step == 0) == (action is Action.ROLLBACK)
+
+
+def test_relative_alb_weights_are_percentages():
+    assert decide("p", cfg(1), {"blue": 9, "green": 1}, True).action is Action.NONE
+
+
+def test_gate_message_is_carried_into_the_reason():
+    d = decide("production", cfg(1), w(90, 10), False, gate_message="10/10 probes of /healthz: HTTP 503")
+    assert d.reason.endswith("(10/10 probes of /healthz: HTTP 503); rolling back to step 0 (blue 100%)")
+    assert d.to_dict() == {"action": "rollback", "reason": d.reason, "toStep": 0}
+
+
+def test_green_stable_release_rolls_back_to_green():
+    d = decide("production", cfg(1, stable="green"), w(10, 90), False)
+    assert d.action is Action.ROLLBACK and "blue failed" in d.reason and "(green 100%)" in d.reason
+
+
+def test_finish_not_deployed_is_an_alert_not_a_rollback():
+    d = decide("production", cfg(0, stable="green"), w(25, 75), None, live_stable="blue")
+    assert d.action is Action.ALERT
+    assert "the rollout finished (green stable) while the ALB still sends traffic to the old version" in d.reason
+
+
+@given(
+    step=st.integers(0, len(STEPS)),
+    stable=st.sampled_from(["blue", "green"]),
+    cand=st.integers(0, 100),
+    gate=st.sampled_from([True, False, None]),
+    readable=st.booleans(),
+)
+def test_only_a_failing_candidate_with_traffic_is_ever_rolled_back(step, stable, cand, gate, readable):
+    c = cfg(step, stable)
+    live = {c.candidate: cand, stable: 100 - cand} if readable else None
+    d = decide("s", c, live, gate)
+    rolled = d.action is Action.ROLLBACK
+    assert rolled == (readable and step > 0 and gate is False and cand > 0), d
+    if d.action is Action.NONE:
+        assert readable and live == c.weights and (step == 0 or gate is True)
