@@ -21,12 +21,15 @@ __all__ = [
     "ListenerPlan",
     "listener_plan",
     "parse_steps_tag",
+    "steps_tag",
 ]
 
 TAG_COLOR = "bluegreen:color"  # on each target group: blue | green
 TAG_LISTENER = "bluegreen:listener"  # on each listener: production | test | redirect
 TAG_STABLE = "bluegreen:stable"  # on the production listener: the declared stable colour
-TAG_STEPS = "bluegreen:steps"  # on the production listener: the steps ladder, "10,25,50,75,100"
+TAG_STEPS = "bluegreen:steps"  # on the production listener: the steps ladder, "10/25/50/75/100"
+# ELBv2 tag values allow letters, digits, spaces and _.:/=+-@ only (no commas): the ladder is "/"-separated.
+STEPS_SEPARATOR = "/"
 TAG_BREAKING = "bluegreen:breaking-migration"  # on the production listener: colour whose release carries a breaking schema change
 TAG_STACK = "bluegreen:stack"
 
@@ -55,7 +58,7 @@ def listener_plan(cfg: StackConfig, stack: str) -> ListenerPlan:
     tags = {
         TAG_LISTENER: "production",
         TAG_STABLE: r.stable,
-        TAG_STEPS: ",".join(str(s) for s in r.steps),
+        TAG_STEPS: steps_tag(r.steps),
         TAG_STACK: stack,
     }
     breaking = [c for c in COLORS if cfg.colors[c].breaking_migration and c == r.candidate]
@@ -75,12 +78,17 @@ def listener_plan(cfg: StackConfig, stack: str) -> ListenerPlan:
     )
 
 
+def steps_tag(steps) -> str:
+    """The steps ladder as a tag value: "10/25/50/75/100"."""
+    return STEPS_SEPARATOR.join(str(s) for s in steps)
+
+
 def parse_steps_tag(value: str | None) -> tuple[int, ...] | None:
     """The steps ladder from the production listener's tag, or None if absent or malformed."""
     if not value:
         return None
     try:
-        steps = tuple(int(x) for x in value.split(","))
+        steps = tuple(int(x) for x in value.split(STEPS_SEPARATOR))
     except ValueError:
         return None
     return steps or None

@@ -196,3 +196,32 @@ def test_stickiness_only_while_traffic_is_split():
         return sim("production", step).one(LISTENER, "-production").inputs["defaultActions"][0]["forward"]["stickiness"]["enabled"]
 
     assert [sticky(s) for s in range(6)] == [False, True, True, True, True, False]
+
+
+_ELBV2_TAG = None
+
+
+def _elbv2_tag_rules():
+    """ELBv2's own tag key/value rules, from botocore's service model (what the real API enforces)."""
+    global _ELBV2_TAG
+    if _ELBV2_TAG is None:
+        import botocore.session
+        import regex  # noqa: F401  (\\p{L} classes need the regex module)
+
+        m = botocore.session.get_session().get_service_model("elbv2")
+        _ELBV2_TAG = (m.shape_for("TagKey").metadata, m.shape_for("TagValue").metadata)
+    return _ELBV2_TAG
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_tag_is_one_the_elbv2_api_accepts(stack):
+    import regex
+
+    key_rule, value_rule = _elbv2_tag_rules()
+    s = sim(stack, 3)
+    for r in s.resources:
+        if not r.type.startswith("aws:lb/"):
+            continue
+        for k, v in (r.inputs.get("tags") or {}).items():
+            assert regex.fullmatch(key_rule["pattern"], k) and len(k) <= key_rule["max"], f"{r.urn}: tag key {k!r}"
+            assert regex.fullmatch(value_rule["pattern"], v) and len(v) <= value_rule["max"], f"{r.urn}: tag {k}={v!r} is not a valid ELBv2 tag value"

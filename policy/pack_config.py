@@ -1,0 +1,176 @@
+"""The pack's configuration in ONE place: every policy's enforcement level and config schema.
+
+The engine sends each policy its own section of `--policy-pack-config` (or of the organization's
+policy group) with the schema defaults below filled in. `settings()` applies the same defaults
+again, so a policy never depends on the engine (or an old CLI) having done it.
+
+`staging.json` / `production.json` next to this file are ready-made `--policy-pack-config` files:
+production keeps the ALB security baseline mandatory, staging turns it advisory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+from pulumi_policy import EnforcementLevel, PolicyConfigSchema
+
+__all__ = [
+    "PACK_NAME",
+    "ENFORCEMENT",
+    "SCHEMAS",
+    "TRAFFIC_POLICIES",
+    "SECURITY_POLICIES",
+    "HEALTH_OWN_KEYS",
+    "level",
+    "schema",
+    "settings",
+]
+
+PACK_NAME = "bluegreen"
+
+MANDATORY = EnforcementLevel.MANDATORY
+ADVISORY = EnforcementLevel.ADVISORY
+
+# Enforcement levels: the default of each policy. Override per stack with --policy-pack-config.
+ENFORCEMENT: dict[str, EnforcementLevel] = {
+    # traffic (production listener)
+    "healthy-promotion": MANDATORY,
+    "one-step-at-a-time": MANDATORY,
+    "bake-time": MANDATORY,
+    "valid-weights": MANDATORY,
+    "migration-guard": MANDATORY,
+    "live-state-readable": ADVISORY,  # notes only: the blocking happens in the policies above
+    # ALB security baseline (safe default: mandatory; staging.json makes them advisory)
+    "alb-https-only": MANDATORY,
+    "alb-tls-policy": MANDATORY,
+    "alb-deletion-protection": MANDATORY,
+    "alb-drop-invalid-header-fields": MANDATORY,
+    "alb-access-logs": MANDATORY,
+}
+
+TRAFFIC_POLICIES = (
+    "healthy-promotion",
+    "one-step-at-a-time",
+    "bake-time",
+    "valid-weights",
+    "migration-guard",
+    "live-state-readable",
+)
+SECURITY_POLICIES = (
+    "alb-https-only",
+    "alb-tls-policy",
+    "alb-deletion-protection",
+    "alb-drop-invalid-header-fields",
+    "alb-access-logs",
+)
+
+
+def _gate_properties() -> dict[str, dict[str, Any]]:
+    """JSON schema of the health-gate thresholds, derived from rollout.gate so the keys and
+    defaults cannot drift from what `GateThresholds.from_mapping` accepts."""
+    try:
+        from rollout import gate
+    except Exception:  # pragma: no cover - the pack still runs; from_mapping validates at use
+        return {}
+    specs = getattr(gate, "_SPECS", None)
+    if not isinstance(specs, Mapping):
+        return {}
+    defaults = {f.name: f.default for f in dataclasses.fields(gate.GateThresholds)}
+    props: dict[str, dict[str, Any]] = {}
+    for name, spec in specs.items():
+        kind = {int: "integer", float: "number", str: "string"}.get(spec.kind, "string")
+        entry: dict[str, Any] = {"type": [kind, "null"] if spec.nullable else kind}
+        if spec.lo is not None:
+            entry["exclusiveMinimum" if spec.lo_open else "minimum"] = spec.lo
+        if spec.hi is not None:
+            entry["maximum"] = spec.hi
+        default = defaults.get(name)
+        if default is not None:
+            entry["default"] = default
+        entry["description"] = f"health gate: {name.replace('_', ' ')} (rollout.gate.GateThresholds.{name})"
+        props[spec.key] = entry
+    return props
+
+
+# Keys of healthy-promotion that are the pack's own (everything else goes to the health gate).
+HEALTH_OWN_KEYS = ("probeBaseUrl", "verifyTls")
+
+SCHEMAS: dict[str, PolicyConfigSchema] = {
+    "healthy-promotion": PolicyConfigSchema(
+        properties={
+            "probeBaseUrl": {
+                "type": "string",
+                "default": "",
+                "description": "Probe the gaining colour's health path under this base URL instead of "
+                "http(s)://<ALB DNS name>:<test listener port>. Empty = through the live test listener.",
+            },
+            "verifyTls": {
+                "type": "boolean",
+                "default": True,
+                "description": "Verify the TLS certificate of HTTPS probes.",
+            },
+            **_gate_properties(),
+        },
+    ),
+    "one-step-at-a-time": PolicyConfigSchema(
+        properties={
+            "allowSkip": {
+                "type": "boolean",
+                "default": False,
+                "description": "Allow a promotion to jump over steps of the ladder.",
+            },
+        },
+    ),
+    "bake-time": PolicyConfigSchema(
+        properties={
+            "minutes": {
+                "type": "number",
+                "minimum": 0,
+                "default": 10,
+                "description": "How long the current weights must have held before the next promotion.",
+            },
+            "stampToleranceMinutes": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "default": 5,
+                "description": "How far the bluegreen:weights-since stamp of a weight change may be from "
+                "the pack's clock when the change is checked.",
+            },
+        },
+    ),
+    "alb-tls-policy": PolicyConfigSchema(
+        properties={
+            "minTlsVersion": {
+                "type": "string",
+                "enum": ["1.2", "1.3"],
+                "default": "1.2",
+                "description": "Lowest TLS version the listener's security policy may accept.",
+            },
+        },
+    ),
+}
+
+
+def level(name: str) -> EnforcementLevel:
+    """The default enforcement level of a policy."""
+    return ENFORCEMENT[name]
+
+
+def schema(name: str) -> PolicyConfigSchema | None:
+    """The config schema of a policy, if it has settings."""
+    return SCHEMAS.get(name)
+
+
+def settings(name: str, config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The policy's config section with the schema defaults filled in for missing keys."""
+    out: dict[str, Any] = {}
+    sch = SCHEMAS.get(name)
+    if sch is not None:
+        for key, prop in (sch.properties or {}).items():
+            if "default" in prop:
+                out[key] = prop["default"]
+    if isinstance(config, Mapping):
+        for key, value in config.items():
+            out[key] = value
+    return out
