@@ -16,7 +16,7 @@ from pulumi.runtime import config as _runtime_config  # noqa: E402
 
 from components import ColorEnvironment, ColorEnvironmentArgs, Network, NetworkArgs, TrafficLayer, TrafficLayerArgs  # noqa: E402
 from rollout.config import NAMESPACE, StackConfig, parse_stack_config  # noqa: E402
-from rollout.desired import listener_plan  # noqa: E402
+from rollout.desired import listener_plan, since_stamp, stamp_clock  # noqa: E402
 from rollout.errors import ConfigError  # noqa: E402
 from rollout.rules import COLORS  # noqa: E402
 
@@ -32,6 +32,16 @@ def read_config() -> StackConfig:
     except ConfigError as e:
         # RunError: Pulumi prints the message without a Python traceback.
         raise pulumi.RunError(f"invalid stack config: {e}") from None
+
+
+def previous_weights_since(stack: str) -> pulumi.Output:
+    """This stack's own `weightsSince` output from its last update (None on the first one).
+
+    A StackReference to the stack itself reads the previous deployment's outputs, so the bake clock
+    is kept while the weights stay the same and restarted when they change.
+    """
+    me = pulumi.StackReference("bluegreen-previous", stack_name=f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}")
+    return me.get_output("weightsSince")
 
 
 def make_platform(cfg: StackConfig, name: str, tags: dict, vpc_id):
@@ -51,6 +61,7 @@ def main() -> None:
     name = cfg.service.name
     tags = {"bluegreen:stack": stack, "bluegreen:service": name}
     plan = listener_plan(cfg, stack)
+    weights_since = previous_weights_since(stack).apply(lambda prev: since_stamp(plan.weights, prev, stamp_clock()))
 
     net = Network(
         f"{name}-network",
@@ -86,6 +97,7 @@ def main() -> None:
             idle_timeout=cfg.traffic.idle_timeout,
             internal=cfg.traffic.internal,
             tags={"bluegreen:service": name},
+            weights_since=weights_since,
         ),
     )
     platform = make_platform(cfg, name, tags, net.vpc_id)
@@ -130,6 +142,7 @@ def main() -> None:
     pulumi.export("images", {c: cfg.colors[c].image for c in COLORS})
     pulumi.export("replicas", {c: cfg.replicas(c) for c in COLORS})
     pulumi.export("healthPath", cfg.service.health_path)
+    pulumi.export("weightsSince", weights_since)
 
 
 main()

@@ -12,7 +12,7 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from rollout.desired import TAG_COLOR, TAG_LISTENER, TAG_STACK, ListenerPlan
+from rollout.desired import TAG_COLOR, TAG_LISTENER, TAG_SINCE, TAG_STACK, ListenerPlan
 from rollout.rules import COLORS
 
 __all__ = ["TrafficLayer", "TrafficLayerArgs"]
@@ -41,6 +41,7 @@ class TrafficLayerArgs:
     idle_timeout: int = 60  # seconds
     internal: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
+    weights_since: Optional[pulumi.Input[str]] = None  # bluegreen:weights-since stamp for the production listener
 
 
 class TrafficLayer(pulumi.ComponentResource):
@@ -138,7 +139,7 @@ class TrafficLayer(pulumi.ComponentResource):
                     ),
                 )
             ],
-            tags={**base_tags, **plan.production_tags},
+            tags={**base_tags, **plan.production_tags, **({TAG_SINCE: args.weights_since} if args.weights_since is not None else {})},
             opts=child,
             **tls,
         )

@@ -9,6 +9,7 @@ from AWS (`bluegreen:color` tags), never from the program.
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -22,9 +23,10 @@ from pulumi_policy import ReportViolation, ResourceValidationArgs
 from pulumi_policy.deserialize import serialize_properties
 from pulumi_policy.proxy import UnknownValueError
 
-from rollout.desired import TAG_BREAKING, TAG_LISTENER, TAG_STABLE, TAG_STEPS, parse_steps_tag
+from rollout.desired import TAG_BREAKING, TAG_LISTENER, TAG_SINCE, TAG_STABLE, TAG_STEPS, format_since, parse_since, parse_steps_tag
 from rollout.errors import ConfigError, LiveStateError
-from rollout.live import LiveState, aws_fault_reason, cloudwatch_client, elbv2_client, read_live_state, target_group_colors
+from rollout.analyzer import NOT_EVALUATED_OFFLINE, OFFLINE_KEY, OFFLINE_TOKEN_ENV
+from rollout.live import LiveListener, LiveState, aws_fault_reason, cloudwatch_client, elbv2_client, read_live_state, target_group_colors
 from rollout.rules import COLORS, ChangeKind, TrafficState, Transition, classify_traffic, other, validate_steps
 
 try:  # private in pulumi_policy; raised by args.not_applicable()
@@ -58,7 +60,6 @@ LOAD_BALANCER_TYPES = frozenset({"aws:lb/loadBalancer:LoadBalancer", "aws:alb/lo
 
 # On the production listener: when the current weights took effect, and which weights those are,
 # e.g. "2025-06-01T12:00:00Z blue=90 green=10" (only characters ELBv2 allows in tag values).
-TAG_SINCE = "bluegreen:weights-since"
 
 _PREVIEW_NOTE = (
     "skipped, not failed: this is a preview of a resource whose inputs are not known yet (a first "
@@ -180,33 +181,7 @@ def weights_text(weights: Mapping[str, int]) -> str:
 # --------------------------------------------------------------------------- the since stamp
 
 
-def format_since(when: float, weights: Mapping[str, int]) -> str:
-    """The `bluegreen:weights-since` value: '<UTC ISO time> blue=<w> green=<w>'."""
-    iso = datetime.fromtimestamp(int(when), timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return " ".join([iso, *(f"{c}={int(weights.get(c, 0))}" for c in COLORS)])
-
-
-_SINCE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)((?:\s+[a-z]+=\d{1,3})+)$")
-
-
-def parse_since(value: str | None) -> tuple[float, dict[str, int]] | None:
-    """(epoch seconds, weights) from a `bluegreen:weights-since` value, or None if malformed."""
-    if not isinstance(value, str):
-        return None
-    m = _SINCE_RE.match(value.strip())
-    if not m:
-        return None
-    try:
-        when = datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
-        return None
-    weights: dict[str, int] = {}
-    for pair in m.group(2).split():
-        color, _, w = pair.partition("=")
-        weights[color] = int(w)
-    if set(weights) != set(COLORS):
-        return None
-    return when, weights
+# format_since / parse_since: one copy, in rollout.desired (the program writes what the pack reads).
 
 
 def iso(when: float) -> str:
@@ -238,6 +213,11 @@ class TrafficView:
     transition: Transition | None = None
     problem: str | None = None  # why the change cannot be classified (live unreadable, ...)
     live_fault: bool = False  # the problem lies in AWS (unreadable or uninterpretable), not in the inputs
+    offline: bool = False  # judged by `python -m rollout plan`: "live" is the previous simulated step
+
+    def not_evaluated_offline(self, policy: str, why: str) -> str:
+        """The note of a policy that needs live AWS, in an offline view."""
+        return f"{NOT_EVALUATED_OFFLINE}: {policy} {why}; it runs against live AWS at `pulumi preview` / `pulumi up`"
 
     @property
     def stable(self) -> str | None:
@@ -286,6 +266,8 @@ def aws_client(service: str, region: str | None):
     `pulumi up`, so caching for the process's life is short-lived and safe (clients are
     thread-safe and refresh temporary credentials themselves).
     """
+    if os.environ.get(OFFLINE_TOKEN_ENV):
+        raise RuntimeError(f"this pack process runs offline ({OFFLINE_TOKEN_ENV} is set) and makes no AWS calls")
     key = (service, region)
     with _CLIENTS_LOCK:
         if key not in _CLIENTS:
@@ -338,7 +320,9 @@ _MEMO_LOCK = threading.Lock()
 def _memo_key(args: ResourceValidationArgs) -> str | None:
     try:
         plain = serialize_properties(args.props)
-        return f"{args.urn}\n{json.dumps(plain, sort_keys=True, default=repr)}"
+        cfg = args.get_config()
+        offline = cfg.get(OFFLINE_KEY) if isinstance(cfg, Mapping) else None
+        return f"{args.urn}\n{json.dumps(plain, sort_keys=True, default=repr)}\n{json.dumps(offline, sort_keys=True, default=repr)}"
     except Exception:  # noqa: BLE001 - no memo then
         return None
 
@@ -396,13 +380,24 @@ def _assess(args: ResourceValidationArgs) -> TrafficView | None:
         view.problem = "the production listener has no loadBalancerArn"
         return view
 
-    try:
-        elbv2 = aws_client("elbv2", _region(lb_arn))
-    except Exception as e:  # noqa: BLE001 - e.g. an invalid region in the ARN: a fault like any other
-        view.problem, view.live_fault = f"could not create an AWS client: {aws_fault_reason(e)}", True
+    offline, offline_problem = offline_section(args)
+    if offline_problem is not None:
+        view.problem = offline_problem
         return view
+    if offline is not None:
+        view.offline = True
+        read_colors = lambda arns: _offline_colors(offline)  # noqa: E731
+        read_live = lambda: _offline_live_state(offline, lb_arn)  # noqa: E731
+    else:
+        try:
+            elbv2 = aws_client("elbv2", _region(lb_arn))
+        except Exception as e:  # noqa: BLE001 - e.g. an invalid region in the ARN: a fault like any other
+            view.problem, view.live_fault = f"could not create an AWS client: {aws_fault_reason(e)}", True
+            return view
+        read_colors = lambda arns: target_group_colors(elbv2, arns)  # noqa: E731
+        read_live = lambda: read_live_state(elbv2, lb_arn)  # noqa: E731
     try:
-        colors = target_group_colors(elbv2, [arn for arn, _ in groups])
+        colors = read_colors([arn for arn, _ in groups])
     except LiveStateError as e:
         view.problem, view.live_fault = str(e), True
         return view
@@ -427,7 +422,7 @@ def _assess(args: ResourceValidationArgs) -> TrafficView | None:
     view.proposed = TrafficState(weights={c: by_color.get(c, 0) for c in COLORS}, stable=view.stable)
 
     try:
-        live_state = read_live_state(elbv2, lb_arn)
+        live_state = read_live()
     except LiveStateError as e:
         view.problem, view.live_fault = str(e), True
         return view
@@ -452,6 +447,76 @@ def _assess(args: ResourceValidationArgs) -> TrafficView | None:
     return view
 
 
+# --------------------------------------------------------------------------- offline (rollout plan)
+#
+# `python -m rollout plan` judges simulated steps with no AWS account. It starts this pack with
+# OFFLINE_TOKEN_ENV set to a random token and sends, in each traffic policy's config, an `offline`
+# section with the same token and the PREVIOUS simulated step as the "live" state:
+#     {"token": "...", "colors": {"<tg arn>": "blue", ...}, "loadBalancerArn": "...", "dnsName": "...",
+#      "production": {"arn", "port", "protocol", "weights": {colour: w}, "targetGroups": {colour: arn},
+#                     "tags": {...}} | null, "test": {...} | null, "healthPaths": {colour: path}}
+# Both halves are needed; one without the other is refused (the traffic policies fail closed with
+# the reason) and never falls back to a laxer check. With the token set, `aws_client` refuses and
+# `__main__` blocks every non-loopback connection: an offline pack makes no AWS call.
+
+
+def offline_section(args: ResourceValidationArgs) -> tuple[Mapping[str, Any] | None, str | None]:
+    """(the offline section, None) in offline mode; (None, None) live; (None, why) if half-configured."""
+    token = os.environ.get(OFFLINE_TOKEN_ENV, "")
+    cfg = args.get_config()
+    section = cfg.get(OFFLINE_KEY) if isinstance(cfg, Mapping) else None
+    if section is None and not token:
+        return None, None  # the normal case: a real preview/up reads live AWS
+    if not token:
+        return None, (
+            f"the policy config has an `{OFFLINE_KEY}` section, which only `python -m rollout plan` may send to a pack "
+            f"it started itself; a real preview/up never judges traffic from it. Remove `{OFFLINE_KEY}` from the "
+            "--policy-pack-config / policy group config"
+        )
+    if not isinstance(section, Mapping) or section.get("token") != token:
+        return None, (
+            f"this pack process runs offline ({OFFLINE_TOKEN_ENV} is set) but the policy config has no "
+            f"`{OFFLINE_KEY}` section with its token, so there is no state to judge against and no AWS to read"
+        )
+    return section, None
+
+
+def _str_map(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, str)}
+
+
+def _offline_colors(section: Mapping[str, Any]) -> dict[str, str]:
+    return _str_map(section.get("colors"))
+
+
+def _offline_listener(raw: Any) -> LiveListener | None:
+    if not isinstance(raw, Mapping):
+        return None
+    weights = raw.get("weights") if isinstance(raw.get("weights"), Mapping) else {}
+    port = raw.get("port")
+    return LiveListener(
+        arn=str(raw.get("arn") or ""),
+        port=int(port) if isinstance(port, (int, float)) and not isinstance(port, bool) else 0,
+        protocol=str(raw.get("protocol") or "HTTP"),
+        weights={str(c): int(w) for c, w in weights.items() if as_weight(w) is not None},
+        target_groups=_str_map(raw.get("targetGroups")),
+        tags=_str_map(raw.get("tags")),
+    )
+
+
+def _offline_live_state(section: Mapping[str, Any], lb_arn: str) -> LiveState:
+    return LiveState(
+        load_balancer_arn=str(section.get("loadBalancerArn") or lb_arn),
+        dns_name=str(section.get("dnsName") or ""),
+        production=_offline_listener(section.get("production")),
+        test=_offline_listener(section.get("test")),
+        health_paths=_str_map(section.get("healthPaths")),
+    )
+
+
+__all__ += ["offline_section", "NOT_EVALUATED_OFFLINE"]
 __all__ += ["ChangeKind", "iso", "minutes_text", "describe", "production_inputs", "now", "aws_client", "region_of"]
 
 

@@ -10,7 +10,6 @@ production keeps the ALB security baseline mandatory, staging turns it advisory.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Mapping
 
 from pulumi_policy import EnforcementLevel, PolicyConfigSchema
@@ -69,28 +68,9 @@ SECURITY_POLICIES = (
 def _gate_properties() -> dict[str, dict[str, Any]]:
     """JSON schema of the health-gate thresholds, derived from rollout.gate so the keys and
     defaults cannot drift from what `GateThresholds.from_mapping` accepts."""
-    try:
-        from rollout import gate
-    except Exception:  # pragma: no cover - the pack still runs; from_mapping validates at use
-        return {}
-    specs = getattr(gate, "_SPECS", None)
-    if not isinstance(specs, Mapping):
-        return {}
-    defaults = {f.name: f.default for f in dataclasses.fields(gate.GateThresholds)}
-    props: dict[str, dict[str, Any]] = {}
-    for name, spec in specs.items():
-        kind = {int: "integer", float: "number", str: "string"}.get(spec.kind, "string")
-        entry: dict[str, Any] = {"type": [kind, "null"] if spec.nullable else kind}
-        if spec.lo is not None:
-            entry["exclusiveMinimum" if spec.lo_open else "minimum"] = spec.lo
-        if spec.hi is not None:
-            entry["maximum"] = spec.hi
-        default = defaults.get(name)
-        if default is not None:
-            entry["default"] = default
-        entry["description"] = f"health gate: {name.replace('_', ' ')} (rollout.gate.GateThresholds.{name})"
-        props[spec.key] = entry
-    return props
+    from rollout.gate import GateThresholds
+
+    return GateThresholds.json_schema()
 
 
 # Keys of healthy-promotion that are the pack's own (everything else goes to the health gate).

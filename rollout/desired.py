@@ -5,8 +5,12 @@ Pure decisions the components call (and the policy pack reads the same tag names
 
 from __future__ import annotations
 
+import os
+import re
+import time
 from dataclasses import dataclass
-from typing import Mapping
+from datetime import datetime, timezone
+from typing import Any, Mapping
 
 from .config import StackConfig
 from .rules import COLORS
@@ -22,6 +26,11 @@ __all__ = [
     "listener_plan",
     "parse_steps_tag",
     "steps_tag",
+    "TAG_SINCE",
+    "format_since",
+    "parse_since",
+    "since_stamp",
+    "stamp_clock",
 ]
 
 TAG_COLOR = "bluegreen:color"  # on each target group: blue | green
@@ -32,6 +41,10 @@ TAG_STEPS = "bluegreen:steps"  # on the production listener: the steps ladder, "
 STEPS_SEPARATOR = "/"
 TAG_BREAKING = "bluegreen:breaking-migration"  # on the production listener: colour whose release carries a breaking schema change
 TAG_STACK = "bluegreen:stack"
+# On the production listener: when the current weights took effect, "<UTC ISO time> blue=<w> green=<w>".
+# The program keeps it while the weights stay and restamps when they change; the pack's bake-time reads it.
+TAG_SINCE = "bluegreen:weights-since"
+CLOCK_ENV = "BLUEGREEN_NOW"  # epoch seconds; only for reproducible simulations (a stale stamp is refused by the pack)
 
 
 @dataclass(frozen=True)
@@ -92,3 +105,51 @@ def parse_steps_tag(value: str | None) -> tuple[int, ...] | None:
     except ValueError:
         return None
     return steps or None
+
+
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
+_SINCE_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)((?:\s+[a-z]+=\d{1,3})+)$")
+
+
+def format_since(when: float, weights: Mapping[str, int]) -> str:
+    """The `bluegreen:weights-since` value: '<UTC ISO time> blue=<w> green=<w>'."""
+    stamp = datetime.fromtimestamp(int(when), timezone.utc).strftime(_ISO)
+    return " ".join([stamp, *(f"{c}={int(weights.get(c, 0))}" for c in COLORS)])
+
+
+def parse_since(value: Any) -> tuple[float, dict[str, int]] | None:
+    """(epoch seconds, weights) from a `bluegreen:weights-since` value, or None if malformed."""
+    if not isinstance(value, str):
+        return None
+    m = _SINCE_RE.match(value.strip())
+    if not m:
+        return None
+    try:
+        when = datetime.strptime(m.group(1), _ISO).replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
+    weights: dict[str, int] = {}
+    for pair in m.group(2).split():
+        color, _, w = pair.partition("=")
+        weights[color] = int(w)
+    if set(weights) != set(COLORS):
+        return None
+    return when, weights
+
+
+def since_stamp(weights: Mapping[str, int], previous: Any, now: float) -> str:
+    """The stamp to deploy: the previous one while the weights are unchanged, else a new one at `now`.
+
+    Keeping the stamp makes an update that moves no traffic (a finish, an image change) leave the
+    bake clock alone, and keeps the program deterministic for a given previous deployment.
+    """
+    prev = parse_since(previous)
+    if prev is not None and prev[1] == {c: int(weights.get(c, 0)) for c in COLORS}:
+        return str(previous).strip()
+    return format_since(now, weights)
+
+
+def stamp_clock() -> float:
+    """Now, in epoch seconds; `BLUEGREEN_NOW` pins it for reproducible simulations."""
+    pinned = os.environ.get(CLOCK_ENV)
+    return float(pinned) if pinned else time.time()

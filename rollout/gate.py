@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -142,6 +143,28 @@ class GateThresholds:
     def __post_init__(self) -> None:
         for name, spec in _SPECS.items():
             _check_value(spec, getattr(self, name), spec.key)
+
+    @classmethod
+    def json_schema(cls) -> dict[str, dict[str, Any]]:
+        """JSON-schema properties of every threshold, keyed by its camelCase config key, with defaults.
+
+        The policy pack's config schema is built from this, so keys, ranges and defaults cannot drift
+        from what `from_mapping` accepts.
+        """
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        props: dict[str, dict[str, Any]] = {}
+        for name, spec in _SPECS.items():
+            kind = {int: "integer", float: "number", str: "string"}.get(spec.kind, "string")
+            entry: dict[str, Any] = {"type": [kind, "null"] if spec.nullable else kind}
+            if spec.lo is not None:
+                entry["exclusiveMinimum" if spec.lo_open else "minimum"] = spec.lo
+            if spec.hi is not None:
+                entry["maximum"] = spec.hi
+            if defaults.get(name) is not None:
+                entry["default"] = defaults[name]
+            entry["description"] = f"health gate: {name.replace('_', ' ')} (rollout.gate.GateThresholds.{name})"
+            props[spec.key] = entry
+        return props
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, prefix: str = "") -> GateThresholds:

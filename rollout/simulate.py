@@ -11,12 +11,15 @@ import contextvars
 import copy
 import hashlib
 import json
+import os
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
+
+from .desired import CLOCK_ENV
 
 __all__ = [
     "ROOT",
@@ -30,6 +33,7 @@ __all__ = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
+SIM_EPOCH = 1767225600  # 2026-01-01T00:00:00Z: the pinned clock of simulations
 _ACCOUNT = "123456789012"
 
 
@@ -81,13 +85,17 @@ class RecordingMocks:
     the program's inputs differ: that is what makes a per-step diff meaningful.
     """
 
-    def __init__(self, region: str = "us-east-1"):
+    def __init__(self, region: str = "us-east-1", previous_outputs: Mapping[str, Any] | None = None):
         self.region = region
+        self.previous_outputs = dict(previous_outputs or {})  # what the stack's self-reference reads
         self.records: list[tuple[Any, str]] = []
 
     def new_resource(self, args):  # pulumi.runtime.MockResourceArgs
         name, typ = args.name, args.typ
         rid = args.resource_id or f"{name}-{_fake_id(typ + name)}"
+        if typ == "pulumi:pulumi:StackReference":
+            self.records.append((args, rid))
+            return rid, {"name": rid, "outputs": dict(self.previous_outputs), "secretOutputNames": []}
         out = dict(args.inputs)
         short = _fake_id(name)
         arn_by_type = {
@@ -165,18 +173,34 @@ def run_program(
     preview: bool = False,
     root: Path = ROOT,
     mocks: RecordingMocks | None = None,
+    previous_outputs: Mapping[str, Any] | None = None,
+    now: float | None = None,
 ) -> Simulation:
     """Run `__main__.py` under mocks with the stack file's config (or `config`), plus `--path` overrides.
 
     Raises whatever the program raises (a `pulumi.RunError` for invalid config) after the runtime has
     settled; the returned Simulation lists every resource registered, in order. Pass `mocks` to keep
-    the record of registrations even when the program raises.
+    the record of registrations even when the program raises. `previous_outputs` are what the stack's
+    reference to itself reads (its last deployment's outputs); `now` pins the program's clock
+    (default: SIM_EPOCH, so that runs are reproducible).
     """
     cfg = dict(config) if config is not None else load_stack_file(stack, root)
     for path, value in (overrides or {}).items():
         cfg = set_path(cfg, path, value)
     ctx = contextvars.Context()
-    return ctx.run(_run, stack, cfg, preview, root, mocks)
+    if mocks is None:
+        mocks = RecordingMocks(str(cfg.get("aws:region", "us-east-1")), previous_outputs)
+    elif previous_outputs is not None:
+        mocks.previous_outputs = dict(previous_outputs)
+    saved = os.environ.get(CLOCK_ENV)
+    os.environ[CLOCK_ENV] = str(SIM_EPOCH if now is None else now)
+    try:
+        return ctx.run(_run, stack, cfg, preview, root, mocks)
+    finally:
+        if saved is None:
+            os.environ.pop(CLOCK_ENV, None)
+        else:
+            os.environ[CLOCK_ENV] = saved
 
 
 def _run(stack: str, cfg: dict[str, Any], preview: bool, root: Path, mocks: RecordingMocks | None) -> Simulation:
@@ -184,12 +208,10 @@ def _run(stack: str, cfg: dict[str, Any], preview: bool, root: Path, mocks: Reco
     from pulumi.runtime.stack import run_pulumi_func
     from pulumi.runtime.sync_await import _sync_await
 
-    region = str(cfg.get("aws:region", "us-east-1"))
-    mocks = mocks if mocks is not None else RecordingMocks(region)
     from pulumi.runtime.mocks import MockMonitor
 
     monitor = MockMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project="bluegreen", stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_mocks(mocks, project="bluegreen", stack=stack, preview=preview, monitor=monitor, organization="organization")
     pulumi.runtime.set_all_config(_engine_config(cfg))
     sim = Simulation(stack=stack, config=cfg)
     main = str(root / "__main__.py")

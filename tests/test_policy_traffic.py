@@ -78,6 +78,8 @@ def proposed(alb: AlbArns, step: int, *, since: str | None | bool = True, **over
         props["tags"][SINCE] = stamp(weights)
     elif isinstance(since, str):
         props["tags"][SINCE] = since
+    elif since is None:
+        props["tags"].pop(SINCE, None)
     return props, got["name"], got["urn"]
 
 
@@ -353,3 +355,25 @@ def test_test_listener_on_the_other_colour_fails_closed(aws, pack, configure):
     props, name, urn = proposed(alb, step=1)  # blue gains 75 -> 90 ...
     props["tags"]["bluegreen:stable"] = "green"  # ... but the program alone claims blue is not stable
     expect(analyze(pack, props, name, urn), "healthy-promotion", "the test listener forwards to green, so probing it would not test blue")
+
+
+def test_the_programs_own_stamp_satisfies_bake_time(aws, pack, configure):
+    """No stamp injected by the test: the real program stamps the listener, the pack accepts it."""
+    import time as _time
+
+    configure("healthy")
+    alb = live_alb(aws, step=1, since_minutes=30)
+    live_stamp = stamp(weights_at(1), 30)
+    sim = run_program(
+        "production", overrides={"bluegreen:rollout.step": 2}, previous_outputs={"weightsSince": live_stamp}, now=_time.time()
+    )
+    listener = sim.one(LISTENER, "-production")
+    props = copy.deepcopy(dict(listener.inputs))
+    colors = {r.outputs["arn"]: r.inputs["tags"]["bluegreen:color"] for r in sim.by_type(TG)}
+    props["loadBalancerArn"] = alb.load_balancer
+    for tg in props["defaultActions"][0]["forward"]["targetGroups"]:
+        tg["arn"] = alb.target_groups[colors[tg["arn"]]]
+    assert props["tags"][SINCE].endswith("blue=75 green=25") and props["tags"][SINCE] != live_stamp
+    result = analyze(pack, props, listener.name, listener.urn)
+    assert result.of("bake-time") == [], result.violations
+    assert result.mandatory == [], result.violations

@@ -225,3 +225,21 @@ def test_every_tag_is_one_the_elbv2_api_accepts(stack):
         for k, v in (r.inputs.get("tags") or {}).items():
             assert regex.fullmatch(key_rule["pattern"], k) and len(k) <= key_rule["max"], f"{r.urn}: tag key {k!r}"
             assert regex.fullmatch(value_rule["pattern"], v) and len(v) <= value_rule["max"], f"{r.urn}: tag {k}={v!r} is not a valid ELBv2 tag value"
+
+
+def test_bake_stamp_kept_while_weights_stay_and_restarted_when_they_move():
+    prev = "2025-12-31T23:00:00Z blue=75 green=25"
+    same = run_program("production", overrides={"bluegreen:rollout.step": 2}, previous_outputs={"weightsSince": prev})
+    moved = run_program("production", overrides={"bluegreen:rollout.step": 3}, previous_outputs={"weightsSince": prev})
+    first = run_program("production", overrides={"bluegreen:rollout.step": 0}, previous_outputs={})
+    tag = lambda s: s.one(LISTENER, "-production").inputs["tags"]["bluegreen:weights-since"]  # noqa: E731
+    assert tag(same) == prev and same.outputs["weightsSince"] == prev
+    assert tag(moved) == "2026-01-01T00:00:00Z blue=50 green=50"
+    assert tag(first) == "2026-01-01T00:00:00Z blue=100 green=0"
+    # a finish moves no traffic, so it keeps the bake clock too
+    fin_prev = "2025-12-31T22:00:00Z blue=0 green=100"
+    fin = run_program("production", overrides={"bluegreen:rollout.step": 0, "bluegreen:rollout.stable": "green"}, previous_outputs={"weightsSince": fin_prev})
+    assert tag(fin) == fin_prev
+    # the stamp is read from the stack's own previous deployment
+    (ref,) = [r for r in same.resources if r.type == "pulumi:pulumi:StackReference"]
+    assert ref.inputs["name"] == "organization/bluegreen/production", ref.inputs
