@@ -20,6 +20,12 @@ if not os.path.isfile(os.path.join(_HERE, "rollout", "rules.py")) and os.path.is
 ):
     sys.path.insert(1, _REPO)  # after the pack dir, so the pack's own modules win
 
+from rollout.analyzer import OFFLINE_TOKEN_ENV, refuse_non_loopback  # noqa: E402
+
+if os.environ.get(OFFLINE_TOKEN_ENV):
+    # Started by `python -m rollout plan` to judge simulated steps: no packet may leave the machine.
+    refuse_non_loopback()
+
 from pulumi_policy import PolicyPack  # noqa: E402
 
 import pack_config  # noqa: E402

@@ -103,12 +103,18 @@ def _check(args: ResourceValidationArgs, report_violation: ReportViolation) -> N
         colors = [other(stable)] if stable else [c for c, w in view.proposed.weights.items() if w > 0]
         gaining = [c for c in colors if view.proposed.weights.get(c, 0) > 0]
         for color in gaining:
+            if view.offline:
+                report_violation(view.not_evaluated_offline(NAME, f"(the health gate of {color}, which this first deployment gives traffic)"))
+                continue
             failure = gate_colour(view, color, cfg)
             if failure:
                 report_violation(f"{failure} [first deployment of the production listener: {weights_text(view.proposed.weights)}]")
         return
     color = t.gaining
     if color is None:
+        return
+    if view.offline:
+        report_violation(view.not_evaluated_offline(NAME, f"(the health gate of {color}, {t.from_weight}% -> {t.to_weight}%)"))
         return
     failure = gate_colour(view, color, cfg)
     if failure:

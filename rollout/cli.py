@@ -247,31 +247,56 @@ def _bar(weight: int) -> str:
 @click.option("--stack", "-s", required=True, help="Stack name; reads Pulumi.<stack>.yaml.")
 @click.option("--to-step", type=int, default=None, help="Simulate only the move to this step (default: every remaining step, then finish).")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
-def plan(stack: str, to_step: int | None, fmt: str) -> None:
-    """Show what each remaining step changes: offline, no cloud credentials, no Pulumi CLI.
+@click.option("--no-policy", is_flag=True, default=False, help="Skip the policy pack (faster): no policy column.")
+def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
+    """Show what each remaining step changes, and the policy pack's verdict on it: offline, no cloud
+    credentials, no Pulumi CLI.
 
-    Runs the real program under Pulumi's mock runtime with the real stack file, once per step.
+    Runs the real program under Pulumi's mock runtime with the real stack file, once per step, then
+    the real policy pack (`python policy`, over the engine's gRPC protocol, started once) on each
+    step, configured from policy/<stack>.json, in offline mode: the previous step stands in for live
+    AWS and the pack makes no AWS call. healthy-promotion and bake-time need live AWS; they say so.
+
+    Exits 1 when the pack would refuse any step (a mandatory violation), after printing the plan.
 
     Example: python -m rollout plan --stack production --format markdown
     """
-    from .plan import build_plan
+    from .plan import build_plan, check_policy
     from .render import render_json, render_markdown, render_text
-    from .simulate import load_stack_file
+    from .simulate import ROOT, load_stack_file
 
+    project_dir = _obj().project_dir
     try:
-        result = build_plan(stack, to_step=to_step, config=load_stack_file(stack, _obj().project_dir))
+        result = build_plan(stack, to_step=to_step, config=load_stack_file(stack, project_dir))
     except FileNotFoundError as e:
         _fail(str(e), EXIT_USAGE)
     except ConfigError as e:
         _fail(f"invalid stack config in Pulumi.{stack}.yaml: {e}", EXIT_USAGE)
     except RolloutError as e:
         _fail(str(e), EXIT_FAILED)
+    if not no_policy:
+        from .analyzer import PolicyPackError
+
+        pack_config = next((p for p in (project_dir / "policy" / f"{stack}.json", ROOT / "policy" / f"{stack}.json") if p.is_file()), None)
+        try:
+            result = check_policy(result, pack_dir=ROOT / "policy", pack_config=pack_config)
+        except (PolicyPackError, ValueError, OSError) as e:
+            _fail(f"the policy pack could not judge the plan: {e}\n(run with --no-policy to plan without it)", EXIT_FAILED)
     if fmt == "json":
         click.echo(render_json(result))
     elif fmt == "markdown":
         click.echo(render_markdown(result))
     else:
         render_text(result, _console())
+    refused = [
+        (result.rows[i].label, v)
+        for i, verdicts in sorted(result.verdicts.items())
+        for v in verdicts
+        if v.get("enforcementLevel") == "mandatory"
+    ]
+    if refused:
+        lines = "\n".join(f"  {label}: {v.get('policyName')}: {v.get('message')}" for label, v in refused)
+        _fail(f"the policy pack would refuse {len(refused)} change(s) in this plan:\n{lines}", EXIT_FAILED)
 
 
 # --------------------------------------------------------------------------- status

@@ -6,15 +6,25 @@ its rollout step set as `pulumi config set --path 'bluegreen:rollout.step' N` wo
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import secrets
+import tempfile
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .config import parse_stack_config
 from .errors import ConfigError
 from .rules import RolloutConfig, classify
-from .simulate import Simulation, changed_properties, diff_resources, load_stack_file, run_program
+from .simulate import Registered, Simulation, changed_properties, diff_resources, load_stack_file, run_program
 
-__all__ = ["Change", "PlanRow", "Plan", "build_plan"]
+__all__ = ["Change", "PlanRow", "Plan", "build_plan", "check_policy", "offline_section", "LIVE_ONLY_POLICIES"]
+
+# Policies that need live AWS (health probes, CloudWatch, the live clock): offline they only say so,
+# at advisory level, and run for real at `pulumi preview` / `pulumi up`.
+LIVE_ONLY_POLICIES = ("healthy-promotion", "bake-time")
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,7 @@ class Plan:
     rollout: RolloutConfig
     rows: tuple[PlanRow, ...]
     verdicts: Mapping[int, Sequence[Mapping[str, Any]]] = field(default_factory=dict)
+    policy_seconds: float | None = field(default=None, compare=False)  # None: the pack did not run
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +66,7 @@ class Plan:
             "candidate": self.rollout.candidate,
             "currentStep": self.rollout.step,
             "steps": list(self.rollout.steps),
+            "policyChecked": bool(self.verdicts),
             "rows": [
                 {
                     "step": r.step,
@@ -118,3 +130,157 @@ def build_plan(stack: str, *, to_step: int | None = None, include_finish: bool =
         t = classify(prev_cfg, fin)
         rows.append(PlanRow(0, f"finish ({fin.stable} stable)", fin.weights, t.describe(), t.kind.value, _changes(prev_sim, sim), sim))
     return Plan(stack=stack, rollout=current, rows=tuple(rows))
+
+
+# --------------------------------------------------------------------------- policy verdicts (offline)
+
+
+def _tags(r: Registered) -> Mapping[str, Any]:
+    tags = r.inputs.get("tags")
+    return tags if isinstance(tags, Mapping) else {}
+
+
+def _listener_state(r: Registered, colors: Mapping[str, str]) -> dict[str, Any]:
+    """A simulated listener as `rollout.live.LiveListener` would read it from AWS."""
+    weights: dict[str, int] = {}
+    groups: dict[str, str] = {}
+    for action in r.inputs.get("defaultActions") or []:
+        if not isinstance(action, Mapping) or action.get("type") != "forward":
+            continue
+        fwd = action.get("forward")
+        pairs = []
+        if isinstance(fwd, Mapping) and isinstance(fwd.get("targetGroups"), list):
+            pairs = [(g.get("arn"), g.get("weight", 1)) for g in fwd["targetGroups"] if isinstance(g, Mapping)]
+        elif action.get("targetGroupArn"):
+            pairs = [(action["targetGroupArn"], 1)]
+        for arn, weight in pairs:
+            c = colors.get(arn) if isinstance(arn, str) else None
+            if c is not None:
+                groups[c] = arn
+                weights[c] = int(weight or 0)
+        break
+    return {
+        "arn": r.outputs.get("arn") or r.urn,
+        "port": r.inputs.get("port") or 0,
+        "protocol": r.inputs.get("protocol") or "HTTP",
+        "weights": weights,
+        "targetGroups": groups,
+        "tags": {k: v for k, v in _tags(r).items() if isinstance(v, str)},
+    }
+
+
+def offline_section(token: str, live: Simulation | None) -> dict[str, Any]:
+    """The pack's `offline` config: `live` (the previous simulated step) stands for what AWS has.
+
+    `live=None`: nothing deployed yet (no live listener; a first deployment).
+    """
+    section: dict[str, Any] = {"token": token, "colors": {}, "production": None, "test": None, "healthPaths": {}}
+    if live is None:
+        return section
+    colors: dict[str, str] = {}
+    for tg in live.by_type("aws:lb/targetGroup:TargetGroup"):
+        c, arn = _tags(tg).get("bluegreen:color"), tg.outputs.get("arn")
+        if isinstance(c, str) and isinstance(arn, str):
+            colors[arn] = c
+            path = (tg.inputs.get("healthCheck") or {}).get("path")
+            if isinstance(path, str):
+                section["healthPaths"][c] = path
+    section["colors"] = colors
+    for r in live.by_type("aws:lb/listener:Listener"):
+        role = _tags(r).get("bluegreen:listener")
+        if role in ("production", "test") and section[role] is None:
+            section[role] = _listener_state(r, colors)
+            lb = r.inputs.get("loadBalancerArn")
+            if role == "production" and isinstance(lb, str):
+                section["loadBalancerArn"] = lb
+                for alb in live.by_type("aws:lb/loadBalancer:LoadBalancer"):
+                    if alb.outputs.get("arn") == lb and alb.outputs.get("dnsName"):
+                        section["dnsName"] = alb.outputs["dnsName"]
+    return section
+
+
+def _pack_config(base: Mapping[str, Any], policies: Sequence[str], section: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` (the stack's --policy-pack-config) with the offline section in every policy's config."""
+    out: dict[str, Any] = {}
+    for name in policies:
+        given = base.get(name, {})
+        entry = {"enforcementLevel": given} if isinstance(given, str) else dict(given)
+        if name in LIVE_ONLY_POLICIES:
+            entry["enforcementLevel"] = "advisory"  # offline they can only say they did not run
+        entry["offline"] = dict(section)
+        out[name] = entry
+    if "all" in base:
+        out["all"] = base["all"]
+    return out
+
+
+_LEVEL_ORDER = {"mandatory": 0, "remediate": 1, "advisory": 2}
+
+
+def _verdict(v: Any, names: Mapping[str, str], descriptions: Mapping[str, str]) -> dict[str, Any]:
+    message = v.message
+    desc = descriptions.get(v.policy)
+    if desc and message.startswith(desc + "\n"):  # the SDK prefixes each message with the description
+        message = message[len(desc) + 1 :]
+    return {
+        "policyName": v.policy,
+        "enforcementLevel": v.level,
+        "message": message,
+        "urn": v.urn,
+        "resource": names.get(v.urn, ""),
+    }
+
+
+def check_policy(
+    plan: Plan,
+    *,
+    pack_dir: Path | str | None = None,
+    pack_config: Path | str | None = None,
+    aws_endpoint: str | None = None,
+) -> Plan:
+    """The plan with `verdicts`: the real policy pack, started once, judging every row offline.
+
+    Row i is judged as the update from row i-1 (the current row: as a no-op update of itself), with
+    row i-1's simulated listener standing in for live AWS. Each custom resource of the row goes
+    through `Analyze` (as the engine does during preview), then all of them through `AnalyzeStack`.
+    `pack_config` is a `--policy-pack-config` file (e.g. policy/production.json); the offline
+    section is added to a copy of it in a temporary file, never to the file itself.
+    """
+    from .analyzer import OFFLINE_AWS_ENDPOINT, POLICY_DIR, PolicyPackClient, offline_pack_env
+
+    started = time.monotonic()
+    token = secrets.token_hex(16)
+    base: Mapping[str, Any] = json.loads(Path(pack_config).read_text()) if pack_config else {}
+    region = str(plan.rows[0].simulation.config.get("aws:region", "us-east-1")) if plan.rows and plan.rows[0].simulation else "us-east-1"
+    env = offline_pack_env(token, aws_endpoint=aws_endpoint or OFFLINE_AWS_ENDPOINT, region=region)
+    verdicts: dict[int, list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="bluegreen-plan-policy-") as tmp, PolicyPackClient(
+        pack_dir or POLICY_DIR, env=env, stack=plan.stack
+    ) as pack:
+        info = pack.policies()
+        policies = list(info)
+        descriptions = {name: p["description"] for name, p in info.items()}
+        for i, row in enumerate(plan.rows):
+            sim = row.simulation
+            if sim is None:
+                continue
+            live = plan.rows[i - 1].simulation if i > 0 else sim
+            cfg_file = Path(tmp) / f"policy-config-row{i}.json"
+            cfg_file.write_text(json.dumps(_pack_config(base, policies, offline_section(token, live)), indent=2))
+            pack.configure_file(cfg_file)
+            names = {r.urn: r.name for r in sim.custom}
+            found: list[dict[str, Any]] = []
+            seen: set[tuple[str, str, str]] = set()
+            results = [(r.urn, pack.analyze(r.type, r.inputs, urn=r.urn, name=r.name)) for r in sim.custom]
+            results.append(("", pack.analyze_stack({"type": r.type, "props": r.inputs, "name": r.name, "urn": r.urn} for r in sim.custom)))
+            for urn, result in results:
+                for v in result.violations:
+                    if not v.urn and urn:  # a resource policy's diagnostic is about the resource analyzed
+                        v = dataclasses.replace(v, urn=urn)
+                    key = (v.policy, v.urn, v.message)
+                    if key not in seen:
+                        seen.add(key)
+                        found.append(_verdict(v, names, descriptions))
+            found.sort(key=lambda d: (_LEVEL_ORDER.get(d["enforcementLevel"], 9), d["policyName"], d["resource"], d["message"]))
+            verdicts[i] = found
+    return dataclasses.replace(plan, verdicts=verdicts, policy_seconds=time.monotonic() - started)

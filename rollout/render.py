@@ -51,12 +51,55 @@ def render_text(plan: Plan, console: Console) -> None:
     if steps:
         counts = sorted({len(row.changes) for row in steps})
         console.print(f"{len(steps)} update(s) simulated; resources changed per update: {', '.join(map(str, counts))}")
+    if plan.verdicts:
+        mandatory = sum(1 for vs in plan.verdicts.values() for v in _split(vs)[0] if v.get("enforcementLevel") == "mandatory")
+        advisory = sum(1 for vs in plan.verdicts.values() for v in _split(vs)[0] if v.get("enforcementLevel") == "advisory")
+        console.print(
+            f"policy (offline, the real pack): {mandatory} mandatory and {advisory} advisory violation(s); "
+            "healthy-promotion and bake-time run against live AWS at preview/up"
+        )
+
+
+NOT_EVALUATED_OFFLINE = "not evaluated offline"  # rollout.analyzer.NOT_EVALUATED_OFFLINE (a test keeps them equal)
+
+
+def _split(verdicts) -> tuple[list, list[str]]:
+    """(violations, names of the policies that were not evaluated offline)."""
+    found, skipped = [], []
+    for v in verdicts:
+        if str(v.get("message", "")).startswith(NOT_EVALUATED_OFFLINE):
+            if v.get("policyName") not in skipped:
+                skipped.append(v.get("policyName", ""))
+        else:
+            found.append(v)
+    return found, skipped
 
 
 def _verdict_text(verdicts) -> str:
-    if not verdicts:
-        return "pass"
-    return "; ".join(f"{v.get('enforcementLevel', '')} {v.get('policyName', '')}: {v.get('message', '')}" for v in verdicts)
+    found, skipped = _split(verdicts)
+    text = "\n".join(f"{v.get('enforcementLevel', '')} {v.get('policyName', '')}: {v.get('message', '')}" for v in found) or "pass"
+    if skipped:
+        text += f"\n({NOT_EVALUATED_OFFLINE}: {', '.join(skipped)})"
+    return text
+
+
+def _verdict_markdown(verdicts) -> str:
+    found, skipped = _split(verdicts)
+
+    def cell(text: str) -> str:
+        return " ".join(str(text).split()).replace("|", "\\|")
+
+    parts = [f"**{v.get('enforcementLevel', '')}** `{v.get('policyName', '')}`: {cell(v.get('message', ''))}" for v in found] or ["pass"]
+    if skipped:
+        parts.append(f"_{NOT_EVALUATED_OFFLINE}: {', '.join(skipped)}_")
+    return "<br>".join(parts)
+
+
+_POLICY_NOTE = (
+    "_Policy: the real `bluegreen` pack over its gRPC protocol, in offline mode: each row is judged as the update from the "
+    "row above, whose simulated listener stands in for live AWS. `healthy-promotion` and `bake-time` need live AWS "
+    "(health probes, CloudWatch, the clock) and run at `pulumi preview` / `pulumi up`._"
+)
 
 
 def render_markdown(plan: Plan) -> str:
@@ -77,9 +120,12 @@ def render_markdown(plan: Plan) -> str:
         ) or ("—" if row.kind != "current" else "")
         cell = f"| {row.label} | {weights} | {row.transition} | {changes} |"
         if plan.verdicts:
-            cell += f" {_verdict_text(plan.verdicts.get(i, []))} |"
+            cell += f" {_verdict_markdown(plan.verdicts.get(i, []))} |"
         lines.append(cell)
-    lines += ["", "_Simulated offline: the real program under Pulumi's mock runtime with the real stack file._", ""]
+    lines += ["", "_Simulated offline: the real program under Pulumi's mock runtime with the real stack file._"]
+    if plan.verdicts:
+        lines += ["", _POLICY_NOTE]
+    lines += [""]
     return "\n".join(lines)
 
 

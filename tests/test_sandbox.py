@@ -19,3 +19,17 @@ def test_name_lookups_off_the_machine_are_refused():
     with pytest.raises(socket.gaierror, match="may not look up"):
         socket.getaddrinfo("elasticloadbalancing.us-east-1.amazonaws.com", 443)
     assert socket.getaddrinfo("127.0.0.1", 80)
+
+
+def test_the_guard_can_be_lifted():
+    from rollout import netguard
+
+    undo = netguard.install("a nested guard")
+    try:
+        with pytest.raises(socket.gaierror, match="a nested guard may not look up"):
+            socket.getaddrinfo("example.com", 80)
+    finally:
+        undo()
+    # the suite's own guard is still in force after the nested one is lifted
+    with pytest.raises(socket.gaierror, match="tests may not look up"):
+        socket.getaddrinfo("example.com", 80)
