@@ -107,6 +107,9 @@ class LiveState:
     health_paths: Mapping[str, str]  # colour -> health check path of that colour's target group
 
 
+LIVE_READ_SECONDS = 5.0  # the policy pack's bound on one read of live state, whatever the endpoint does
+
+
 def client_config(
     connect_timeout: float = 3.0, read_timeout: float = 10.0, max_attempts: int = 2
 ) -> botocore.config.Config:
