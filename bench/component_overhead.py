@@ -1,6 +1,6 @@
 """Component overhead: the real production program (__main__.py: config validation + components)
 vs bench/flat_program.py (same pulumi_aws resources, same inputs, flat), both under the same mock
-runtime (rollout.simulate._run: set_mocks + runpy in a fresh contextvars.Context).
+runtime (rollout.simulate.run_program: set_mocks + runpy in a fresh contextvars.Context).
 
 Each measurement is a fresh subprocess (so peak RSS is per program); subprocesses alternate
 program/flat. Per subprocess: imports warmed first, then 1 cold run + WARM timed runs.
@@ -11,7 +11,6 @@ Run: .venv/bin/python bench/component_overhead.py [--reps N]
 from __future__ import annotations
 
 import argparse
-import contextvars
 import json
 import os
 import subprocess
@@ -45,7 +44,7 @@ def one(kind: str) -> dict:
     cfg = simulate.load_stack_file("production")
 
     def run():
-        return contextvars.Context().run(simulate._run, "production", cfg, False, root, None)
+        return simulate.run_program("production", cfg, root=root)
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()

@@ -15,7 +15,12 @@ from _common import record
 from rollout.simulate import diff_resources, load_stack_file, run_program
 
 STACKS = ("staging", "production")
-K8S = {"bluegreen:platform": "kubernetes", "bluegreen:kubernetes": {"namespace": "web", "context": "prod"}}
+# Pods register by IP, so on Kubernetes the ALB must be in the cluster's (existing) VPC, never a new one.
+K8S = {
+    "bluegreen:platform": "kubernetes",
+    "bluegreen:kubernetes": {"namespace": "web", "context": "prod"},
+    "bluegreen:network": {"vpcId": "vpc-0fedcba9876543210", "publicSubnetIds": ["subnet-0aaa0000000000001", "subnet-0aaa0000000000002"]},
+}
 PLATFORMS = {"ecs": {}, "kubernetes": K8S}
 
 
