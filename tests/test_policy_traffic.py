@@ -377,3 +377,21 @@ def test_the_programs_own_stamp_satisfies_bake_time(aws, pack, configure):
     result = analyze(pack, props, listener.name, listener.urn)
     assert result.of("bake-time") == [], result.violations
     assert result.mandatory == [], result.violations
+
+
+@pytest.mark.parametrize("step", [0, 1, 3])
+def test_preview_of_a_first_deploy_never_blocks(pack, configure, step):
+    """First `pulumi preview`: the ALB and target groups don't exist, so their ARNs are unknown.
+
+    The pack cannot judge traffic yet; it must say so (the SDK's advisory skip) and never block.
+    """
+    configure("healthy")
+    got = program_listener(step)
+    props = got["inputs"]
+    props["loadBalancerArn"] = UNKNOWN
+    for tg in props["defaultActions"][0]["forward"]["targetGroups"]:
+        tg["arn"] = UNKNOWN
+    result = analyze(pack, props, got["name"], got["urn"])
+    assert result.mandatory == [], f"a first-deploy preview was blocked: {result}"
+    for policy in ("healthy-promotion", "bake-time", "one-step-at-a-time"):
+        expect(result, policy, "not known yet (a first deploy)", level="advisory")
