@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from rollout.desired import TAG_COLOR, TAG_LISTENER, TAG_SINCE, TAG_STACK, ListenerPlan
-from rollout.rules import COLORS
+from rollout.rules import COLORS, other
 
 __all__ = ["TrafficLayer", "TrafficLayerArgs"]
 
@@ -59,7 +59,7 @@ class TrafficLayer(pulumi.ComponentResource):
         super().__init__("bluegreen:index:TrafficLayer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         plan = args.plan
-        candidate = [c for c in COLORS if c != args.stable][0]
+        candidate = other(args.stable)
         base_tags = {TAG_STACK: args.stack, **args.tags}
 
         ports = [plan.port] + ([80] if plan.redirect_http else [])

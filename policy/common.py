@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import threading
 import time
 import traceback
@@ -19,15 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from pulumi_policy import ReportViolation, ResourceValidationArgs
+from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 from pulumi_policy.deserialize import serialize_properties
 from pulumi_policy.proxy import UnknownValueError
 
+import pack_config
 from rollout.desired import TAG_BREAKING, TAG_LISTENER, TAG_SINCE, TAG_STABLE, TAG_STEPS, format_since, parse_since, parse_steps_tag
 from rollout.errors import ConfigError, LiveStateError
 from rollout.analyzer import NOT_EVALUATED_OFFLINE, OFFLINE_KEY, OFFLINE_TOKEN_ENV
-from rollout.live import LIVE_READ_SECONDS, LiveListener, LiveState, aws_fault_reason, cloudwatch_client, elbv2_client, read_live_state, target_group_colors
-from rollout.rules import COLORS, ChangeKind, TrafficState, Transition, classify_traffic, other, validate_steps
+from rollout.live import LiveListener, LiveState, aws_fault_reason, cloudwatch_client, elbv2_client, bounded_read, read_live_state, target_group_colors
+from rollout.rules import COLORS, ChangeKind, TrafficState, Transition, classify_traffic, describe_weights, other, validate_steps
 
 try:  # private in pulumi_policy; raised by args.not_applicable()
     from pulumi_policy.policy import _NotApplicableError
@@ -99,6 +99,21 @@ def guarded(name: str, check: Callable[[ResourceValidationArgs, ReportViolation]
 
     validate.__name__ = f"validate_{name.replace('-', '_')}"
     return validate
+
+
+def resource_policy(
+    name: str, description: str, check: Callable[[ResourceValidationArgs, ReportViolation], None], severity: Severity
+) -> ResourceValidationPolicy:
+    """A policy of this pack, wired the one way: its check `guarded` (it never raises), its
+    enforcement level and config schema from `pack_config`, where they are set for every policy."""
+    return ResourceValidationPolicy(
+        name=name,
+        description=description,
+        validate=guarded(name, check),
+        enforcement_level=pack_config.level(name),
+        config_schema=pack_config.schema(name),
+        severity=severity,
+    )
 
 
 def _short(value: Any, limit: int = 300) -> str:
@@ -175,7 +190,7 @@ def _forward_groups(action: Mapping[str, Any]) -> list[Any]:
 
 def weights_text(weights: Mapping[str, int]) -> str:
     """'blue 90% / green 10%' in colour order."""
-    return " / ".join(f"{c} {weights.get(c, 0)}%" for c in COLORS)
+    return describe_weights(weights, sep=" / ")
 
 
 # --------------------------------------------------------------------------- the since stamp
@@ -327,30 +342,6 @@ def _memo_key(args: ResourceValidationArgs) -> str | None:
         return None
 
 
-def _bounded(read: Callable[[], Any], what: str, seconds: float = LIVE_READ_SECONDS) -> Any:
-    """Run one live AWS read within `seconds`; a hung endpoint becomes a LiveStateError, not a stall.
-
-    botocore's own timeouts (connect, read, retries) can add up to far more than a gate deadline; the
-    read runs on a daemon thread so an answer that never comes cannot hold the pack or its exit.
-    """
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["value"] = read()
-        except BaseException as e:  # noqa: BLE001 - handed to the caller below
-            box["error"] = e
-
-    worker = threading.Thread(target=run, name="bluegreen-live-read", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        raise LiveStateError(f"no answer from AWS within {seconds:g} s reading {what}")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
 def assess(args: ResourceValidationArgs) -> TrafficView | None:
     """The traffic view of a production-listener update, or None for any other resource.
 
@@ -421,7 +412,7 @@ def _assess(args: ResourceValidationArgs) -> TrafficView | None:
         read_colors = lambda arns: target_group_colors(elbv2, arns)  # noqa: E731
         read_live = lambda: read_live_state(elbv2, lb_arn)  # noqa: E731
     try:
-        colors = _bounded(lambda: read_colors([arn for arn, _ in groups]), "the target groups' colours")
+        colors = bounded_read(lambda: read_colors([arn for arn, _ in groups]), "the target groups' colours")
     except LiveStateError as e:
         view.problem, view.live_fault = str(e), True
         return view
@@ -446,7 +437,7 @@ def _assess(args: ResourceValidationArgs) -> TrafficView | None:
     view.proposed = TrafficState(weights={c: by_color.get(c, 0) for c in COLORS}, stable=view.stable)
 
     try:
-        live_state = _bounded(read_live, "the live load balancer")
+        live_state = bounded_read(read_live, "the live load balancer")
     except LiveStateError as e:
         view.problem, view.live_fault = str(e), True
         return view

@@ -15,7 +15,7 @@ from rollout.gate import GateTarget, GateThresholds, run_gate
 from rollout.rules import ChangeKind, other
 
 import pack_config
-from common import TrafficView, assess, aws_client, guarded, region_of, weights_text
+from common import TrafficView, assess, aws_client, region_of, resource_policy, weights_text
 
 __all__ = ["healthy_promotion", "gate_colour"]
 
@@ -122,14 +122,12 @@ def _check(args: ResourceValidationArgs, report_violation: ReportViolation) -> N
 
 
 def healthy_promotion() -> ResourceValidationPolicy:
-    return ResourceValidationPolicy(
-        name=NAME,
-        description=(
+    return resource_policy(
+        NAME,
+        (
             "Checks whether a colour that gets more traffic than it has live passes its health gate "
             "(probes through the test listener, ALB target health, CloudWatch); rollbacks always pass."
         ),
-        validate=guarded(NAME, _check),
-        enforcement_level=pack_config.level(NAME),
-        config_schema=pack_config.schema(NAME),
-        severity=Severity.CRITICAL,
+        _check,
+        Severity.CRITICAL,
     )

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Callable
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
 import pack_config
-from common import LISTENER_TYPES, LOAD_BALANCER_TYPES, describe, guarded, is_seq, tags_of
+from common import LISTENER_TYPES, LOAD_BALANCER_TYPES, describe, is_seq, resource_policy, tags_of
 
 __all__ = [
     "alb_https_only",
@@ -79,13 +79,11 @@ def _check_https_only(args: ResourceValidationArgs, report_violation: ReportViol
 
 def alb_https_only() -> ResourceValidationPolicy:
     name = "alb-https-only"
-    return ResourceValidationPolicy(
-        name=name,
-        description="Checks whether every ALB listener is HTTPS, or plain HTTP that only redirects to HTTPS.",
-        validate=guarded(name, _check_https_only),
-        enforcement_level=pack_config.level(name),
-        config_schema=pack_config.schema(name),
-        severity=Severity.HIGH,
+    return resource_policy(
+        name,
+        "Checks whether every ALB listener is HTTPS, or plain HTTP that only redirects to HTTPS.",
+        _check_https_only,
+        Severity.HIGH,
     )
 
 
@@ -139,13 +137,11 @@ def _check_tls(args: ResourceValidationArgs, report_violation: ReportViolation) 
 
 def alb_tls_policy() -> ResourceValidationPolicy:
     name = "alb-tls-policy"
-    return ResourceValidationPolicy(
-        name=name,
-        description="Checks whether HTTPS listeners use a certificate and a security policy with TLS 1.2 or newer as the minimum.",
-        validate=guarded(name, _check_tls),
-        enforcement_level=pack_config.level(name),
-        config_schema=pack_config.schema(name),
-        severity=Severity.HIGH,
+    return resource_policy(
+        name,
+        "Checks whether HTTPS listeners use a certificate and a security policy with TLS 1.2 or newer as the minimum.",
+        _check_tls,
+        Severity.HIGH,
     )
 
 
@@ -159,26 +155,20 @@ def _application_lb(args: ResourceValidationArgs) -> bool:
     return kind is None or kind == "application"
 
 
-def _check_deletion_protection(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if not _application_lb(args):
-        return
-    value = args.props.get("enableDeletionProtection")
-    if value is not True:
-        report_violation(
-            f"an application load balancer must have deletion protection on (enableDeletionProtection: true): "
-            f"{args.name} has {describe(value) if value is not False else 'false'}"
-        )
+def _must_be_true(prop: str, what: str) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
+    """A check that an application load balancer sets the boolean `prop` to true."""
 
+    def check(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if not _application_lb(args):
+            return
+        value = args.props.get(prop)
+        if value is not True:
+            report_violation(
+                f"an application load balancer must {what} ({prop}: true): "
+                f"{args.name} has {describe(value) if value is not False else 'false'}"
+            )
 
-def _check_drop_invalid_headers(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if not _application_lb(args):
-        return
-    value = args.props.get("dropInvalidHeaderFields")
-    if value is not True:
-        report_violation(
-            f"an application load balancer must drop invalid HTTP header fields (dropInvalidHeaderFields: true): "
-            f"{args.name} has {describe(value) if value is not False else 'false'}"
-        )
+    return check
 
 
 def _check_access_logs(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -203,36 +193,28 @@ def _check_access_logs(args: ResourceValidationArgs, report_violation: ReportVio
         )
 
 
-def _lb_policy(name: str, description: str, check) -> ResourceValidationPolicy:
-    return ResourceValidationPolicy(
-        name=name,
-        description=description,
-        validate=guarded(name, check),
-        enforcement_level=pack_config.level(name),
-        config_schema=pack_config.schema(name),
-        severity=Severity.MEDIUM,
-    )
-
-
 def alb_deletion_protection() -> ResourceValidationPolicy:
-    return _lb_policy(
+    return resource_policy(
         "alb-deletion-protection",
         "Checks whether application load balancers have deletion protection enabled.",
-        _check_deletion_protection,
+        _must_be_true("enableDeletionProtection", "have deletion protection on"),
+        Severity.MEDIUM,
     )
 
 
 def alb_drop_invalid_header_fields() -> ResourceValidationPolicy:
-    return _lb_policy(
+    return resource_policy(
         "alb-drop-invalid-header-fields",
         "Checks whether application load balancers drop invalid HTTP header fields.",
-        _check_drop_invalid_headers,
+        _must_be_true("dropInvalidHeaderFields", "drop invalid HTTP header fields"),
+        Severity.MEDIUM,
     )
 
 
 def alb_access_logs() -> ResourceValidationPolicy:
-    return _lb_policy(
+    return resource_policy(
         "alb-access-logs",
         "Checks whether application load balancers write access logs to an S3 bucket.",
         _check_access_logs,
+        Severity.MEDIUM,
     )

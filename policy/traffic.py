@@ -14,7 +14,7 @@ from typing import Any
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
 from rollout.desired import steps_tag
-from rollout.rules import COLORS, ChangeKind
+from rollout.rules import COLORS, ChangeKind, other
 
 import pack_config
 from common import (
@@ -27,12 +27,12 @@ from common import (
     describe,
     format_since,
     forward_actions,
-    guarded,
     is_seq,
     iso,
     minutes_text,
     now,
     parse_since,
+    resource_policy,
     tags_of,
     weights_text,
 )
@@ -111,16 +111,14 @@ def _check_weights(args: ResourceValidationArgs, report_violation: ReportViolati
 
 def valid_weights() -> ResourceValidationPolicy:
     name = "valid-weights"
-    return ResourceValidationPolicy(
-        name=name,
-        description=(
+    return resource_policy(
+        name,
+        (
             "Checks whether forward weights are integers 0..999 with at most 5 target groups per forward, "
             "and whether the production listener's two colours sum to 100."
         ),
-        validate=guarded(name, _check_weights),
-        enforcement_level=pack_config.level(name),
-        config_schema=pack_config.schema(name),
-        severity=Severity.HIGH,
+        _check_weights,
+        Severity.HIGH,
     )
 
 
@@ -150,7 +148,7 @@ def _check_one_step(args: ResourceValidationArgs, report_violation: ReportViolat
         stable = view.stable
         if stable is None:
             return  # valid-weights / healthy-promotion speak to a listener with no stable tag
-        w = view.proposed.weights.get([c for c in COLORS if c != stable][0], 0)
+        w = view.proposed.weights.get(other(stable), 0)
         if w not in (0, view.steps[0]) and not allow_skip:
             report_violation(
                 f"a first deployment must start at step 0 or the first step ({view.steps[0]}%) of the ladder {ladder}: "
@@ -176,16 +174,14 @@ def _check_one_step(args: ResourceValidationArgs, report_violation: ReportViolat
 
 def one_step_at_a_time() -> ResourceValidationPolicy:
     name = "one-step-at-a-time"
-    return ResourceValidationPolicy(
-        name=name,
-        description=(
+    return resource_policy(
+        name,
+        (
             "Checks whether a promotion moves the gaining colour exactly one step along the listener's "
             "bluegreen:steps ladder (allowSkip: false)."
         ),
-        validate=guarded(name, _check_one_step),
-        enforcement_level=pack_config.level(name),
-        config_schema=pack_config.schema(name),
-        severity=Severity.HIGH,
+        _check_one_step,
+        Severity.HIGH,
     )
 
 
@@ -279,16 +275,14 @@ def _check_bake(args: ResourceValidationArgs, report_violation: ReportViolation)
 
 def bake_time() -> ResourceValidationPolicy:
     name = "bake-time"
-    return ResourceValidationPolicy(
-        name=name,
-        description=(
+    return resource_policy(
+        name,
+        (
             "Checks whether the live weights have held for the bake time (minutes, default 10) before a promotion, "
             "using the live listener's bluegreen:weights-since stamp; rollbacks are never held back."
         ),
-        validate=guarded(name, _check_bake),
-        enforcement_level=pack_config.level(name),
-        config_schema=pack_config.schema(name),
-        severity=Severity.HIGH,
+        _check_bake,
+        Severity.HIGH,
     )
 
 
@@ -308,7 +302,7 @@ def _check_migration(args: ResourceValidationArgs, report_violation: ReportViola
     after = view.proposed.weights.get(marked, 0)
     if after >= before:
         return
-    back_to = [c for c in COLORS if c != marked][0]
+    back_to = other(marked)
     report_violation(
         f"{marked}'s release carries a non-backward-compatible schema migration (listener tag {TAG_BREAKING}={marked}), "
         f"so traffic may not move back off it: {marked} {before}% -> {after}% would send requests to {back_to} running "
@@ -319,16 +313,14 @@ def _check_migration(args: ResourceValidationArgs, report_violation: ReportViola
 
 def migration_guard() -> ResourceValidationPolicy:
     name = "migration-guard"
-    return ResourceValidationPolicy(
-        name=name,
-        description=(
+    return resource_policy(
+        name,
+        (
             "Checks whether an update moves traffic off a colour whose release is marked as carrying a "
             "non-backward-compatible schema migration (bluegreen:breaking-migration); such a rollback is refused."
         ),
-        validate=guarded(name, _check_migration),
-        enforcement_level=pack_config.level(name),
-        config_schema=pack_config.schema(name),
-        severity=Severity.HIGH,
+        _check_migration,
+        Severity.HIGH,
     )
 
 
@@ -349,14 +341,12 @@ def _check_live(args: ResourceValidationArgs, report_violation: ReportViolation)
 
 def live_state_readable() -> ResourceValidationPolicy:
     name = "live-state-readable"
-    return ResourceValidationPolicy(
-        name=name,
-        description=(
+    return resource_policy(
+        name,
+        (
             "Checks whether the production listener's live state (weights, colours, tags) can be read from AWS; "
             "advisory, it explains why a promotion failed closed or a rollback went through unverified."
         ),
-        validate=guarded(name, _check_live),
-        enforcement_level=pack_config.level(name),
-        config_schema=pack_config.schema(name),
-        severity=Severity.MEDIUM,
+        _check_live,
+        Severity.MEDIUM,
     )

@@ -47,6 +47,7 @@ __all__ = [
     "NOT_EVALUATED_OFFLINE",
     "OFFLINE_AWS_ENDPOINT",
     "secret",
+    "to_struct",
     "Violation",
     "AnalyzeResult",
     "PolicyPackClient",
@@ -192,7 +193,8 @@ class AnalyzeResult:
     __repr__ = __str__
 
 
-def _struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
+def to_struct(props: Mapping[str, Any]) -> struct_pb2.Struct:
+    """Properties as the protobuf Struct the engine sends (numbers become floats)."""
     s = struct_pb2.Struct()
     s.update(dict(props))
     return s
@@ -287,7 +289,8 @@ class PolicyPackClient:
         self.stop()
 
     # -- calls
-    def _call(self, method: str, request: Any) -> Any:
+    def call(self, method: str, request: Any) -> Any:
+        """One raw Analyzer RPC (`Analyze`, `AnalyzeStack`, …) with a prepared protobuf request."""
         if self._stub is None:
             raise PolicyPackError("the pack is not started")
         try:
@@ -297,11 +300,11 @@ class PolicyPackClient:
 
     def info(self) -> analyzer_pb2.AnalyzerInfo:
         if self._info is None:
-            self._info = self._call("GetAnalyzerInfo", empty_pb2.Empty())
+            self._info = self.call("GetAnalyzerInfo", empty_pb2.Empty())
         return self._info
 
     def plugin_version(self) -> str:
-        return self._call("GetPluginInfo", empty_pb2.Empty()).version
+        return self.call("GetPluginInfo", empty_pb2.Empty()).version
 
     def policies(self) -> dict[str, dict[str, Any]]:
         """name -> {description, level, schema (JSON schema properties), required}."""
@@ -361,11 +364,11 @@ class PolicyPackClient:
         reconciled = self.reconcile(config)
         request = analyzer_pb2.ConfigureAnalyzerRequest(
             policyConfig={
-                name: analyzer_pb2.PolicyConfig(enforcementLevel=_LEVELS[r["level"]], properties=_struct(r["properties"]))
+                name: analyzer_pb2.PolicyConfig(enforcementLevel=_LEVELS[r["level"]], properties=to_struct(r["properties"]))
                 for name, r in reconciled.items()
             }
         )
-        self._call("Configure", request)
+        self.call("Configure", request)
         return reconciled
 
     def configure_file(self, path: Path | str, overrides: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
@@ -400,12 +403,12 @@ class PolicyPackClient:
         """One resource, before it is created or updated (a resource policy)."""
         request = analyzer_pb2.AnalyzeRequest(
             type=type_,
-            properties=_struct(props),
+            properties=to_struct(props),
             urn=urn or self._urn(type_, name),
             name=name,
             options=analyzer_pb2.AnalyzerResourceOptions(),
         )
-        return self._result(self._call("Analyze", request))
+        return self._result(self.call("Analyze", request))
 
     def analyze_stack(self, resources: Iterable[Mapping[str, Any]]) -> AnalyzeResult:
         """All resources after the update: each {type, props, name, urn?, parent?}."""
@@ -414,12 +417,12 @@ class PolicyPackClient:
             items.append(
                 analyzer_pb2.AnalyzerResource(
                     type=r["type"],
-                    properties=_struct(r.get("props", {})),
+                    properties=to_struct(r.get("props", {})),
                     urn=r.get("urn") or self._urn(r["type"], r["name"]),
                     name=r["name"],
                     options=analyzer_pb2.AnalyzerResourceOptions(),
                     parent=r.get("parent") or "",
                 )
             )
-        return self._result(self._call("AnalyzeStack", analyzer_pb2.AnalyzeStackRequest(resources=items)))
+        return self._result(self.call("AnalyzeStack", analyzer_pb2.AnalyzeStackRequest(resources=items)))
 

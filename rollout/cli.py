@@ -652,7 +652,7 @@ def notify(stack: str, event: str, message: tuple[str, ...]) -> None:
     Example: python -m rollout notify --stack production --event promotion
     """
     from .notify import webhook_url
-    from .operations import describe_weights
+    from .rules import describe_weights
 
     if not webhook_url(_obj().webhook_url):
         click.echo("notifications are off (set BLUEGREEN_WEBHOOK_URL or --webhook-url)")

@@ -74,9 +74,8 @@ def listener_plan(cfg: StackConfig, stack: str) -> ListenerPlan:
         TAG_STEPS: steps_tag(r.steps),
         TAG_STACK: stack,
     }
-    breaking = [c for c in COLORS if cfg.colors[c].breaking_migration and c == r.candidate]
-    if breaking:
-        tags[TAG_BREAKING] = breaking[0]
+    if cfg.colors[r.candidate].breaking_migration:  # only the candidate's release can be rolled back past
+        tags[TAG_BREAKING] = r.candidate
     t = cfg.traffic
     return ListenerPlan(
         protocol="HTTPS" if t.https else "HTTP",

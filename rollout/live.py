@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import boto3
 import botocore.config
@@ -30,6 +31,8 @@ import botocore.parsers
 from rollout.errors import LiveStateError
 
 __all__ = [
+    "LIVE_READ_SECONDS",
+    "bounded_read",
     "COLOR_TAG",
     "LISTENER_TAG",
     "STABLE_TAG",
@@ -107,7 +110,31 @@ class LiveState:
     health_paths: Mapping[str, str]  # colour -> health check path of that colour's target group
 
 
-LIVE_READ_SECONDS = 5.0  # the policy pack's bound on one read of live state, whatever the endpoint does
+LIVE_READ_SECONDS = 5.0  # bound on one read of live state (bounded_read), whatever the endpoint does
+
+
+def bounded_read(read: Callable[[], Any], what: str, seconds: float = LIVE_READ_SECONDS) -> Any:
+    """Run one live AWS read within `seconds`; a hung endpoint becomes a LiveStateError, not a stall.
+
+    botocore's own timeouts (connect, read, retries) can add up to far more than a gate deadline; the
+    read runs on a daemon thread so an answer that never comes cannot hold the pack or its exit.
+    """
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["value"] = read()
+        except BaseException as e:  # noqa: BLE001 - handed to the caller below
+            box["error"] = e
+
+    worker = threading.Thread(target=run, name="bluegreen-live-read", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise LiveStateError(f"no answer from AWS within {seconds:g} s reading {what}")
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def client_config(

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 from . import rules
 from .config import StackConfig
 from .errors import TransitionError
-from .rules import COLORS, ROLLOUT_KEY, RolloutConfig
+from .rules import COLORS, ROLLOUT_KEY, RolloutConfig, describe_weights
 
 __all__ = [
     "POLICY_PACK",
@@ -78,11 +78,6 @@ class Operation:
 
 def _weights_text(cfg: RolloutConfig) -> str:
     return describe_weights(cfg.weights)
-
-
-def describe_weights(weights: Mapping[str, int]) -> str:
-    """'blue 75% · green 25%' in the fixed colour order."""
-    return " · ".join(f"{c} {int(weights.get(c, 0))}%" for c in COLORS)
 
 
 def _step_setting(before: RolloutConfig, step: int) -> Setting:

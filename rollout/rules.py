@@ -21,6 +21,7 @@ __all__ = [
     "Transition",
     "other",
     "describe_value",
+    "describe_weights",
     "parse_rollout",
     "validate_steps",
     "weights_for",
@@ -79,6 +80,11 @@ def validate_steps(steps: Any, key: str = f"{ROLLOUT_KEY}.steps") -> tuple[int, 
     if steps[-1] != 100:
         raise ConfigError(key, f"must end at 100 so the candidate can take all traffic; got {list(steps)}")
     return tuple(steps)
+
+
+def describe_weights(weights: Mapping[str, int], sep: str = " · ") -> str:
+    """'blue 75% · green 25%': weights in the fixed colour order."""
+    return sep.join(f"{c} {int(weights.get(c, 0))}%" for c in COLORS)
 
 
 @dataclass(frozen=True)

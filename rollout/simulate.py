@@ -48,7 +48,7 @@ class Registered:
     inputs: Mapping[str, Any]
     outputs: Mapping[str, Any]
     id: str | None
-    parent: str | None = None
+    parent: str | None = None  # the parent's type chain from the URN (the mock runtime does not give its name)
 
 
 @dataclass

@@ -23,8 +23,8 @@ import enum
 from dataclasses import dataclass
 from typing import Mapping
 
-from .operations import compare_traffic, describe_weights, percentages
-from .rules import RolloutConfig
+from .operations import compare_traffic, percentages
+from .rules import RolloutConfig, describe_weights
 
 __all__ = ["Action", "Decision", "decide"]
 
