@@ -110,7 +110,8 @@ class RecordingMocks:
             out["arnSuffix"] = out["arn"].split(":loadbalancer/")[-1]
         if typ == "aws:lb/targetGroup:TargetGroup":
             out["arnSuffix"] = out["arn"].split(":")[-1]
-        if typ in ("aws:ecs/service:Service", "aws:ecs/cluster:Cluster", "aws:iam/role:Role", "aws:cloudwatch/logGroup:LogGroup"):
+        if typ in ("aws:ecs/service:Service", "aws:ecs/cluster:Cluster", "aws:iam/role:Role", "aws:cloudwatch/logGroup:LogGroup",
+                   "aws:cloudwatch/eventRule:EventRule", "aws:lambda/function:Function"):
             out.setdefault("name", name)
         if typ == "aws:ec2/vpc:Vpc":
             out.setdefault("cidrBlock", args.inputs.get("cidrBlock"))
