@@ -72,9 +72,9 @@ class Topology:
         # A detached interface with the same description (an ALB node going away) is not probed.
         ec2.create_network_interface(SubnetId=subnets[1], PrivateIpAddress="127.0.0.2", Description=f"ELB {lb_id}")
 
-    def rounds(self, pki, n: int = MIN_ROUNDS, *, hostname: str = HOST, probes: int = 5) -> list:
+    def rounds(self, pki, n: int = MIN_ROUNDS, *, hostname: str = HOST, probes: int = 5, timeout_s: float = 2) -> list:
         """n probe rounds one minute apart (ending now), each published to CloudWatch."""
-        settings = ProbeSettings(stack=STACK, load_balancer_arn=self.lb_arn, hostname=hostname, probes=probes, timeout_s=2)
+        settings = ProbeSettings(stack=STACK, load_balancer_arn=self.lb_arn, hostname=hostname, probes=probes, timeout_s=timeout_s)
         now = datetime.now(timezone.utc)
         out = []
         for i in range(n):
@@ -168,6 +168,15 @@ def test_a_colour_the_probes_never_reached_fails_closed(aws, pki, https_server):
     assert topo.gate("green").passed
     verdict = topo.gate("blue")
     assert not verdict.passed and "0 rounds of results for blue" in verdict.message()
+
+
+@pytest.mark.parametrize("behaviour", ["hung", "drip"])
+def test_a_candidate_that_never_finishes_answering_times_out(aws, pki, https_server, behaviour):
+    topo = Topology(aws, pki, https_server.start(behaviour, cert_for=HOST))
+    rounds = topo.rounds(pki, probes=2, timeout_s=0.5)
+    assert all(o.reason == "timeout" for r in rounds for o in r.colours[0].outcomes), [r.to_dict() for r in rounds]
+    verdict = topo.gate()
+    assert not verdict.passed and "timed out 4" in verdict.message(), verdict.message()
 
 
 def test_slow_rounds_fail_on_latency(aws, pki, https_server):
