@@ -25,7 +25,13 @@ __all__ = ["ProbeFunction", "ProbeFunctionArgs", "probe_security_group", "LAMBDA
 
 _ROOT = Path(__file__).resolve().parent.parent
 # What the function's package holds: the handler and the rollout modules it imports (stdlib + boto3 only).
-LAMBDA_MODULES = ("rollout/__init__.py", "rollout/probe_runner.py", "rollout/probe_lambda.py")
+LAMBDA_MODULES = (
+    "rollout/__init__.py",
+    "rollout/errors.py",
+    "rollout/live.py",
+    "rollout/probe_runner.py",
+    "rollout/probe_lambda.py",
+)
 HANDLER = "rollout.probe_lambda.handler"
 RUNTIME = "python3.12"
 SCHEDULE = "rate(1 minute)"

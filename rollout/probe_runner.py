@@ -1,8 +1,8 @@
 """One round of HTTP probes from inside the VPC, published as CloudWatch metrics.
 
 This module runs inside AWS Lambda (``rollout.probe_lambda.handler``): it uses the standard library
-and boto3 only (boto3 is in the Lambda runtime, ``requests`` is not), and imports nothing else from
-``rollout``. All AWS clients are passed in, so tests call it against ``moto_server`` and loopback
+and boto3 only (boto3 is in the Lambda runtime, ``requests`` is not), and from ``rollout`` only
+``live`` (the one reading of the listeners) and ``errors``. All AWS clients are passed in, so tests call it against ``moto_server`` and loopback
 HTTPS servers.
 
 A round, every minute:
@@ -38,6 +38,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from rollout.errors import RolloutError
+from rollout.live import read_live_state
+
 __all__ = [
     "NAMESPACE",
     "TAG_PROBE",
@@ -52,7 +55,7 @@ __all__ = [
     "ProbeOutcome",
     "ColourRound",
     "ProbeRound",
-    "TestRoute",
+    "ProbeRoute",
     "target_group_dimension",
     "colour_dimensions",
     "stack_dimensions",
@@ -72,11 +75,8 @@ METRIC_P95 = "ProbeLatencyP95"  # Milliseconds: the round's p95 latency, per col
 METRIC_ROUND_ERRORS = "ProbeRoundErrors"  # Count, per stack: rounds that could not probe at all
 # Why a probe failed: a small fixed set, so the metrics (each one billed) stay few.
 REASONS = ("tls", "connect", "timeout", "status", "protocol")
-_COLOR_TAG = "bluegreen:color"
-_LISTENER_TAG = "bluegreen:listener"
 _USER_AGENT = "bluegreen-probe/1"
 _MAX_BODY = 65536
-_TAGS_PER_CALL = 20
 
 
 class ProbeSetupError(ValueError):
@@ -233,7 +233,7 @@ class ProbeRound:
 
 
 @dataclass(frozen=True)
-class TestRoute:
+class ProbeRoute:
     """The live test listener: where to send probes and which colour they reach."""
 
     port: int
@@ -273,56 +273,26 @@ def stack_dimensions(stack: str) -> list[dict[str, str]]:
     return [{"Name": "Stack", "Value": stack}]
 
 
-def _tags(elbv2, arns: Sequence[str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    arns = list(dict.fromkeys(arns))
-    for i in range(0, len(arns), _TAGS_PER_CALL):
-        for d in elbv2.describe_tags(ResourceArns=arns[i : i + _TAGS_PER_CALL]).get("TagDescriptions", []):
-            out[d["ResourceArn"]] = {t["Key"]: t.get("Value", "") for t in d.get("Tags", [])}
-    return out
+def read_test_route(elbv2, load_balancer_arn: str) -> ProbeRoute:
+    """The live test listener and the one colour it forwards to (`rollout.live`'s reading of it).
 
-
-def _forwarded(actions: Sequence[Mapping[str, Any]]) -> list[str]:
-    for action in sorted(actions, key=lambda a: a.get("Order", 0)):
-        if action.get("Type") != "forward":
-            continue
-        groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or []
-        if groups:
-            return [g["TargetGroupArn"] for g in groups if int(g.get("Weight", 1)) > 0 or len(groups) == 1]
-        if action.get("TargetGroupArn"):
-            return [action["TargetGroupArn"]]
-    return []
-
-
-def read_test_route(elbv2, load_balancer_arn: str) -> TestRoute:
-    """The live test listener and the one colour it forwards to. ValueError when there is none."""
-    lbs = elbv2.describe_load_balancers(LoadBalancerArns=[load_balancer_arn]).get("LoadBalancers", [])
-    if not lbs:
-        raise ValueError(f"load balancer not found: {load_balancer_arn}")
-    listeners = []
-    for page in elbv2.get_paginator("describe_listeners").paginate(LoadBalancerArn=load_balancer_arn):
-        listeners.extend(page.get("Listeners", []))
-    tags = _tags(elbv2, [ls["ListenerArn"] for ls in listeners])
-    tests = [ls for ls in listeners if tags.get(ls["ListenerArn"], {}).get(_LISTENER_TAG) == "test"]
-    if len(tests) != 1:
-        raise ValueError(f"expected one listener tagged {_LISTENER_TAG}=test on {load_balancer_arn}, found {len(tests)}")
-    test = tests[0]
-    groups = _forwarded(test.get("DefaultActions", []))
-    if len(groups) != 1:
-        raise ValueError(f"the test listener {test['ListenerArn']} must forward to exactly one target group, found {len(groups)}")
-    tg_arn = groups[0]
-    color = _tags(elbv2, [tg_arn]).get(tg_arn, {}).get(_COLOR_TAG)
-    if color not in ("blue", "green"):
-        raise ValueError(f"target group {tg_arn} has {_COLOR_TAG}={color!r}; expected blue or green")
-    tgs = elbv2.describe_target_groups(TargetGroupArns=[tg_arn]).get("TargetGroups", [])
-    path = (tgs[0].get("HealthCheckPath") if tgs else None) or "/"
-    return TestRoute(
-        port=int(test["Port"]),
-        protocol=str(test.get("Protocol", "HTTP")).upper(),
+    LiveStateError on AWS faults or a state bluegreen cannot read; ValueError when there is no test
+    listener or it does not forward to exactly one colour.
+    """
+    live = read_live_state(elbv2, load_balancer_arn)
+    test = live.test
+    if test is None:
+        raise ValueError(f"no listener tagged bluegreen:listener=test on {load_balancer_arn}")
+    if len(test.target_groups) != 1:
+        raise ValueError(f"the test listener {test.arn} must forward to exactly one colour, found {sorted(test.target_groups) or 'none'}")
+    ((color, tg_arn),) = test.target_groups.items()
+    return ProbeRoute(
+        port=test.port,
+        protocol=test.protocol.upper(),
         color=color,
         target_group_arn=tg_arn,
-        health_path=path,
-        dns_name=lbs[0].get("DNSName", ""),
+        health_path=live.health_paths.get(color) or "/",
+        dns_name=live.dns_name,
     )
 
 
@@ -457,7 +427,7 @@ def probe_round(
         route = read_test_route(elbv2, settings.load_balancer_arn)
         ips = list(addresses() if addresses is not None else alb_addresses(ec2, settings.load_balancer_arn))
     except Exception as exc:  # AWS faults, missing listener: the round says why
-        return ProbeRound(settings.stack, at, problem=_detail(exc) if not isinstance(exc, ValueError) else str(exc))
+        return ProbeRound(settings.stack, at, problem=str(exc) if isinstance(exc, (ValueError, RolloutError)) else _detail(exc))
     if not ips:
         return ProbeRound(settings.stack, at, problem=f"no network interfaces found for {settings.load_balancer_arn}")
     tls = route.protocol == "HTTPS"
