@@ -237,3 +237,49 @@ def test_cli_gate_reaches_the_verdict_from_outside_the_vpc(aws, pki, https_serve
     (check,) = body["checks"]
     assert check["data"]["source"] == "in-vpc", check
     assert {p: s.hits for p, (s, _) in https_server.running.items()} == hits_before, "the CLI must not probe from outside"
+
+
+# --------------------------------------------------------------------------- least privilege, enforced by moto's IAM
+
+
+def _user_with_policy(aws, name: str, document: str) -> tuple[str, str]:
+    iam = aws.client("iam")
+    iam.create_user(UserName=name)
+    iam.put_user_policy(UserName=name, PolicyName=f"{name}-policy", PolicyDocument=document)
+    key = iam.create_access_key(UserName=name)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def test_the_functions_policy_is_enough_to_read_and_probe(aws, pki, https_server):
+    """The exact policy the program gives the function's role lets a round read the listener and the
+    ALB's interfaces, and nothing that changes traffic. (Publishing is not checked here: moto
+    authorises CloudWatch as `monitoring:*` and cannot evaluate the `cloudwatch:namespace` condition.)"""
+    from components.probe import probe_policy
+
+    topo = Topology(aws, pki, https_server.start("healthy", cert_for=HOST))
+    key, secret = _user_with_policy(aws, "probe-fn", probe_policy("arn:aws:logs:us-east-1:123456789012:log-group:probe"))
+    settings = ProbeSettings(stack=STACK, load_balancer_arn=topo.lb_arn, hostname=HOST, probes=3)
+    as_fn = dict(aws_access_key_id=key, aws_secret_access_key=secret)
+    with aws.enforce_iam():
+        r = probe_round(settings, elbv2=aws.client("elbv2", **as_fn), ec2=aws.client("ec2", **as_fn), context=pki.client_context())
+        assert r.problem is None and r.colours[0].failed == 0, r.to_dict()
+        with pytest.raises(Exception, match="AccessDenied|not authorized"):
+            aws.client("elbv2", **as_fn).modify_listener(ListenerArn=topo.test_listener, Port=1)
+        with pytest.raises(Exception, match="AccessDenied|not authorized"):
+            aws.client("elbv2", **as_fn).describe_target_health(TargetGroupArn=topo.tgs["green"])
+
+
+def test_the_gate_needs_only_metric_reads(aws, pki, https_server):
+    """Credentials that allow GetMetricData and nothing else reach the in-VPC verdict.
+    (`monitoring:` is how moto names CloudWatch actions; real IAM names them `cloudwatch:`.)"""
+    topo = Topology(aws, pki, https_server.start("healthy", cert_for=HOST))
+    topo.rounds(pki)
+    key, secret = aws.iam_user("gate-reader", ["monitoring:GetMetricData"])
+    nobody = aws.iam_user("nobody", ["ec2:DescribeVpcs"])
+    target = GateTarget("green", target_group_arn=topo.tgs["green"], load_balancer_arn=topo.lb_arn, probe_stack=STACK)
+    with aws.enforce_iam():
+        cloudwatch = aws.client("cloudwatch", aws_access_key_id=key, aws_secret_access_key=secret)
+        verdict = run_gate(target, cloudwatch=cloudwatch, checks=("http-probes",))
+        assert verdict.passed, verdict.to_dict()
+        denied = run_gate(target, cloudwatch=aws.client("cloudwatch", aws_access_key_id=nobody[0], aws_secret_access_key=nobody[1]), checks=("http-probes",))
+    assert not denied.passed and "AccessDenied" in denied.message(), denied.message()
