@@ -116,6 +116,7 @@ def main() -> None:
                 hostname=cfg.traffic.test_hostname,
                 probes=cfg.probe.probes,
                 timeout_seconds=cfg.probe.timeout_seconds,
+                expected_status=cfg.probe.expected_status,
                 tags=tags,
             ),
         )

@@ -127,6 +127,7 @@ class ProbeFunctionArgs:
     hostname: Optional[str] = None  # bluegreen:traffic.testHostname; None: the ALB's DNS name (plain HTTP)
     probes: int = 10  # per round
     timeout_seconds: int = 2  # per probe
+    expected_status: int = 200  # what a healthy health path answers
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -161,6 +162,7 @@ class ProbeFunction(pulumi.ComponentResource):
             hostname=args.hostname,
             probes=args.probes,
             timeout_s=float(args.timeout_seconds),
+            expected_status=args.expected_status,
         ).to_env()
         variables = pulumi.Output.from_input(args.load_balancer_arn).apply(
             lambda arn: {**env, ProbeSettings.ENV["load_balancer_arn"]: arn}

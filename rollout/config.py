@@ -278,6 +278,7 @@ class ProbeConfig:
     subnet_ids: tuple[str, ...] = ()  # where the function runs; default bluegreen:network.privateSubnetIds
     probes: int = 10  # probes per round (one round a minute)
     timeout_seconds: int = 2  # per probe: connect, TLS, headers and body
+    expected_status: int = 200  # the status a healthy colour's health path answers
 
 
 @dataclass(frozen=True)
@@ -449,7 +450,7 @@ def _check_hostname(v: str) -> str | None:
 
 
 def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig) -> ProbeConfig:
-    s = _Section(_k("probe"), raw, ("enabled", "subnetIds", "probes", "timeoutSeconds"))
+    s = _Section(_k("probe"), raw, ("enabled", "subnetIds", "probes", "timeoutSeconds", "expectedStatus"))
     enabled = s.bool("enabled", traffic.https)
     subnets = s.str_list("subnetIds", None, _check_prefix("subnet-", "a subnet id"))
     probe = ProbeConfig(
@@ -457,6 +458,7 @@ def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig) -> ProbeCon
         subnet_ids=tuple(subnets) if subnets is not None else network.private_subnet_ids,
         probes=s.int("probes", 10, 1, 50),
         timeout_seconds=s.int("timeoutSeconds", 2, 1, 10),
+        expected_status=s.int("expectedStatus", 200, 100, 599),
     )
     if not enabled:
         return probe

@@ -236,6 +236,7 @@ def test_probe_config_defaults_follow_the_certificate():
         ({"probe.subnetIds": ["sub-1"]}, "bluegreen:probe.subnetIds", "subnet id"),
         ({"probe.probes": 0}, "bluegreen:probe.probes", "between 1 and 50"),
         ({"probe.timeoutSeconds": 30}, "bluegreen:probe.timeoutSeconds", "between 1 and 10"),
+        ({"probe.expectedStatus": 99}, "bluegreen:probe.expectedStatus", "between 100 and 599"),
         ({"probe.enable": True}, "bluegreen:probe.enable", "did you mean 'enabled'"),
         ({"probe.enabled": "yes"}, "bluegreen:probe.enabled", "true | false"),
     ],
@@ -252,3 +253,29 @@ def test_probe_off_needs_no_hostname_and_declares_nothing():
     assert not cfg.probe.enabled
     s = run_program("production", overrides={"bluegreen:probe": {"enabled": False}})
     assert probe_resources(s) == [] and "bluegreen:probe" not in s.one(LISTENER, "-test").inputs["tags"]
+
+
+def test_probe_settings_reach_the_function_unchanged():
+    s = run_program("production", overrides={"bluegreen:probe": {"probes": 4, "timeoutSeconds": 5, "expectedStatus": 204}})
+    env = s.one(FN, "-probe-fn").inputs["environment"]["variables"]
+    assert (env["BLUEGREEN_PROBES"], env["BLUEGREEN_PROBE_TIMEOUT_SECONDS"], env["BLUEGREEN_EXPECTED_STATUS"]) == ("4", "5", "204"), env
+    from rollout.probe_runner import ProbeSettings
+
+    back = ProbeSettings.from_env(env)
+    assert (back.probes, back.timeout_s, back.expected_status, back.hostname) == (4, 5.0, 204, "canary.example.com")
+
+
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"BLUEGREEN_LOAD_BALANCER_ARN": "arn:x"}, "BLUEGREEN_STACK is not set"),
+        ({"BLUEGREEN_STACK": "p"}, "BLUEGREEN_LOAD_BALANCER_ARN is not set"),
+        ({"BLUEGREEN_STACK": "p", "BLUEGREEN_LOAD_BALANCER_ARN": "arn:x", "BLUEGREEN_PROBES": "ten"}, "BLUEGREEN_PROBES must be a number"),
+        ({"BLUEGREEN_STACK": "p", "BLUEGREEN_LOAD_BALANCER_ARN": "arn:x", "BLUEGREEN_PROBES": "0"}, "BLUEGREEN_PROBES must be between 1 and 100"),
+    ],
+)
+def test_the_function_names_the_variable_it_cannot_use(env, words):
+    from rollout.probe_runner import ProbeSettings, ProbeSetupError
+
+    with pytest.raises(ProbeSetupError, match=words):
+        ProbeSettings.from_env(env)
