@@ -15,9 +15,11 @@ import pulumi  # noqa: E402
 from pulumi.runtime import config as _runtime_config  # noqa: E402
 
 from components import ColorEnvironment, ColorEnvironmentArgs, Network, NetworkArgs, TrafficLayer, TrafficLayerArgs  # noqa: E402
+from components.probe import ProbeFunction, ProbeFunctionArgs, probe_security_group  # noqa: E402
 from rollout.config import NAMESPACE, StackConfig, parse_stack_config  # noqa: E402
 from rollout.desired import listener_plan, since_stamp, stamp_clock  # noqa: E402
 from rollout.errors import ConfigError  # noqa: E402
+from rollout.probe_runner import PROBE_IN_VPC, TAG_PROBE  # noqa: E402
 from rollout.rules import COLORS  # noqa: E402
 
 
@@ -75,6 +77,7 @@ def main() -> None:
             region=cfg.region or "us-east-1",
         ),
     )
+    probe_sg = probe_security_group(f"{name}-probe", net.vpc_id, cfg.traffic.test_port, tags) if cfg.probe.enabled else None
     traffic = TrafficLayer(
         f"{name}-traffic",
         TrafficLayerArgs(
@@ -98,8 +101,25 @@ def main() -> None:
             internal=cfg.traffic.internal,
             tags={"bluegreen:service": name},
             weights_since=weights_since,
+            test_security_group_ids=[probe_sg.id] if probe_sg else [],
+            test_listener_tags={TAG_PROBE: PROBE_IN_VPC} if probe_sg else {},
         ),
     )
+    if probe_sg:
+        ProbeFunction(
+            f"{name}-probe",
+            ProbeFunctionArgs(
+                stack=stack,
+                load_balancer_arn=traffic.alb_arn,
+                subnet_ids=cfg.probe.subnet_ids,
+                security_group_id=probe_sg.id,
+                hostname=cfg.traffic.test_hostname,
+                probes=cfg.probe.probes,
+                timeout_seconds=cfg.probe.timeout_seconds,
+                expected_status=cfg.probe.expected_status,
+                tags=tags,
+            ),
+        )
     platform = make_platform(cfg, name, tags, net.vpc_id)
     colors = {}
     for color in COLORS:

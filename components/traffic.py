@@ -42,6 +42,8 @@ class TrafficLayerArgs:
     internal: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
     weights_since: Optional[pulumi.Input[str]] = None  # bluegreen:weights-since stamp for the production listener
+    test_security_group_ids: Sequence[pulumi.Input[str]] = ()  # also admitted to the test listener (the probe function)
+    test_listener_tags: Mapping[str, str] = field(default_factory=dict)  # extra tags, e.g. bluegreen:probe=in-vpc
 
 
 class TrafficLayer(pulumi.ComponentResource):
@@ -69,7 +71,8 @@ class TrafficLayer(pulumi.ComponentResource):
         ]
         ingress.append(
             aws.ec2.SecurityGroupIngressArgs(
-                protocol="tcp", from_port=plan.test_port, to_port=plan.test_port, cidr_blocks=list(args.test_cidrs), description="test listener"
+                protocol="tcp", from_port=plan.test_port, to_port=plan.test_port, cidr_blocks=list(args.test_cidrs), description="test listener",
+                security_groups=list(args.test_security_group_ids) or None,
             )
         )
         sg = aws.ec2.SecurityGroup(
@@ -167,7 +170,7 @@ class TrafficLayer(pulumi.ComponentResource):
             port=plan.test_port,
             protocol=plan.protocol,
             default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=tgs[candidate].arn)],
-            tags={**base_tags, TAG_LISTENER: "test"},
+            tags={**base_tags, **args.test_listener_tags, TAG_LISTENER: "test"},
             opts=child,
             **tls,
         )

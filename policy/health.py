@@ -12,6 +12,7 @@ from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValid
 
 from rollout.errors import ConfigError, GateError
 from rollout.gate import GateTarget, GateThresholds, run_gate
+from rollout.probe_evidence import in_vpc_probe_stack
 from rollout.rules import ChangeKind, other
 
 import pack_config
@@ -55,8 +56,10 @@ def gate_colour(view: TrafficView, color: str, cfg: Mapping[str, Any]) -> str | 
         thresholds = GateThresholds.from_mapping(gate_cfg, prefix=f"{NAME}.")
     except ConfigError as e:
         return f"{color} must pass its health gate before it gets more traffic, but the gate is misconfigured: {e}"
-    url, why = _probe_url(view, color, cfg)
-    if url is None:
+    # The live test listener tagged bluegreen:probe=in-vpc: the probe function's metrics are the evidence.
+    probe_stack = None if str(cfg.get("probeBaseUrl") or "").strip() else in_vpc_probe_stack(view.live_state)
+    url, why = _probe_url(view, color, cfg) if probe_stack is None else (None, "")
+    if url is None and probe_stack is None:
         return f"{color} must pass its health gate before it gets more traffic, but it cannot be probed: {why}"
     region = region_of(view.load_balancer_arn)
     target = GateTarget(
@@ -65,6 +68,7 @@ def gate_colour(view: TrafficView, color: str, cfg: Mapping[str, Any]) -> str | 
         target_group_arn=view.arn_of(color),
         load_balancer_arn=view.load_balancer_arn,
         verify_tls=bool(cfg.get("verifyTls", True)),
+        probe_stack=probe_stack,
     )
     try:
         verdict = run_gate(

@@ -83,7 +83,9 @@ SCHEMAS: dict[str, PolicyConfigSchema] = {
                 "type": "string",
                 "default": "",
                 "description": "Probe the gaining colour's health path under this base URL instead of "
-                "http(s)://<ALB DNS name>:<test listener port>. Empty = through the live test listener.",
+                "http(s)://<ALB DNS name>:<test listener port>. Empty = the live test listener decides: when it is "
+                "tagged bluegreen:probe=in-vpc, the in-VPC probe function's CloudWatch metrics are the evidence; "
+                "otherwise probes go through it from where the pack runs.",
             },
             "verifyTls": {
                 "type": "boolean",

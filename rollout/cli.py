@@ -208,6 +208,7 @@ def _run_gate(cfg, color: str, live, lb_arn: str | None, elbv2, probe_base_url: 
     """The gate of one colour: probes through the test listener (or --probe-base-url), target health, metrics."""
     from .gate import GateTarget, run_gate
     from .live import cloudwatch_client
+    from .probe_evidence import in_vpc_probe_stack
 
     path = (live.health_paths.get(color) if live else None) or cfg.service.health_path
     probe_url = None
@@ -215,11 +216,12 @@ def _run_gate(cfg, color: str, live, lb_arn: str | None, elbv2, probe_base_url: 
         probe_url = probe_base_url.rstrip("/") + path
     elif live and live.test and color in live.test.weights and live.dns_name:
         scheme = "https" if live.test.protocol.upper() == "HTTPS" else "http"
-        probe_url = f"{scheme}://{live.dns_name}:{live.test.port}{path}"
+        probe_url = f"{scheme}://{cfg.traffic.test_hostname or live.dns_name}:{live.test.port}{path}"
     tg = None
     if live:
         tg = (live.production.target_groups.get(color) if live.production else None) or (live.test.target_groups.get(color) if live.test else None)
-    target = GateTarget(color, probe_url=probe_url, target_group_arn=tg, load_balancer_arn=lb_arn if tg else None)
+    target = GateTarget(color, probe_url=probe_url, target_group_arn=tg, load_balancer_arn=lb_arn if tg else None,
+                        probe_stack=None if probe_base_url else in_vpc_probe_stack(live))
     return run_gate(target, thresholds, elbv2=elbv2, cloudwatch=cloudwatch_client(cfg.region) if tg else None, checks=checks)
 
 

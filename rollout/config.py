@@ -27,6 +27,7 @@ __all__ = [
     "TrafficConfig",
     "IdleConfig",
     "KubernetesConfig",
+    "ProbeConfig",
     "StackConfig",
     "parse_stack_config",
     "decode_raw",
@@ -46,6 +47,7 @@ _FARGATE_CPU_MEMORY = {  # CPU units -> allowed memory (MiB)
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")
 _K8S_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,40}$")
+_DNS_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _ARN_RE = re.compile(r"^arn:aws[a-z-]*:")
 _SECRET_NAME_RE = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_?KEY|API_?KEY|ACCESS_?KEY|CREDENTIAL)", re.I)
 _SECRET_VALUE_RE = re.compile(r"(AKIA|ASIA)[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|xox[abpr]-[0-9A-Za-z-]{10,}|gh[pousr]_[0-9A-Za-z]{30,}")
@@ -229,6 +231,7 @@ class TrafficConfig:
     idle_timeout: int = 60
     deregistration_delay: int = 30
     internal: bool = False
+    test_hostname: str | None = None  # a DNS name the certificate covers, resolving to the ALB: probes verify TLS against it
 
     @property
     def https(self) -> bool:
@@ -268,6 +271,17 @@ class KubernetesConfig:
 
 
 @dataclass(frozen=True)
+class ProbeConfig:
+    """`bluegreen:probe`: the in-VPC probe function whose CloudWatch metrics are the gate's HTTP evidence."""
+
+    enabled: bool = False  # default in config: true when bluegreen:traffic.certificateArn is set
+    subnet_ids: tuple[str, ...] = ()  # where the function runs; default bluegreen:network.privateSubnetIds
+    probes: int = 10  # probes per round (one round a minute)
+    timeout_seconds: int = 2  # per probe: connect, TLS, headers and body
+    expected_status: int = 200  # the status a healthy colour's health path answers
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """The whole, validated stack config."""
 
@@ -280,6 +294,7 @@ class StackConfig:
     idle: IdleConfig
     kubernetes: KubernetesConfig | None
     region: str | None = None
+    probe: ProbeConfig = ProbeConfig()
 
     def replicas(self, color: str) -> int:
         """Tasks or pods for a colour: full size unless it is the parked idle colour."""
@@ -288,7 +303,7 @@ class StackConfig:
         return self.service.desired_count
 
 
-TOP_LEVEL_KEYS = ("rollout", "platform", "service", "colors", "network", "traffic", "idle", "kubernetes")
+TOP_LEVEL_KEYS = ("rollout", "platform", "service", "colors", "network", "traffic", "idle", "kubernetes", "probe")
 
 
 def decode_raw(value: Any) -> Any:
@@ -394,6 +409,7 @@ def _traffic(raw: Any, service: ServiceConfig) -> TrafficConfig:
         (
             "certificateArn", "sslPolicy", "testPort", "testCidrs", "stickinessSeconds", "headerRoute",
             "deletionProtection", "accessLogsBucket", "accessLogsPrefix", "idleTimeout", "deregistrationDelay", "internal",
+            "testHostname",
         ),
     )
     cert = s.str("certificateArn", None, _check_arn)
@@ -421,7 +437,44 @@ def _traffic(raw: Any, service: ServiceConfig) -> TrafficConfig:
         idle_timeout=s.int("idleTimeout", 60, 1, 4000),
         deregistration_delay=s.int("deregistrationDelay", 30, 0, 3600),
         internal=s.bool("internal", False),
+        test_hostname=s.str("testHostname", None, _check_hostname),
     )
+
+
+def _check_hostname(v: str) -> str | None:
+    """A DNS name: lowercase labels of letters, digits and dashes, at least two, no wildcard."""
+    labels = v.split(".")
+    if len(v) > 253 or len(labels) < 2 or not all(_DNS_LABEL_RE.match(label) for label in labels):
+        return "must be a DNS name on the listener's certificate such as canary.example.com (lowercase, no wildcard)"
+    return None
+
+
+def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig) -> ProbeConfig:
+    s = _Section(_k("probe"), raw, ("enabled", "subnetIds", "probes", "timeoutSeconds", "expectedStatus"))
+    enabled = s.bool("enabled", traffic.https)
+    subnets = s.str_list("subnetIds", None, _check_prefix("subnet-", "a subnet id"))
+    probe = ProbeConfig(
+        enabled=enabled,
+        subnet_ids=tuple(subnets) if subnets is not None else network.private_subnet_ids,
+        probes=s.int("probes", 10, 1, 50),
+        timeout_seconds=s.int("timeoutSeconds", 2, 1, 10),
+        expected_status=s.int("expectedStatus", 200, 100, 599),
+    )
+    if not enabled:
+        return probe
+    if traffic.https and not traffic.test_hostname:
+        raise ConfigError(
+            _k("traffic", "testHostname"),
+            f"is required while {_k('probe', 'enabled')} is true and the listeners are HTTPS: a DNS name the certificate covers "
+            "(e.g. canary.example.com), which the probes verify TLS against; or set probe.enabled: false",
+        )
+    if not probe.subnet_ids:
+        raise ConfigError(
+            s.sub("subnetIds"),
+            f"is empty and so is {_k('network', 'privateSubnetIds')}: the probe function needs private subnets with a NAT gateway "
+            "or VPC endpoints for elasticloadbalancing, ec2 and monitoring; or set probe.enabled: false",
+        )
+    return probe
 
 
 def _idle(raw: Any, rollout: RolloutConfig) -> IdleConfig:
@@ -540,6 +593,7 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
     network = _network(values.get("network"))
     traffic = _traffic(values.get("traffic"), service)
     idle = _idle(values.get("idle"), rollout)
+    probe = _probe(values.get("probe"), network, traffic)
     kubernetes = None
     if platform == "kubernetes":
         kubernetes = _kubernetes(values.get("kubernetes"))
@@ -561,4 +615,5 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
         idle=idle,
         kubernetes=kubernetes,
         region=region,
+        probe=probe,
     )

@@ -199,6 +199,9 @@ class GateTarget:
     target_group_arn: str | None = None  # None = skip target health and metrics
     load_balancer_arn: str | None = None  # needed for CloudWatch dimensions; None = skip metrics
     verify_tls: bool = True
+    # Set: the http-probes evidence is this stack's in-VPC probe function's CloudWatch metrics for
+    # target_group_arn (rollout.probe_evidence), not probes sent from here; probe_url is not used.
+    probe_stack: str | None = None
 
 
 @dataclass(frozen=True)
@@ -632,6 +635,15 @@ def _metrics(cloudwatch, tg_arn: str, lb_arn: str, th: GateThresholds, now: date
     return CheckResult("metrics", not problems, text, data)
 
 
+def _in_vpc_probes(target: GateTarget, th: GateThresholds, cloudwatch, now: datetime) -> CheckResult:
+    from rollout.probe_evidence import in_vpc_probe_check
+
+    client = cloudwatch or cloudwatch_client(config=_aws_config(th))
+    return in_vpc_probe_check(
+        client, stack=target.probe_stack, color=target.color, target_group_arn=target.target_group_arn, thresholds=th, now=now
+    )
+
+
 def _guarded(name: str, subject: str | None, fn: Callable[[], CheckResult]) -> CheckResult:
     try:
         return fn()
@@ -678,7 +690,11 @@ def run_gate(
     pool = ThreadPoolExecutor(max_workers=th.probes + 2, thread_name_prefix=f"gate-{target.color}")
     try:
         if "http-probes" in want:
-            if target.probe_url:
+            if target.probe_stack and target.target_group_arn:
+                aws_futures["http-probes"] = pool.submit(
+                    _guarded, "http-probes", target.target_group_arn, lambda: _in_vpc_probes(target, th, cloudwatch, clock())
+                )
+            elif target.probe_url:
                 sess = session or _default_session(th.probes)
                 probe_futures = [
                     pool.submit(_probe, sess, target.probe_url, th, target.verify_tls, gate_end)

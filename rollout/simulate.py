@@ -110,7 +110,8 @@ class RecordingMocks:
             out["arnSuffix"] = out["arn"].split(":loadbalancer/")[-1]
         if typ == "aws:lb/targetGroup:TargetGroup":
             out["arnSuffix"] = out["arn"].split(":")[-1]
-        if typ in ("aws:ecs/service:Service", "aws:ecs/cluster:Cluster", "aws:iam/role:Role", "aws:cloudwatch/logGroup:LogGroup"):
+        if typ in ("aws:ecs/service:Service", "aws:ecs/cluster:Cluster", "aws:iam/role:Role", "aws:cloudwatch/logGroup:LogGroup",
+                   "aws:cloudwatch/eventRule:EventRule", "aws:lambda/function:Function"):
             out.setdefault("name", name)
         if typ == "aws:ec2/vpc:Vpc":
             out.setdefault("cidrBlock", args.inputs.get("cidrBlock"))
@@ -254,7 +255,23 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
-    return str(value)
+    asset = _asset_content(value)
+    return asset if asset is not None else str(value)
+
+
+def _asset_content(value: Any) -> Any:
+    """An asset or archive as the engine compares it: by content (a hash of each file), not by identity."""
+    import pulumi
+
+    if isinstance(value, pulumi.AssetArchive):
+        return {"archive": {name: _asset_content(v) for name, v in sorted(value.assets.items())}}
+    if isinstance(value, pulumi.FileAsset):
+        return {"sha256": hashlib.sha256(Path(value.path).read_bytes()).hexdigest()}
+    if isinstance(value, pulumi.StringAsset):
+        return {"sha256": hashlib.sha256(value.text.encode()).hexdigest()}
+    if isinstance(value, (pulumi.FileArchive, pulumi.RemoteAsset, pulumi.RemoteArchive)):
+        return {"path": getattr(value, "path", None) or getattr(value, "uri", None)}
+    return None
 
 
 def _resolve(value: Any) -> Any:

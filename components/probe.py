@@ -1,0 +1,198 @@
+"""The in-VPC probe function: a Lambda in the private subnets that probes the test listener every minute.
+
+Why it exists: the pack and the CLI run outside the VPC with AWS read credentials only, the test
+listener admits the VPC, and the certificate does not cover the ALB's DNS name. The function probes
+from inside (its security group is admitted by reference) with TLS verified against
+`bluegreen:traffic.testHostname`, and publishes CloudWatch metrics the gate reads from anywhere.
+Thin: what a round does is `rollout/probe_runner.py`; this declares where and how it runs.
+
+Nothing here depends on the rollout step, so a traffic step never changes the function.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from rollout.probe_runner import NAMESPACE, ProbeSettings
+
+__all__ = ["ProbeFunction", "ProbeFunctionArgs", "probe_security_group", "LAMBDA_MODULES", "lambda_code", "SCHEDULE", "probe_policy"]
+
+_ROOT = Path(__file__).resolve().parent.parent
+# What the function's package holds: the handler and the rollout modules it imports (stdlib + boto3 only).
+LAMBDA_MODULES = (
+    "rollout/__init__.py",
+    "rollout/errors.py",
+    "rollout/live.py",
+    "rollout/probe_runner.py",
+    "rollout/probe_lambda.py",
+)
+HANDLER = "rollout.probe_lambda.handler"
+RUNTIME = "python3.12"
+SCHEDULE = "rate(1 minute)"
+LOG_RETENTION_DAYS = 14
+
+
+def lambda_code(root: Path = _ROOT) -> pulumi.AssetArchive:
+    """The function's package: exactly LAMBDA_MODULES, from this checkout."""
+    return pulumi.AssetArchive({rel: pulumi.FileAsset(str(root / rel)) for rel in LAMBDA_MODULES})
+
+
+def probe_policy(log_group_arn: str) -> str:
+    """The function's IAM policy: read the listener and the ALB's interfaces, put `bluegreen` metrics, log.
+
+    The elbv2 and ec2 Describe* actions support no resource-level permissions (Resource must be *);
+    the ENI actions are what Lambda needs to attach to the VPC (as in AWSLambdaVPCAccessExecutionRole).
+    """
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "ReadTheTestListener",
+                    "Effect": "Allow",
+                    "Action": [
+                        "elasticloadbalancing:DescribeLoadBalancers",
+                        "elasticloadbalancing:DescribeListeners",
+                        "elasticloadbalancing:DescribeTargetGroups",
+                        "elasticloadbalancing:DescribeTags",
+                    ],
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "PublishProbeMetrics",
+                    "Effect": "Allow",
+                    "Action": "cloudwatch:PutMetricData",
+                    "Resource": "*",
+                    "Condition": {"StringEquals": {"cloudwatch:namespace": NAMESPACE}},
+                },
+                {
+                    "Sid": "RunInTheVpc",
+                    "Effect": "Allow",
+                    "Action": [
+                        "ec2:CreateNetworkInterface",
+                        "ec2:DescribeNetworkInterfaces",
+                        "ec2:DescribeSubnets",
+                        "ec2:DeleteNetworkInterface",
+                        "ec2:AssignPrivateIpAddresses",
+                        "ec2:UnassignPrivateIpAddresses",
+                    ],
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "WriteItsLog",
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": f"{log_group_arn}:*",
+                },
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def probe_security_group(name: str, vpc_id: pulumi.Input[str], test_port: int, tags: Mapping[str, str],
+                          opts: Optional[pulumi.ResourceOptions] = None) -> aws.ec2.SecurityGroup:
+    """The probe function's security group: no ingress; egress to the test listener and to AWS APIs.
+
+    Created before the traffic layer, whose ALB security group admits it on the test port by reference
+    (an inline rule: the ALB group's rules are all inline, and a separate rule resource would fight them).
+    """
+    return aws.ec2.SecurityGroup(
+        f"{name}-sg",
+        description="bluegreen probe function: egress to the ALB test listener and AWS APIs",
+        vpc_id=vpc_id,
+        egress=[
+            aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=test_port, to_port=test_port, cidr_blocks=["0.0.0.0/0"], description="ALB test listener"),
+            aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=443, to_port=443, cidr_blocks=["0.0.0.0/0"], description="AWS APIs (NAT or VPC endpoints)"),
+        ],
+        tags=dict(tags),
+        opts=opts,
+    )
+
+
+@dataclass
+class ProbeFunctionArgs:
+    """Inputs of the probe function. Nothing here may depend on the rollout step."""
+
+    stack: str  # the Stack dimension of its metrics (the test listener's bluegreen:stack tag)
+    load_balancer_arn: pulumi.Input[str]
+    subnet_ids: Sequence[str]  # private subnets with NAT or endpoints for elasticloadbalancing, ec2, monitoring
+    security_group_id: pulumi.Input[str]  # from probe_security_group
+    hostname: Optional[str] = None  # bluegreen:traffic.testHostname; None: the ALB's DNS name (plain HTTP)
+    probes: int = 10  # per round
+    timeout_seconds: int = 2  # per probe
+    expected_status: int = 200  # what a healthy health path answers
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+class ProbeFunction(pulumi.ComponentResource):
+    """Role, log group, function, and the one-minute schedule that invokes it."""
+
+    function_arn: pulumi.Output[str]
+    function_name: pulumi.Output[str]
+    role_arn: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ProbeFunctionArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("bluegreen:index:ProbeFunction", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        tags = dict(args.tags)
+        role = aws.iam.Role(
+            f"{name}-role",
+            description="bluegreen probe function",
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+                }
+            ),
+            tags=tags,
+            opts=child,
+        )
+        logs = aws.cloudwatch.LogGroup(f"{name}-logs", retention_in_days=LOG_RETENTION_DAYS, tags=tags, opts=child)
+        policy = aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=logs.arn.apply(probe_policy), opts=child)
+        env = ProbeSettings(
+            stack=args.stack,
+            load_balancer_arn="",  # an Output: set below
+            hostname=args.hostname,
+            probes=args.probes,
+            timeout_s=float(args.timeout_seconds),
+            expected_status=args.expected_status,
+        ).to_env()
+        variables = pulumi.Output.from_input(args.load_balancer_arn).apply(
+            lambda arn: {**env, ProbeSettings.ENV["load_balancer_arn"]: arn}
+        )
+        fn = aws.lambda_.Function(
+            f"{name}-fn",
+            description="bluegreen: probes the test listener from inside the VPC every minute",
+            runtime=RUNTIME,
+            architectures=["arm64"],
+            handler=HANDLER,
+            code=lambda_code(),
+            role=role.arn,
+            memory_size=128,
+            timeout=30,
+            environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
+            vpc_config=aws.lambda_.FunctionVpcConfigArgs(subnet_ids=list(args.subnet_ids), security_group_ids=[args.security_group_id]),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=logs.name),
+            tags=tags,
+            # Lambda checks the role's ENI permissions when it creates a VPC function.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+        rule = aws.cloudwatch.EventRule(
+            f"{name}-schedule", description="bluegreen probe round", schedule_expression=SCHEDULE, tags=tags, opts=child
+        )
+        aws.lambda_.Permission(
+            f"{name}-invoke", action="lambda:InvokeFunction", function=fn.name, principal="events.amazonaws.com",
+            source_arn=rule.arn, opts=child,
+        )
+        aws.cloudwatch.EventTarget(f"{name}-target", rule=rule.name, arn=fn.arn, opts=child)
+        self.function_arn = fn.arn
+        self.function_name = fn.name
+        self.role_arn = role.arn
+        self.register_outputs({"function_arn": fn.arn, "function_name": fn.name, "role_arn": role.arn})

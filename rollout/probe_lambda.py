@@ -1,0 +1,35 @@
+"""The in-VPC probe function's Lambda entry point: thin on purpose.
+
+`handler(event, context)` reads its settings from the environment, builds boto3 clients and calls
+`rollout.probe_runner` (which takes them as arguments), as aws-lambda-powertools' examples do. It
+runs every minute from an EventBridge schedule; what it publishes is read by the health gate from
+anywhere (`rollout.probe_evidence`). Standard library and boto3 only: the Lambda runtime has boto3.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import boto3
+import botocore.config
+
+from rollout.probe_runner import ProbeSettings, probe_round, publish_round
+
+__all__ = ["handler"]
+
+# AWS calls are bounded so that a round always ends well inside the function's timeout.
+_AWS_CONFIG = botocore.config.Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """One probe round, published. Returns the round as JSON-ready data (also logged)."""
+    settings = ProbeSettings.from_env(os.environ)
+    session = boto3.session.Session()
+    elbv2 = session.client("elbv2", config=_AWS_CONFIG)
+    ec2 = session.client("ec2", config=_AWS_CONFIG)
+    cloudwatch = session.client("cloudwatch", config=_AWS_CONFIG)
+    result = probe_round(settings, elbv2=elbv2, ec2=ec2)
+    print(result.summary())  # the function's log line per round
+    publish_round(cloudwatch, result)
+    return result.to_dict()

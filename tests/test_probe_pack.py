@@ -1,0 +1,73 @@
+"""healthy-promotion with in-VPC probes: the pack (started as the engine starts it, over gRPC) reads the
+probe function's CloudWatch metrics from moto_server and sends nothing to the test listener itself."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from rollout.probe_runner import ColourRound, ProbeOutcome, ProbeRound, publish_round
+from tests.test_policy_traffic import analyze, expect, expect_clean, live_alb, pack, proposed  # noqa: F401 - fixture
+
+STACK = "production"
+
+
+def in_vpc(aws, alb) -> None:
+    """Tag the live test listener as the program does when the probe function is on."""
+    aws.client("elbv2").add_tags(
+        ResourceArns=[alb.test_listener],
+        Tags=[{"Key": "bluegreen:probe", "Value": "in-vpc"}, {"Key": "bluegreen:stack", "Value": STACK}],
+    )
+
+
+def publish(aws, alb, color: str, *, failed: int = 0, reason: str = "status", rounds: int = 2, probes: int = 10) -> None:
+    """What the probe function publishes after `rounds` rounds (one a minute, ending now)."""
+    now = datetime.now(timezone.utc)
+    for i in range(rounds):
+        outcomes = tuple(
+            ProbeOutcome(ok=n >= failed, reason="" if n >= failed else reason, detail="", latency_ms=12.0, address="10.0.1.5")
+            for n in range(probes)
+        )
+        colour = ColourRound(color, alb.target_groups[color], "https://canary.example.com:8443/healthz", outcomes)
+        publish_round(aws.client("cloudwatch"), ProbeRound(STACK, now - timedelta(minutes=rounds - 1 - i), (colour,)))
+
+
+def configure_in_vpc(pack) -> None:
+    """production.json as shipped: no probeBaseUrl, so the live test listener decides the source."""
+    from tests.policy_harness import POLICY_DIR
+
+    pack.configure_file(POLICY_DIR / "production.json", {"healthy-promotion": {"deadlineSeconds": 5}})
+
+
+def test_healthy_in_vpc_evidence_lets_the_promotion_through(aws, pack):
+    configure_in_vpc(pack)
+    alb = live_alb(aws, step=1)
+    in_vpc(aws, alb)
+    publish(aws, alb, "green")
+    props, name, urn = proposed(alb, step=2)
+    expect_clean(analyze(pack, props, name, urn))
+
+
+def test_failing_in_vpc_evidence_refuses_the_promotion_with_the_reason(aws, pack):
+    configure_in_vpc(pack)
+    alb = live_alb(aws, step=1)
+    in_vpc(aws, alb)
+    publish(aws, alb, "green", failed=10, reason="tls")
+    props, name, urn = proposed(alb, step=2)
+    expect(analyze(pack, props, name, urn), "healthy-promotion", "20/20 in-VPC probes of green failed in the last 3 min (TLS verification failed 20)")
+
+
+def test_no_evidence_refuses_the_promotion(aws, pack):
+    configure_in_vpc(pack)
+    alb = live_alb(aws, step=1)
+    in_vpc(aws, alb)
+    props, name, urn = proposed(alb, step=2)
+    expect(analyze(pack, props, name, urn), "healthy-promotion", "0 rounds of results for green")
+
+
+def test_a_rollback_needs_no_evidence(aws, pack):
+    configure_in_vpc(pack)
+    alb = live_alb(aws, step=3, since_minutes=1)
+    in_vpc(aws, alb)
+    publish(aws, alb, "green", failed=10)
+    props, name, urn = proposed(alb, step=0)
+    expect_clean(analyze(pack, props, name, urn))
