@@ -173,6 +173,43 @@ def _check_image(v: str) -> str | None:
     return None
 
 
+# Headers every client (browser, SDK, proxy) sends or the ALB itself sets: routing on one of them
+# sends ordinary traffic to the candidate, outside the weighted, gated steps.
+_STANDARD_REQUEST_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+        "Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date", "DNT", "Expect",
+        "Forwarded", "From", "Host", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range",
+        "If-Unmodified-Since", "Keep-Alive", "Max-Forwards", "Origin", "Pragma", "Priority", "Proxy-Authorization",
+        "Range", "Referer", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Upgrade-Insecure-Requests",
+        "User-Agent", "Via", "Warning", "X-Amzn-Trace-Id", "X-Forwarded-For", "X-Forwarded-Host",
+        "X-Forwarded-Port", "X-Forwarded-Proto", "X-Real-IP", "X-Requested-With",
+    )
+)
+_STANDARD_HEADER_PREFIXES = ("sec-", "x-amz", "x-amzn-", "proxy-")
+
+
+def _check_route_header(v: str) -> str | None:
+    """The header route's name: a custom header a client sends on purpose (`X-Canary`)."""
+    allowed = "a custom header name of letters, digits and dashes (at most 40), e.g. X-Canary; not a standard request header"
+    if not _HEADER_RE.match(v):
+        return f"must be {allowed}"
+    low = v.lower()
+    if low in _STANDARD_REQUEST_HEADERS or low.startswith(_STANDARD_HEADER_PREFIXES):
+        return f"must be {allowed} such as Host, User-Agent, Cookie or X-Forwarded-For (every client sends those)"
+    return None
+
+
+def _check_route_value(v: str) -> str | None:
+    """The header route's value: one exact value (the ALB treats `*` and `?` as wildcards)."""
+    if "*" in v or "?" in v:
+        return "must be one exact value without the wildcards * or ? (e.g. always)"
+    if len(v) > 128 or not all(" " < c < "\x7f" for c in v):
+        return "must be 1..128 printable ASCII characters without spaces (e.g. always)"
+    return None
+
+
 def _check_matcher(v: str) -> str | None:
     return None if re.fullmatch(r"\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*", v) else "must be HTTP codes such as 200, 200-299 or 200,204"
 
@@ -405,8 +442,8 @@ def _traffic(raw: Any, service: ServiceConfig) -> TrafficConfig:
     header_name, header_value = None, "always"
     if header is not None:
         h = _Section(s.sub("headerRoute"), header, ("name", "value"))
-        header_name = h.str("name", "X-Canary", lambda v: None if _HEADER_RE.match(v) else "must be an HTTP header name (letters, digits, dashes)")
-        header_value = h.str("value", "always")
+        header_name = h.str("name", "X-Canary", _check_route_header)
+        header_value = h.str("value", "always", _check_route_value)
     return TrafficConfig(
         certificate_arn=cert,
         ssl_policy=ssl_policy,
