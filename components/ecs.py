@@ -10,6 +10,8 @@ from typing import Any, Mapping, Optional
 import pulumi
 import pulumi_aws as aws
 
+from rollout.names import explicit_name
+
 from .color import ColorEnvironment, ColorEnvironmentArgs
 
 __all__ = ["EcsPlatform", "EcsPlatformArgs"]
@@ -65,6 +67,7 @@ class EcsPlatform(pulumi.ComponentResource):
         logs = aws.cloudwatch.LogGroup(f"{name}-logs", retention_in_days=self._args.log_retention_days, tags=tags, opts=child)
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
+            name=explicit_name("aws:ec2/securityGroup:SecurityGroup", f"{name}-sg", f"{pulumi.get_project()}/{pulumi.get_stack()}"),
             description=f"bluegreen {args.color} tasks: only the ALB may connect",
             vpc_id=args.vpc_id,
             ingress=[
