@@ -95,6 +95,12 @@ def _obj() -> _Obj:
 # --------------------------------------------------------------------------- shared helpers
 
 
+def _stack_file_name(stack: str) -> str:
+    """`production` for `production`, `my-org/production` and `my-org/bluegreen/production`: the stack
+    file is named after the stack alone, while Pulumi commands get the fully qualified name."""
+    return stack.rsplit("/", 1)[-1]
+
+
 def _load(stack: str):
     """(raw config map, validated StackConfig) of Pulumi.<stack>.yaml; exit 2 when missing or invalid."""
     from .config import parse_stack_config
@@ -102,7 +108,7 @@ def _load(stack: str):
 
     root = _obj().project_dir
     try:
-        raw = load_stack_file(stack, root)
+        raw = load_stack_file(_stack_file_name(stack), root)
     except FileNotFoundError as e:
         _fail(str(e), EXIT_USAGE)
     except Exception as e:  # YAML syntax
@@ -469,7 +475,7 @@ def _pack_config(policy_pack: str | None, stack: str) -> str | None:
     """`policy/<stack>.json` when the pack has a config file for this stack."""
     if not policy_pack:
         return None
-    rel = f"{policy_pack.rstrip('/')}/{stack}.json"
+    rel = f"{policy_pack.rstrip('/')}/{_stack_file_name(stack)}.json"
     return rel if (_obj().project_dir / rel).is_file() else None
 
 
@@ -635,6 +641,47 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
     if decision.action is Action.ALERT:
         _notify("block", stack, decision.reason)
         sys.exit(EXIT_FAILED)
+
+
+# --------------------------------------------------------------------------- deploy (CI)
+
+
+@cli.command()
+@click.option("--stack", "-s", required=True, help="Stack name; reads Pulumi.<stack>.yaml.")
+@click.option("--expect-commit", default=None, metavar="SHA",
+              help="Deploy only if this commit is still the branch's head (fetched from the remote before each attempt).")
+@click.option("--branch", default="main", show_default=True, help="Branch whose head the commit must be.")
+@click.option("--remote", default="origin", show_default=True)
+@click.option("--policy-pack", default="policy", show_default=True, help="Policy pack directory ('' for none).")
+@click.option("--lock-retries", type=click.IntRange(1, 100), default=6, show_default=True,
+              help="Attempts per command while another update holds the stack's lock.")
+@click.option("--lock-wait", type=click.FloatRange(0, 3600), default=30.0, show_default=True, help="Seconds between those attempts.")
+def deploy(stack: str, expect_commit: str | None, branch: str, remote: str, policy_pack: str, lock_retries: int, lock_wait: float) -> None:
+    """Deploy the stack as CI does: preview with the pack, `up`, then `preview --expect-no-changes`.
+
+    Refuses (exit 1) when --expect-commit is no longer the branch's head; retries while another update
+    holds the stack's lock. Never `up --skip-preview`.
+
+    Example: python -m rollout deploy --stack production --expect-commit "$GITHUB_SHA"
+    """
+    from .deploy import check_commit_is_head, deploy_plan, deploy_stack
+    from .pulumi_cli import PulumiCli, find_pulumi
+
+    _load(stack)  # a broken stack file is exit 2 before anything runs
+    root = _obj().project_dir
+
+    def still_head() -> None:
+        if expect_commit:
+            check_commit_is_head(root, expect_commit, branch, remote)
+
+    still_head()
+    plan = deploy_plan(stack, policy_pack or None, _pack_config(policy_pack or None, stack))
+    exe = find_pulumi()
+    if exe is None:
+        _fail("the Pulumi CLI (`pulumi`) is not on PATH; nothing was deployed", EXIT_FAILED)
+    pulumi = PulumiCli(exe, root, echo=click.echo)
+    deploy_stack(pulumi.run, plan, attempts=lock_retries, wait_seconds=lock_wait, before_each=still_head, echo=click.echo)
+    click.echo(f"{stack}: deployed and verified (no changes left)")
 
 
 # --------------------------------------------------------------------------- notify
