@@ -430,6 +430,14 @@ def _apply(stack: str, op, *, yes: bool, dry_run: bool, config_only: bool, polic
         for argv in cmds:
             click.echo(f"  {shell_line(argv)}")
         return
+    if config_only:  # only the stack file changes: no Pulumi CLI needed
+        from .stack_file import set_config_path
+
+        stack_file = _obj().project_dir / f"Pulumi.{_stack_file_name(stack)}.yaml"
+        for setting in op.settings:
+            set_config_path(stack_file, setting.path, setting.value)
+        click.echo(f"config set in {stack_file.name}; not deployed (--config-only). Deploy with: {shell_line(up)}")
+        return
     exe = find_pulumi()
     if exe is None:
         click.echo("the Pulumi CLI (`pulumi`) is not on PATH, so nothing was changed. Install it "

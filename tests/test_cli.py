@@ -444,7 +444,8 @@ def test_confirmation_is_asked_without_yes(tmp_path, fake_pulumi):
 def test_config_only_sets_without_up(tmp_path, fake_pulumi):
     proj = make_project(tmp_path, step=2)
     expect(invoke("--project-dir", str(proj), "rollback", "--stack", "production", "--config-only", "--yes"), 0, "not deployed (--config-only)")
-    assert fake_pulumi.calls == [["config", "set", "--path", "bluegreen:rollout.step", "0", "--stack", "production"]]
+    assert fake_pulumi.calls == []  # --config-only edits the stack file itself: no Pulumi CLI needed
+    assert yaml.safe_load((proj / "Pulumi.production.yaml").read_text())["config"]["bluegreen:rollout"]["step"] == 0
 
 
 def test_release_and_park(tmp_path, fake_pulumi):
