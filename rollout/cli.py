@@ -101,6 +101,14 @@ def _stack_file_name(stack: str) -> str:
     return stack.rsplit("/", 1)[-1]
 
 
+def _stack_hint(stack: str, root: Path) -> str:
+    import difflib
+
+    stacks = [p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml")]
+    close = difflib.get_close_matches(_stack_file_name(stack), stacks, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _load(stack: str):
     """(raw config map, validated StackConfig) of Pulumi.<stack>.yaml; exit 2 when missing or invalid."""
     from .config import parse_stack_config
@@ -110,9 +118,11 @@ def _load(stack: str):
     try:
         raw = load_stack_file(_stack_file_name(stack), root)
     except FileNotFoundError as e:
-        _fail(str(e), EXIT_USAGE)
+        _fail(f"{e}{_stack_hint(stack, root)}", EXIT_USAGE)
     except Exception as e:  # YAML syntax
-        _fail(f"cannot read Pulumi.{stack}.yaml: {' '.join(str(e).split())}", EXIT_USAGE)
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: {getattr(e, 'problem', '')}" if mark is not None else " ".join(str(e).split())
+        _fail(f"cannot read Pulumi.{_stack_file_name(stack)}.yaml: YAML syntax error at {where}", EXIT_USAGE)
     bluegreen = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("bluegreen:")}
     try:
         parsed = parse_stack_config(bluegreen, region=raw.get("aws:region"))
@@ -269,11 +279,15 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
     """
     from .plan import build_plan, check_policy
     from .render import render_json, render_markdown, render_text
-    from .simulate import ROOT, load_stack_file
+    from .simulate import ROOT
 
     project_dir = _obj().project_dir
+    raw, _ = _load(stack)  # one line and exit 2 for a missing file, a YAML syntax error or invalid config
+    from .config import decode_raw
+
+    config = {k: (decode_raw(v) if k.startswith("bluegreen:") else v) for k, v in raw.items()}  # JSON-string objects too
     try:
-        result = build_plan(stack, to_step=to_step, config=load_stack_file(stack, project_dir))
+        result = build_plan(_stack_file_name(stack), to_step=to_step, config=config)
     except FileNotFoundError as e:
         _fail(str(e), EXIT_USAGE)
     except ConfigError as e:

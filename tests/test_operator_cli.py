@@ -50,3 +50,46 @@ def test_config_only_needs_no_pulumi_cli_and_keeps_the_files_comments(project, m
     assert [line for line in before.splitlines() if line.startswith("#")] == [line for line in after.splitlines() if line.startswith("#")]
     changed = [(a, b) for a, b in zip(before.splitlines(), after.splitlines()) if a != b]
     assert changed == [("    step: 2", "    step: 0")], changed
+
+
+COMMANDS = [
+    ["plan", "--no-policy"],
+    ["status", "--load-balancer-arn", "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/x/y"],
+    ["gate", "--load-balancer-arn", "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/x/y"],
+    ["advance", "--yes"],
+    ["rollback", "--yes"],
+    ["finish", "--yes"],
+    ["park", "--yes"],
+    ["release", "--image", "web:2", "--yes"],
+    ["watch", "--load-balancer-arn", "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/x/y"],
+    ["notify", "--event", "promotion"],
+    ["deploy"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+def test_a_yaml_syntax_error_is_one_line_and_exit_2_in_every_command(project, command, monkeypatch):
+    monkeypatch.setenv("BLUEGREEN_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    (project / "Pulumi.production.yaml").write_text("config:\n  bluegreen:rollout: {stable: blue\n")
+    r = run("--project-dir", str(project), command[0], "--stack", "production", *command[1:])
+    assert r.exit_code == 2, r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert errors == ["error: cannot read Pulumi.production.yaml: YAML syntax error at line 3, column 1: expected ',' or '}', but got '<stream end>'"], r.output
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+def test_a_mistyped_stack_gets_a_did_you_mean_in_every_command(project, command, monkeypatch):
+    monkeypatch.setenv("BLUEGREEN_WEBHOOK_URL", "http://127.0.0.1:9/hook")
+    r = run("--project-dir", str(project), command[0], "--stack", "prodution", *command[1:])
+    assert r.exit_code == 2 and "(did you mean 'production'?)" in r.output, r.output
+
+
+def test_a_json_string_rollout_plans_like_an_object(project):
+    """`pulumi config set bluegreen:rollout '{"stable": ...}'` stores a JSON string; the program decodes it."""
+    f = project / "Pulumi.production.yaml"
+    doc = yaml.safe_load(f.read_text())
+    doc["config"]["bluegreen:rollout"] = '{"stable": "blue", "steps": [10, 25, 50, 75, 100], "step": 0}'
+    f.write_text(yaml.safe_dump(doc))
+    r = run("--project-dir", str(project), "plan", "--stack", "production", "--no-policy", "--to-step", "1")
+    assert r.exit_code == 0, r.output
+    assert "10%" in r.output or "10 %" in r.output, r.output
