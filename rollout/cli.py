@@ -575,15 +575,31 @@ def finish(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack:
 
 @cli.command()
 @_change_options
-def park(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack: str) -> None:
+@click.option("--load-balancer-arn", default=None, metavar="ARN", help="Default: `pulumi stack output loadBalancerArn --stack S`.")
+@click.option("--ignore-delay", is_flag=True, help="Park now, without waiting bluegreen:idle.delayMinutes.")
+def park(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack: str, load_balancer_arn: str | None, ignore_delay: bool) -> None:
     """Apply the idle policy (bluegreen:idle.policy) to the colour without traffic, after a finish.
+
+    Waits for bluegreen:idle.delayMinutes after the idle colour last carried traffic (the live
+    listener's bluegreen:weights-since): until then it exits 1 and says how long is left.
 
     Example: python -m rollout park --stack production --yes
     """
+    import time
+
     from . import operations
+    from .desired import TAG_SINCE
 
     _, cfg = _load(stack)
-    _apply(stack, _operation(operations.park, cfg), yes=yes, dry_run=dry_run, config_only=config_only, policy_pack=policy_pack)
+    op = _operation(operations.park, cfg)
+    if not ignore_delay and cfg.idle.delay_minutes:
+        live, _ = _read_live(cfg, _lb_arn(stack, load_balancer_arn))
+        since = live.production.tags.get(TAG_SINCE)
+        left = _operation(operations.park_delay_remaining, cfg, since, time.time())
+        if left > 0:
+            _fail(f"park waits bluegreen:idle.delayMinutes ({cfg.idle.delay_minutes} min) after {cfg.rollout.candidate} last carried "
+                  f"traffic ({since.split()[0]}): {left / 60:.0f} min left; run it again then, or pass --ignore-delay", EXIT_FAILED)
+    _apply(stack, op, yes=yes, dry_run=dry_run, config_only=config_only, policy_pack=policy_pack)
 
 
 @cli.command()

@@ -455,9 +455,10 @@ def test_release_and_park(tmp_path, fake_pulumi):
         ["config", "set", "--path", "bluegreen:colors.green.image", "web:1.5.0", "--stack", "production"],
         ["config", "set", "--path", "bluegreen:idle.parked", "false", "--stack", "production"],
     ]
-    expect(invoke("--project-dir", str(proj), "park", "--stack", "production", "--yes"), 1, "already true")
+    expect(invoke("--project-dir", str(proj), "park", "--stack", "production", "--yes", "--ignore-delay"), 1, "already true")
     proj2 = make_project(tmp_path / "two", step=0, idle={"policy": "zero"})
-    expect(invoke("--project-dir", str(proj2), "park", "--stack", "production", "--yes"), 0, "park green: the idle colour scales to 0")
+    # --ignore-delay: the wait for idle.delayMinutes reads the live listener (tests/test_operator_cli.py)
+    expect(invoke("--project-dir", str(proj2), "park", "--stack", "production", "--yes", "--ignore-delay"), 0, "park green: the idle colour scales to 0")
     assert fake_pulumi.calls[-2] == ["config", "set", "--path", "bluegreen:idle.parked", "true", "--stack", "production"]
 
 

@@ -93,3 +93,36 @@ def test_a_json_string_rollout_plans_like_an_object(project):
     r = run("--project-dir", str(project), "plan", "--stack", "production", "--no-policy", "--to-step", "1")
     assert r.exit_code == 0, r.output
     assert "10%" in r.output or "10 %" in r.output, r.output
+
+
+# --------------------------------------------------------------------------- park waits idle.delayMinutes (moto)
+
+
+def _tag_since(aws, alb, minutes_ago: float) -> None:
+    """Stamp the live production listener as the program does: blue took all traffic `minutes_ago`."""
+    import time
+
+    from rollout.desired import TAG_SINCE, format_since
+
+    stamp = format_since(time.time() - minutes_ago * 60, {"blue": 100, "green": 0})
+    aws.client("elbv2").add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": TAG_SINCE, "Value": stamp}])
+
+
+@pytest.mark.parametrize("minutes_ago, code, text", [(10, 1, "5 min left"), (20, 0, "dry run")])
+def test_park_waits_delay_minutes_after_the_idle_colour_last_carried_traffic(aws, project, monkeypatch, minutes_ago, code, text):
+    monkeypatch.setenv("PATH", str(project / "no-such-bin"))
+    alb = aws.build_alb(stable="blue", candidate_weight=0)
+    _tag_since(aws, alb, minutes_ago)
+    f = project / "Pulumi.production.yaml"
+    f.write_text(f.read_text().replace("delayMinutes: 60", "delayMinutes: 15"))
+    r = run("--project-dir", str(project), "park", "--stack", "production", "--load-balancer-arn", alb.load_balancer, "--dry-run")
+    assert r.exit_code == code and text in r.output, r.output
+
+
+def test_park_refuses_when_the_live_clock_is_unknown_unless_told(aws, project, monkeypatch):
+    monkeypatch.setenv("PATH", str(project / "no-such-bin"))
+    alb = aws.build_alb(stable="blue", candidate_weight=0)  # no bluegreen:weights-since tag
+    args = ["--project-dir", str(project), "park", "--stack", "production", "--load-balancer-arn", alb.load_balancer, "--dry-run"]
+    r = run(*args)
+    assert r.exit_code == 1 and "bluegreen:weights-since is None" in r.output and "--ignore-delay" in r.output, r.output
+    assert run(*args, "--ignore-delay").exit_code == 0
