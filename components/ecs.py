@@ -56,7 +56,8 @@ class EcsPlatform(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=child,
         )
-        aws.iam.RolePolicyAttachment(f"{name}-execution", role=role.name, policy_arn=_EXECUTION_POLICY, opts=child)
+        # Task definitions wait for this: a task started before it cannot pull its image or write logs.
+        self._execution_policy = aws.iam.RolePolicyAttachment(f"{name}-execution", role=role.name, policy_arn=_EXECUTION_POLICY, opts=child)
         self.cluster_arn = cluster.arn
         self.execution_role_arn = role.arn
         self.register_outputs({"cluster_arn": self.cluster_arn, "execution_role_arn": self.execution_role_arn})
@@ -107,7 +108,7 @@ class EcsPlatform(pulumi.ComponentResource):
             execution_role_arn=self.execution_role_arn,
             container_definitions=containers,
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[self._execution_policy]),
         )
         service = aws.ecs.Service(
             f"{name}-service",
@@ -116,7 +117,7 @@ class EcsPlatform(pulumi.ComponentResource):
             desired_count=args.replicas,
             launch_type="FARGATE",
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
-            health_check_grace_period_seconds=30,
+            health_check_grace_period_seconds=args.health_check_grace_seconds,
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
                 subnets=args.subnet_ids, security_groups=[sg.id], assign_public_ip=args.assign_public_ip
             ),

@@ -226,6 +226,7 @@ class ServiceConfig:
     memory: int = 512  # Fargate memory, MiB
     desired_count: int = 2  # tasks (or pods) per colour that carries, or may carry, traffic
     environment: Mapping[str, str] = field(default_factory=dict)  # plain env vars (never secrets)
+    health_check_grace_seconds: int = 30  # ECS: ignore failing ALB health checks this long after a task starts
 
 
 @dataclass(frozen=True)
@@ -345,7 +346,10 @@ def decode_raw(value: Any) -> Any:
 
 
 def _service(raw: Any, platform: str = "ecs") -> ServiceConfig:
-    s = _Section(_k("service"), raw, ("name", "port", "healthPath", "healthMatcher", "cpu", "memory", "desiredCount", "environment"))
+    s = _Section(
+        _k("service"), raw,
+        ("name", "port", "healthPath", "healthMatcher", "cpu", "memory", "desiredCount", "environment", "healthCheckGracePeriod"),
+    )
     name = s.str("name", "web", lambda v: None if _NAME_RE.match(v) else "must be 2..24 lowercase letters, digits or dashes, starting with a letter")
     cpu = s.int("cpu", 256, 256, 4096)
     memory = s.int("memory", 512, 1, 30720)
@@ -378,6 +382,7 @@ def _service(raw: Any, platform: str = "ecs") -> ServiceConfig:
         memory=memory,
         desired_count=s.int("desiredCount", 2, 1, 1000),
         environment=dict(env),
+        health_check_grace_seconds=s.int("healthCheckGracePeriod", 30, 0, 2147483647),  # ECS's allowed range
     )
 
 
