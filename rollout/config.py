@@ -303,6 +303,7 @@ class KubernetesConfig:
     memory_request: str = "256Mi"
     cpu_limit: str = "500m"
     memory_limit: str = "512Mi"
+    pre_stop_seconds: int = 15  # pods wait this long before stopping, so the ALB stops sending to them first
 
 
 @dataclass(frozen=True)
@@ -494,7 +495,8 @@ def _kubernetes(raw: Any) -> KubernetesConfig:
         (
             "namespace", "createNamespace", "kubeconfig", "context", "eksClusterName", "installLoadBalancerController",
             "controllerChartVersion", "controllerNamespace", "controllerClusterName", "controllerServiceAccountName",
-            "controllerCreateServiceAccount", "controllerRoleArn", "cpuRequest", "memoryRequest", "cpuLimit", "memoryLimit",
+            "controllerCreateServiceAccount", "controllerRoleArn", "controllerPodIdentity", "cpuRequest", "memoryRequest", "cpuLimit",
+            "memoryLimit", "preStopSeconds",
         ),
     )
     system_namespaces = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -523,7 +525,10 @@ def _kubernetes(raw: Any) -> KubernetesConfig:
         raise ConfigError(s.sub("createNamespace"), f"is true but namespace {namespace!r} always exists; set createNamespace: false or choose another namespace")
     eks = s.str("eksClusterName", None, lambda v: None if eks_name_re.match(v) else "must be an EKS cluster name (letters, digits, dashes, underscores, at most 100)")
     install = s.bool("installLoadBalancerController", False)
-    controller_keys = ("controllerChartVersion", "controllerNamespace", "controllerClusterName", "controllerServiceAccountName", "controllerCreateServiceAccount", "controllerRoleArn")
+    controller_keys = (
+        "controllerChartVersion", "controllerNamespace", "controllerClusterName", "controllerServiceAccountName",
+        "controllerCreateServiceAccount", "controllerRoleArn", "controllerPodIdentity",
+    )
     if not install:
         for key in controller_keys:
             if s.has(key):
@@ -535,6 +540,14 @@ def _kubernetes(raw: Any) -> KubernetesConfig:
     role_arn = s.str("controllerRoleArn", None, _check_prefix("arn:aws", "an IAM role ARN such as arn:aws:iam::123456789012:role/aws-load-balancer-controller"))
     if role_arn and ":role/" not in role_arn:
         raise ConfigError(s.sub("controllerRoleArn"), f"must be an IAM role ARN such as arn:aws:iam::123456789012:role/aws-load-balancer-controller; got {role_arn!r}")
+    pod_identity = s.bool("controllerPodIdentity", False)
+    if install and create_sa and not role_arn and not pod_identity:
+        raise ConfigError(
+            s.sub("controllerRoleArn"),
+            "is required when installLoadBalancerController is true: the controller calls AWS and needs an IAM identity. "
+            "Set an IRSA role ARN (arn:aws:iam::123456789012:role/aws-load-balancer-controller), or controllerPodIdentity: true "
+            "after associating a role with EKS Pod Identity, or controllerCreateServiceAccount: false for an existing annotated service account",
+        )
     if role_arn and not create_sa:
         raise ConfigError(s.sub("controllerRoleArn"), "is set but controllerCreateServiceAccount is false: annotate the existing service account instead, or let the chart create it")
     cpu_request = s.str("cpuRequest", "250m", _check_quantity)
@@ -561,6 +574,7 @@ def _kubernetes(raw: Any) -> KubernetesConfig:
         memory_request=memory_request,
         cpu_limit=cpu_limit,
         memory_limit=memory_limit,
+        pre_stop_seconds=s.int("preStopSeconds", 15, 0, 300),
     )
 
 

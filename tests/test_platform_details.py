@@ -55,3 +55,43 @@ def test_a_negative_grace_period_is_refused_naming_the_key():
     with pytest.raises(ConfigError, match=r"bluegreen:service.healthCheckGracePeriod: must be between 0 and 2147483647; got -1"):
         parse_stack_config({"rollout": {"stable": "blue", "steps": [100], "step": 0}, "colors": {"blue": {"image": "a"}, "green": {"image": "a"}},
                             "network": {"create": True}, "service": {"healthCheckGracePeriod": -1}})
+
+
+# --------------------------------------------------------------------------- Kubernetes
+
+
+def _k8s(**paths):
+    from tests.test_kubernetes import sim
+
+    return sim("production", "kubernetes", 0, **paths)
+
+
+def test_pods_wait_before_stopping_so_the_alb_drains_them_first():
+    s = _k8s()
+    for d in s.by_type("kubernetes:apps/v1:Deployment"):
+        pod = d.inputs["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert container["lifecycle"] == {"preStop": {"sleep": {"seconds": 15}}}, d.urn
+        assert pod["terminationGracePeriodSeconds"] > 15, d.urn
+    s = _k8s(bluegreen_COLON_kubernetes__preStopSeconds=40)
+    pod = s.by_type("kubernetes:apps/v1:Deployment")[0].inputs["spec"]["template"]["spec"]
+    assert pod["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"] == 40 and pod["terminationGracePeriodSeconds"] == 85
+
+
+def test_a_namespace_the_program_does_not_create_still_gets_the_readiness_gate_label():
+    s = _k8s()  # namespace "web", createNamespace false
+    (patch,) = s.by_type("kubernetes:core/v1:NamespacePatch")
+    assert patch.inputs["metadata"] == {"name": "web", "labels": {"elbv2.k8s.aws/pod-readiness-gate-inject": "enabled"}}, patch.inputs
+
+
+def test_installing_the_controller_without_an_iam_identity_is_refused():
+    from rollout.config import parse_stack_config
+    from rollout.errors import ConfigError
+
+    base = {"rollout": {"stable": "blue", "steps": [100], "step": 0}, "colors": {"blue": {"image": "a"}, "green": {"image": "a"}},
+            "network": {"vpcId": "vpc-0123456789abcdef0", "publicSubnetIds": ["subnet-01", "subnet-02"]}, "platform": "kubernetes"}
+    k8s = {"eksClusterName": "prod", "installLoadBalancerController": True}
+    with pytest.raises(ConfigError, match=r"^bluegreen:kubernetes.controllerRoleArn: is required when installLoadBalancerController is true"):
+        parse_stack_config({**base, "kubernetes": k8s})
+    for ok in ({"controllerRoleArn": "arn:aws:iam::123456789012:role/lbc"}, {"controllerPodIdentity": True}, {"controllerCreateServiceAccount": False}):
+        parse_stack_config({**base, "kubernetes": {**k8s, **ok}})
