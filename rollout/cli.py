@@ -344,6 +344,15 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str) -> None:
     live_stable = live.production.tags.get("bluegreen:stable")
     drift = compare_traffic(stack, r, live.production.weights, live_stable)
     health = {c: _target_health(elbv2, live.production.target_groups.get(c)) for c in COLORS}
+    from .listener_rules import read_routes, undeclared_routes
+
+    color_of = {tg: c for c, tg in live.production.target_groups.items()}
+    try:
+        routes = read_routes(elbv2, live.production.arn, color_of)
+    except LiveStateError as e:
+        _fail(str(e), EXIT_FAILED)
+    header = (cfg.traffic.header_route_name, cfg.traffic.header_route_value) if cfg.traffic.header_route_name else None
+    route_problems = undeclared_routes(routes, header, r.candidate, r.weights)
 
     if fmt == "json":
         click.echo(json.dumps({
@@ -354,6 +363,8 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str) -> None:
             "live": {"weights": live_w, "stable": live_stable, "listenerArn": live.production.arn},
             "health": health,
             "drift": None if drift is None else {"kind": drift.kind, "explanation": drift.explanation},
+            "routes": [{"priority": x.priority, "conditions": x.conditions, "action": x.action, "forwards": dict(x.forwards)} for x in routes],
+            "undeclaredRoutes": route_problems,
         }, indent=2))
     else:
         console = _console()
@@ -374,10 +385,15 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str) -> None:
                 f"{r.weights[c]}%", f"{_bar(live_w[c])} {live_w[c]}%{mark}", _health_text(health[c]),
             )
         console.print(table)
-        if drift is None:
+        for x in routes:
+            to = ", ".join(f"{c} {w}" for c, w in x.forwards.items()) or x.action
+            console.print(f"rule {x.priority:>5}  {x.conditions} → {to}")
+        if drift is None and not route_problems:
             console.print(f"[green]in sync[/green]: the production listener sends what Pulumi.{stack}.yaml declares")
     if drift is not None:
         _fail(f"drift: {drift.explanation}", EXIT_FAILED)
+    if route_problems:
+        _fail(f"drift: {route_problems[0]}" + (f" (and {len(route_problems) - 1} more)" if len(route_problems) > 1 else ""), EXIT_FAILED)
 
 
 # --------------------------------------------------------------------------- gate

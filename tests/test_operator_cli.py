@@ -126,3 +126,28 @@ def test_park_refuses_when_the_live_clock_is_unknown_unless_told(aws, project, m
     r = run(*args)
     assert r.exit_code == 1 and "bluegreen:weights-since is None" in r.output and "--ignore-delay" in r.output, r.output
     assert run(*args, "--ignore-delay").exit_code == 0
+
+
+# --------------------------------------------------------------------------- status reads listener rules (moto)
+
+
+def _rule(aws, alb, priority: int, conditions: list, color: str) -> None:
+    aws.client("elbv2").create_rule(
+        ListenerArn=alb.production_listener, Priority=priority, Conditions=conditions,
+        Actions=[{"Type": "forward", "TargetGroupArn": alb.target_groups[color]}],
+    )
+
+
+def test_status_shows_listener_rules_and_fails_on_an_undeclared_one(aws, project, monkeypatch):
+    monkeypatch.setenv("PATH", str(project / "no-such-bin"))
+    alb = aws.build_alb(stable="blue", candidate_weight=0)
+    # The declared header route (Pulumi.production.yaml: X-Canary: always) to the candidate is fine.
+    _rule(aws, alb, 10, [{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Canary", "Values": ["always"]}}], "green")
+    args = ["--project-dir", str(project), "status", "--stack", "production", "--load-balancer-arn", alb.load_balancer]
+    r = run(*args)
+    assert r.exit_code == 0 and "rule    10  http-header X-Canary=always → green 1" in r.output, r.output
+    # A path rule nobody declared sends /beta/* to green at step 0.
+    _rule(aws, alb, 20, [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/beta/*"]}}], "green")
+    r = run(*args)
+    assert r.exit_code == 1, r.output
+    assert "error: drift: listener rule 20 (path-pattern /beta/*) forwards to green, which the stack file does not declare" in r.output
