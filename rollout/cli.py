@@ -58,10 +58,24 @@ class _Obj:
         self.webhook_url = webhook_url
 
 
+def find_project_dir(start: Path) -> Path | None:
+    """The nearest folder at or above `start` holding Pulumi.yaml (as `pulumi` itself looks for it)."""
+    for folder in (start, *start.parents):
+        if (folder / "Pulumi.yaml").is_file():
+            return folder
+    return None
+
+
 def _default_project_dir() -> Path:
+    """Pulumi.yaml in the working folder or above; else this checkout (`python -m rollout` in the repo)."""
     from .simulate import ROOT
 
-    return ROOT
+    found = find_project_dir(Path.cwd().resolve())
+    if found is not None:
+        return found
+    if (ROOT / "Pulumi.yaml").is_file():
+        return ROOT
+    _fail(f"no Pulumi.yaml in {Path.cwd()} or any folder above it: run inside the bluegreen project or pass --project-dir", EXIT_USAGE)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -287,7 +301,7 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
 
     config = {k: (decode_raw(v) if k.startswith("bluegreen:") else v) for k, v in raw.items()}  # JSON-string objects too
     try:
-        result = build_plan(_stack_file_name(stack), to_step=to_step, config=config)
+        result = build_plan(_stack_file_name(stack), to_step=to_step, config=config, root=project_dir)
     except FileNotFoundError as e:
         _fail(str(e), EXIT_USAGE)
     except ConfigError as e:
@@ -299,7 +313,8 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
 
         pack_config = next((p for p in (project_dir / "policy" / f"{stack}.json", ROOT / "policy" / f"{stack}.json") if p.is_file()), None)
         try:
-            result = check_policy(result, pack_dir=ROOT / "policy", pack_config=pack_config)
+            pack_dir = project_dir / "policy" if (project_dir / "policy" / "__main__.py").is_file() else ROOT / "policy"
+            result = check_policy(result, pack_dir=pack_dir, pack_config=pack_config)
         except (PolicyPackError, ValueError, OSError) as e:
             _fail(f"the policy pack could not judge the plan: {e}\n(run with --no-policy to plan without it)", EXIT_FAILED)
     if fmt == "json":
@@ -768,4 +783,6 @@ def notify(stack: str, event: str, message: tuple[str, ...]) -> None:
 
 
 def main() -> None:
-    cli(prog_name="python -m rollout")
+    """`python -m rollout` and the installed `bluegreen` command (pyproject.toml `[project.scripts]`)."""
+    prog = "bluegreen" if Path(sys.argv[0]).name == "bluegreen" else "python -m rollout"
+    cli(prog_name=prog)

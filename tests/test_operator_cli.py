@@ -151,3 +151,40 @@ def test_status_shows_listener_rules_and_fails_on_an_undeclared_one(aws, project
     r = run(*args)
     assert r.exit_code == 1, r.output
     assert "error: drift: listener rule 20 (path-pattern /beta/*) forwards to green, which the stack file does not declare" in r.output
+
+
+# --------------------------------------------------------------------------- the installed `bluegreen` command
+
+
+def test_pyproject_installs_a_bluegreen_command_pointing_at_the_cli():
+    import importlib
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    module, _, func = project["scripts"]["bluegreen"].partition(":")
+    assert callable(getattr(importlib.import_module(module), func))
+    req = (ROOT / "requirements.txt").read_text()
+    for dep in project["dependencies"]:  # the same pins as requirements.txt
+        assert dep in req or dep in (ROOT / "policy" / "requirements.txt").read_text(), dep
+
+
+def test_the_installed_command_works_from_any_folder_of_a_project(tmp_path):
+    """`bluegreen` as pip installs it (a launcher importing rollout.cli:main from site-packages), run from a
+    subfolder of a fresh copy of the project: it finds Pulumi.yaml above and plans that project."""
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "rollout", site / "rollout", ignore=shutil.ignore_patterns("__pycache__"))
+    launcher = tmp_path / "bin" / "bluegreen"
+    launcher.parent.mkdir()
+    launcher.write_text(f"#!{sys.executable}\nimport sys\nfrom rollout.cli import main\nif __name__ == '__main__':\n    sys.exit(main())\n")
+    launcher.chmod(0o755)
+    proj = tmp_path / "proj"
+    shutil.copytree(ROOT, proj, ignore=shutil.ignore_patterns(".git", ".venv", "__pycache__", "tests", "bench", "rollout", ".hypothesis"))
+    shutil.copytree(ROOT / "rollout", proj / "rollout", ignore=shutil.ignore_patterns("__pycache__"))
+    (proj / "Pulumi.staging.yaml").write_text((proj / "Pulumi.staging.yaml").read_text().replace("name: web", "name: shop"))
+    env = {**os.environ, "PYTHONPATH": str(site), "PATH": f"{launcher.parent}{os.pathsep}{os.environ['PATH']}"}
+    r = subprocess.run(["bluegreen", "plan", "--stack", "staging", "--no-policy", "--to-step", "1"], cwd=proj / "components",
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "shop-traffic-production" in r.stdout, r.stdout  # the project found by walking up, not the checkout
+    r = subprocess.run(["bluegreen", "status", "--stack", "staging"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "no Pulumi.yaml in" in r.stderr and "--project-dir" in r.stderr and "Traceback" not in r.stderr, r.stderr
