@@ -341,13 +341,20 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
 @click.option("--stack", "-s", required=True, help="Stack name; reads Pulumi.<stack>.yaml.")
 @click.option("--load-balancer-arn", default=None, metavar="ARN", help="Default: `pulumi stack output loadBalancerArn --stack S`.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def status(stack: str, load_balancer_arn: str | None, fmt: str) -> None:
+@click.option("--watch", "watch_", is_flag=True, help="Keep watching: weights, health, how long the weights held, when the next promotion is allowed.")
+@click.option("--interval", type=click.FloatRange(1, 3600), default=15.0, show_default=True, help="Seconds between rounds with --watch.")
+@click.option("--count", type=click.IntRange(1), default=None, help="Stop --watch after this many rounds (default: until Ctrl-C).")
+def status(stack: str, load_balancer_arn: str | None, fmt: str, watch_: bool, interval: float, count: int | None) -> None:
     """Live weights and target health per colour, and drift from the declared step (exit 1 on drift).
 
-    Reads the production listener and target health from AWS (read-only elbv2 calls).
+    Reads the production listener and target health from AWS (read-only elbv2 calls). With --watch it
+    repeats every --interval seconds (one line per round) until Ctrl-C.
 
-    Example: python -m rollout status --stack production
+    Example: python -m rollout status --stack production --watch
     """
+    if watch_:
+        _watch_status(stack, load_balancer_arn, interval, count)
+        return
     from .operations import compare_traffic, percentages
     from .rules import COLORS
 
@@ -409,6 +416,45 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str) -> None:
         _fail(f"drift: {drift.explanation}", EXIT_FAILED)
     if route_problems:
         _fail(f"drift: {route_problems[0]}" + (f" (and {len(route_problems) - 1} more)" if len(route_problems) > 1 else ""), EXIT_FAILED)
+
+
+def _watch_status(stack: str, load_balancer_arn: str | None, interval: float, count: int | None) -> None:
+    """`status --watch`: one line per round; a round that cannot read AWS says so and carries on."""
+    import time
+
+    from .bake import bake_minutes, bake_status
+    from .desired import TAG_SINCE
+    from .live import elbv2_client, read_live_state
+    from .operations import percentages
+    from .rules import COLORS
+
+    _, cfg = _load(stack)
+    arn = _lb_arn(stack, load_balancer_arn)
+    minutes = bake_minutes(_obj().project_dir, _stack_file_name(stack))
+    client = elbv2_client(cfg.region)
+    r = cfg.rollout
+    click.echo(f"watching {stack}: declared step {r.step} of {r.last_step}, {r.stable} stable; bake {minutes:g} min; Ctrl-C to stop")
+    rounds = 0
+    try:
+        while True:
+            stamp = time.strftime("%H:%M:%S", time.gmtime())
+            try:
+                live = read_live_state(client, arn, production_port=443 if cfg.traffic.https else 80)
+                if live.production is None:
+                    raise LiveStateError("no production listener found")
+                w = percentages(live.production.weights)
+                health = " · ".join(f"{c} {w[c]}% {_health_text(_target_health(client, live.production.target_groups.get(c)))}" for c in COLORS)
+                bake = bake_status(live.production.tags.get(TAG_SINCE), minutes, time.time(), live.production.weights)
+                drift = "" if all(w[c] == r.weights[c] for c in COLORS) else f"  [differs from declared step {r.step}]"
+                click.echo(f"{stamp}Z  {health}  {bake.text()}{drift}")
+            except LiveStateError as e:
+                click.echo(f"{stamp}Z  cannot read the load balancer: {e}")
+            rounds += 1
+            if count is not None and rounds >= count:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
 
 # --------------------------------------------------------------------------- gate
@@ -564,17 +610,45 @@ def _operation(fn, *args):
 
 @cli.command()
 @_change_options
-def advance(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack: str) -> None:
+@click.option("--wait", "wait_", is_flag=True, help="Wait out the bake time (live bluegreen:weights-since + bake-time.minutes) first.")
+@click.option("--load-balancer-arn", default=None, metavar="ARN", help="For --wait. Default: `pulumi stack output loadBalancerArn --stack S`.")
+def advance(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack: str, wait_: bool, load_balancer_arn: str | None) -> None:
     """Move the candidate one step up the ladder: set bluegreen:rollout.step, then `pulumi up` with the policy pack.
 
-    Without the Pulumi CLI on PATH, prints the exact commands and exits 1 (nothing changed).
+    Without the Pulumi CLI on PATH, prints the exact commands and exits 1 (nothing changed). With
+    --wait, first waits until the current weights have held for the pack's bake time.
 
-    Example: python -m rollout advance --stack production --yes
+    Example: python -m rollout advance --stack production --wait --yes
     """
     from . import operations
 
     _, cfg = _load(stack)
-    _apply(stack, _operation(operations.advance, cfg), yes=yes, dry_run=dry_run, config_only=config_only, policy_pack=policy_pack)
+    op = _operation(operations.advance, cfg)
+    if wait_:
+        _wait_for_bake(stack, cfg, load_balancer_arn)
+    _apply(stack, op, yes=yes, dry_run=dry_run, config_only=config_only, policy_pack=policy_pack)
+
+
+def _wait_for_bake(stack: str, cfg, load_balancer_arn: str | None, sleep=None) -> None:
+    """Sleep until the live weights have held for bake-time.minutes; exit 1 when the clock is unknown."""
+    import time
+
+    from .bake import bake_minutes, bake_status
+    from .desired import TAG_SINCE
+
+    sleep = sleep or time.sleep
+    minutes = bake_minutes(_obj().project_dir, _stack_file_name(stack))
+    arn = _lb_arn(stack, load_balancer_arn)
+    while True:
+        live, _ = _read_live(cfg, arn)
+        bake = bake_status(live.production.tags.get(TAG_SINCE), minutes, time.time(), live.production.weights)
+        if bake.wait_seconds is None:
+            _fail(f"cannot wait out the bake: {bake.text()}", EXIT_FAILED)
+        if bake.wait_seconds <= 0:
+            click.echo(f"bake done: {bake.text()}")
+            return
+        click.echo(f"waiting: {bake.text()}")
+        sleep(min(bake.wait_seconds + 1, 60))
 
 
 @cli.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -188,3 +189,52 @@ def test_the_installed_command_works_from_any_folder_of_a_project(tmp_path):
     assert "shop-traffic-production" in r.stdout, r.stdout  # the project found by walking up, not the checkout
     r = subprocess.run(["bluegreen", "status", "--stack", "staging"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "no Pulumi.yaml in" in r.stderr and "--project-dir" in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+# --------------------------------------------------------------------------- status --watch, advance --wait (moto)
+
+
+def _stamp(aws, alb, seconds_ago: float, weights: dict) -> None:
+    import time
+
+    from rollout.desired import TAG_SINCE, format_since
+
+    aws.client("elbv2").add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": TAG_SINCE, "Value": format_since(time.time() - seconds_ago, weights)}])
+
+
+def test_status_watch_shows_weights_health_how_long_they_held_and_the_next_promotion(aws, project, monkeypatch):
+    monkeypatch.setenv("PATH", str(project / "no-such-bin"))
+    _set_step(project, 1)
+    alb = aws.build_alb(stable="blue", candidate_weight=10)
+    _stamp(aws, alb, 180, {"blue": 90, "green": 10})
+    r = run("--project-dir", str(project), "status", "--stack", "production", "--load-balancer-arn", alb.load_balancer, "--watch", "--count", "1")
+    assert r.exit_code == 0, r.output
+    assert "bake 10 min" in r.output and "blue 90%" in r.output and "green 10%" in r.output, r.output
+    assert re.search(r"weights held 3m0\ds; next promotion allowed in 6m5\ds|weights held 3m0\ds; next promotion allowed in 7m00s", r.output), r.output
+
+
+def test_status_watch_does_not_trust_a_stamp_for_other_weights(aws, project, monkeypatch):
+    monkeypatch.setenv("PATH", str(project / "no-such-bin"))
+    alb = aws.build_alb(stable="blue", candidate_weight=10)
+    _stamp(aws, alb, 3600, {"blue": 100, "green": 0})  # the stamp of step 0, left on the listener of step 1
+    r = run("--project-dir", str(project), "status", "--stack", "production", "--load-balancer-arn", alb.load_balancer, "--watch", "--count", "1")
+    assert "weights held: unknown" in r.output and "differs from declared step 0" in r.output, r.output
+
+
+@pytest.mark.parametrize("seconds_ago", [601, 598])
+def test_advance_wait_waits_out_the_bake_then_advances(aws, project, monkeypatch, seconds_ago):
+    monkeypatch.setenv("PATH", str(project / "no-such-bin"))
+    _set_step(project, 1)
+    alb = aws.build_alb(stable="blue", candidate_weight=10)
+    _stamp(aws, alb, seconds_ago, {"blue": 90, "green": 10})
+    r = run("--project-dir", str(project), "advance", "--stack", "production", "--wait", "--load-balancer-arn", alb.load_balancer, "--dry-run")
+    assert r.exit_code == 0 and "bake done" in r.output and "bluegreen:rollout.step 2" in r.output, r.output
+    assert ("waiting: weights held 9m5" in r.output) == (seconds_ago < 600), r.output
+
+
+def test_advance_wait_refuses_an_unknown_bake_clock(aws, project, monkeypatch):
+    monkeypatch.setenv("PATH", str(project / "no-such-bin"))
+    _set_step(project, 1)
+    alb = aws.build_alb(stable="blue", candidate_weight=10)  # no stamp
+    r = run("--project-dir", str(project), "advance", "--stack", "production", "--wait", "--load-balancer-arn", alb.load_balancer, "--dry-run")
+    assert r.exit_code == 1 and "cannot wait out the bake" in r.output, r.output
