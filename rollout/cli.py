@@ -301,7 +301,8 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
 
     config = {k: (decode_raw(v) if k.startswith("bluegreen:") else v) for k, v in raw.items()}  # JSON-string objects too
     try:
-        result = build_plan(_stack_file_name(stack), to_step=to_step, config=config, root=project_dir)
+        program_root = project_dir if (project_dir / "__main__.py").is_file() else ROOT  # stack files only: this checkout's program
+        result = build_plan(_stack_file_name(stack), to_step=to_step, config=config, root=program_root)
     except FileNotFoundError as e:
         _fail(str(e), EXIT_USAGE)
     except ConfigError as e:

@@ -20,6 +20,8 @@ from .errors import ConfigError
 from .rules import RolloutConfig, classify
 from .simulate import Registered, Simulation, changed_properties, diff_resources, load_stack_file, run_program
 
+_NOT_EVALUATED_OFFLINE = "not evaluated offline"  # rollout.analyzer.NOT_EVALUATED_OFFLINE (tests/test_operator_cli.py keeps them equal)
+
 __all__ = ["Change", "PlanRow", "Plan", "build_plan", "check_policy", "offline_section", "LIVE_ONLY_POLICIES"]
 
 # Policies that need live AWS (health probes, CloudWatch, the live clock): offline they only say so,
@@ -77,7 +79,11 @@ class Plan:
                     "changes": [
                         {"action": c.action, "type": c.type, "name": c.name, "urn": c.urn, "properties": list(c.properties)} for c in r.changes
                     ],
-                    "policy": list(self.verdicts.get(i, [])),
+                    # kind "note": a policy that was not evaluated offline (it needs live AWS), not a violation.
+                    "policy": [
+                        {**v, "kind": "note" if str(v.get("message", "")).startswith(_NOT_EVALUATED_OFFLINE) else "violation"}
+                        for v in self.verdicts.get(i, [])
+                    ],
                 }
                 for i, r in enumerate(self.rows)
             ],

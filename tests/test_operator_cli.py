@@ -238,3 +238,42 @@ def test_advance_wait_refuses_an_unknown_bake_clock(aws, project, monkeypatch):
     alb = aws.build_alb(stable="blue", candidate_weight=10)  # no stamp
     r = run("--project-dir", str(project), "advance", "--stack", "production", "--wait", "--load-balancer-arn", alb.load_balancer, "--dry-run")
     assert r.exit_code == 1 and "cannot wait out the bake" in r.output, r.output
+
+
+# --------------------------------------------------------------------------- plan output: repeats once, notes as notes
+
+
+@pytest.fixture(scope="module")
+def staging_plan():
+    """The real staging plan with the real pack (its ALB baseline is advisory there: the same violations every step)."""
+    from rollout.plan import build_plan, check_policy
+
+    return check_policy(build_plan("staging"), pack_dir=ROOT / "policy", pack_config=ROOT / "policy" / "staging.json")
+
+
+def test_a_violation_repeated_on_every_step_is_shown_once(staging_plan):
+    from rollout.render import render_markdown, render_text
+    from rich.console import Console
+
+    md = render_markdown(staging_plan)
+    assert md.count("`alb-deletion-protection`") == 1, md
+    assert "as above)_" in md
+    console = Console(record=True, width=400)
+    render_text(staging_plan, console)
+    text = console.export_text()
+    assert text.count("alb-deletion-protection") == 1 and text.count("not evaluated offline") == 1, text
+
+
+def test_offline_notes_are_marked_as_notes_in_json(staging_plan):
+    import json as _json
+
+    from rollout.analyzer import NOT_EVALUATED_OFFLINE
+    from rollout.plan import _NOT_EVALUATED_OFFLINE
+    from rollout.render import render_json
+
+    assert _NOT_EVALUATED_OFFLINE == NOT_EVALUATED_OFFLINE
+    entries = [v for row in _json.loads(render_json(staging_plan))["rows"] for v in row["policy"]]
+    notes = [v for v in entries if v["kind"] == "note"]
+    assert notes and all(v["message"].startswith("not evaluated offline") for v in notes)
+    assert {v["kind"] for v in entries} == {"note", "violation"}
+    assert all(not v["message"].startswith("not evaluated offline") for v in entries if v["kind"] == "violation")
