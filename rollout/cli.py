@@ -7,6 +7,7 @@ config error (bad arguments, invalid stack file, unreadable thresholds file).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -768,6 +769,10 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
         gate_message=(verdict.message() if verdict else problem),
         live_stable=live.production.tags.get("bluegreen:stable") if live else None,
     )
+    # The alert or rollback notice carries its cause (the gate's verdict, or why AWS could not be read).
+    cause = verdict.message() if verdict else problem
+    if cause and cause not in decision.reason:
+        decision = dataclasses.replace(decision, reason=f"{decision.reason}. Cause: {cause}")
     if github_output:
         with open(github_output, "a", encoding="utf-8") as fh:
             fh.write(f"action={decision.action.value}\n")

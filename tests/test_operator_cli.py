@@ -277,3 +277,16 @@ def test_offline_notes_are_marked_as_notes_in_json(staging_plan):
     assert notes and all(v["message"].startswith("not evaluated offline") for v in notes)
     assert {v["kind"] for v in entries} == {"note", "violation"}
     assert all(not v["message"].startswith("not evaluated offline") for v in entries if v["kind"] == "violation")
+
+
+def test_the_watchers_alert_carries_its_cause(aws, project, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(project / "no-such-bin"))
+    _set_step(project, 2)
+    aws.build_alb(stable="blue", candidate_weight=25)
+    gone = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/gone/0123456789abcdef"
+    out = tmp_path / "github-output"
+    r = run("--project-dir", str(project), "watch", "--stack", "production", "--load-balancer-arn", gone, "--github-output", str(out))
+    assert r.exit_code == 1, r.output
+    reason = dict(line.split("=", 1) for line in out.read_text().splitlines())["reason"]
+    assert reason.startswith("production: rollout at step 2 but the live load balancer could not be read")
+    assert "Cause: could not read the live load balancer state: load balancer not found" in reason, reason
