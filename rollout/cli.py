@@ -53,6 +53,21 @@ class _Group(click.Group):
             _fail(str(e), EXIT_FAILED)
 
 
+class _ColorChoice(click.Choice):
+    """click.Choice that suggests the closest colour ("did you mean 'blue'?")."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as e:
+            import difflib
+
+            close = difflib.get_close_matches(str(value).lower(), list(self.choices), n=1, cutoff=0.5)
+            if close:
+                self.fail(f"{value!r} is not one of {', '.join(map(repr, self.choices))} (did you mean {close[0]!r}?)", param, ctx)
+            raise e
+
+
 class _Obj:
     def __init__(self, project_dir: Path, webhook_url: str | None):
         self.project_dir = project_dir
@@ -467,7 +482,7 @@ _CHECKS_HELP = "Checks to run (repeatable): http-probes, target-health, metrics.
 
 @cli.command()
 @click.option("--stack", "-s", required=True, help="Stack name; reads Pulumi.<stack>.yaml.")
-@click.option("--color", type=click.Choice(["blue", "green"]), default=None, help="Colour to judge. [default: the candidate]")
+@click.option("--color", type=_ColorChoice(["blue", "green"]), default=None, help="Colour to judge. [default: the candidate]")
 @click.option("--load-balancer-arn", default=None, metavar="ARN", help="Default: `pulumi stack output loadBalancerArn --stack S`.")
 @click.option("--probe-base-url", default=None, metavar="URL", help="Probe URL base instead of the test listener, e.g. http://127.0.0.1:8080.")
 @click.option("--thresholds", type=click.Path(dir_okay=False, path_type=Path), default=None,

@@ -586,7 +586,13 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
     values = {k: decode_raw(v) for k, v in raw.items()}
     if "rollout" not in values:
         raise ConfigError(_k("rollout"), "is required: {stable: blue, steps: [10, 25, 50, 75, 100], step: 0}")
-    rollout = parse_rollout(values["rollout"], _k("rollout"))
+    try:
+        rollout = parse_rollout(values["rollout"], _k("rollout"))
+    except ConfigError as e:  # a mistyped colour gets a "did you mean"
+        stable = values["rollout"].get("stable") if isinstance(values["rollout"], Mapping) else None
+        if e.key == _k("rollout", "stable") and isinstance(stable, str) and _hint(stable, list(COLORS)):
+            raise ConfigError(e.key, f"{str(e).split(': ', 1)[1]}{_hint(stable, list(COLORS))}") from None
+        raise
     platform = values.get("platform", "ecs")
     if platform not in PLATFORMS:
         hint = _hint(platform, list(PLATFORMS)) if isinstance(platform, str) else ""

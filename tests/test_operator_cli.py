@@ -290,3 +290,13 @@ def test_the_watchers_alert_carries_its_cause(aws, project, tmp_path, monkeypatc
     reason = dict(line.split("=", 1) for line in out.read_text().splitlines())["reason"]
     assert reason.startswith("production: rollout at step 2 but the live load balancer could not be read")
     assert "Cause: could not read the live load balancer state: load balancer not found" in reason, reason
+
+
+def test_mistyped_colours_get_a_did_you_mean():
+    from rollout.config import parse_stack_config
+    from rollout.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^bluegreen:rollout.stable: must be blue \| green; got 'bleu' .*\(did you mean 'blue'\?\)$"):
+        parse_stack_config({"rollout": {"stable": "bleu", "steps": [100], "step": 0}})
+    r = run("gate", "--stack", "production", "--color", "gren")
+    assert r.exit_code == 2 and "(did you mean 'green'?)" in r.output, r.output
