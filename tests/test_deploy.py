@@ -59,8 +59,11 @@ def test_a_commit_that_main_moved_past_is_refused(repos):
         check_commit_is_head(ci, mine)
 
 
-def _fake_pulumi(bindir: Path, log: Path, conflicts: int) -> None:
-    """A `pulumi` that logs its argv and answers the first `conflicts` updates with the lock conflict."""
+def _fake_pulumi(tmp_path: Path, monkeypatch, conflicts: int) -> Path:
+    """A `pulumi` first on PATH that logs its argv (returns the log) and answers the first `conflicts`
+    updates with the lock conflict."""
+    bindir, log = tmp_path / "bin", tmp_path / "pulumi.log"
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     bindir.mkdir()
     script = bindir / "pulumi"
     script.write_text(
@@ -71,13 +74,12 @@ def _fake_pulumi(bindir: Path, log: Path, conflicts: int) -> None:
         "exit 0\n"
     )
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return log
 
 
 def test_deploy_previews_with_the_pack_retries_a_held_lock_and_verifies(repos, tmp_path, monkeypatch):
     _, _, ci = repos
-    log = tmp_path / "pulumi.log"
-    _fake_pulumi(tmp_path / "bin", log, conflicts=1)
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    log = _fake_pulumi(tmp_path, monkeypatch, conflicts=1)
     head = git(ci, "rev-parse", "HEAD")
     # An organization-qualified stack (what the workflows pass when PULUMI_ORG is set) reads Pulumi.staging.yaml.
     res = CliRunner().invoke(cli, ["--project-dir", str(ci), "deploy", "--stack", "acme/staging", "--expect-commit", head, "--lock-wait", "0"])
@@ -91,9 +93,7 @@ def test_deploy_previews_with_the_pack_retries_a_held_lock_and_verifies(repos, t
 
 def test_deploy_of_a_stale_commit_runs_no_pulumi_command(repos, tmp_path, monkeypatch):
     _, dev, ci = repos
-    log = tmp_path / "pulumi.log"
-    _fake_pulumi(tmp_path / "bin", log, conflicts=0)
-    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    log = _fake_pulumi(tmp_path, monkeypatch, conflicts=0)
     old = git(ci, "rev-parse", "HEAD")
     _advance(dev)
     res = CliRunner().invoke(cli, ["--project-dir", str(ci), "deploy", "--stack", "staging", "--expect-commit", old])
