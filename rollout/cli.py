@@ -807,6 +807,49 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
         sys.exit(EXIT_FAILED)
 
 
+# --------------------------------------------------------------------------- preflight
+
+
+@cli.command()
+@click.option("--stack", "-s", required=True, help="Stack name; reads Pulumi.<stack>.yaml.")
+def preflight(stack: str) -> None:
+    """Check what the stack file points at in AWS before the first `up` (read-only): the access-logs
+    bucket's region and log-delivery policy, and that private task subnets reach a NAT or VPC endpoints.
+
+    Exit 0 when nothing is wrong, 1 with one line per problem.
+
+    Example: python -m rollout preflight --stack production
+    """
+    import boto3
+
+    from .live import client_config
+    from .preflight import access_logs_problems, private_subnet_problems
+
+    _, cfg = _load(stack)
+    region = cfg.region or "us-east-1"
+    problems: list[str] = []
+    checked: list[str] = []
+    try:
+        if cfg.traffic.access_logs_bucket:
+            account = boto3.client("sts", region_name=region, config=client_config()).get_caller_identity()["Account"]
+            s3 = boto3.client("s3", region_name=region, config=client_config())
+            problems += access_logs_problems(s3, cfg.traffic.access_logs_bucket, cfg.traffic.access_logs_prefix, region, account)
+            checked.append(f"access-logs bucket {cfg.traffic.access_logs_bucket}")
+        if not cfg.network.create and cfg.network.private_subnet_ids:
+            ec2 = boto3.client("ec2", region_name=region, config=client_config())
+            problems += private_subnet_problems(ec2, cfg.network.vpc_id, cfg.network.private_subnet_ids, region)
+            checked.append(f"egress of {len(cfg.network.private_subnet_ids)} private subnet(s)")
+    except Exception as e:  # noqa: BLE001 - no credentials, access denied, throttling: one line, exit 1
+        from .live import aws_fault_reason
+
+        _fail(f"preflight could not read AWS: {aws_fault_reason(e)}", EXIT_FAILED)
+    for p in problems:
+        click.echo(f"problem: {p}")
+    if problems:
+        sys.exit(EXIT_FAILED)
+    click.echo(f"{stack}: preflight ok ({', '.join(checked) or 'nothing in the stack file needs checking'})")
+
+
 # --------------------------------------------------------------------------- deploy (CI)
 
 
