@@ -63,23 +63,26 @@ def _network(aws, *, nat: bool):
     return vpc, pub, priv
 
 
+def _scenario(aws, project, bucket: str, principal: dict, *, nat: bool):
+    """A network (with or without a NAT route), a bucket with `principal` allowed to write, and one preflight."""
+    vpc, pub, priv = _network(aws, nat=nat)
+    aws.client("s3").create_bucket(Bucket=bucket)
+    aws.client("s3").put_bucket_policy(Bucket=bucket, Policy=_policy(bucket, principal))
+    _stack(project, bucket=bucket, vpc=vpc, public=pub, private=priv)
+    r = _run(project)
+    r.private_subnets = priv
+    return r
+
+
 @pytest.mark.parametrize("principal", [{"Service": ELB_LOG_SERVICE}, {"AWS": "arn:aws:iam::127311923021:root"}])
 def test_a_bucket_elb_may_write_and_subnets_behind_a_nat_pass(aws, project, principal):
-    vpc, pub, priv = _network(aws, nat=True)
-    aws.client("s3").create_bucket(Bucket="logs-ok")
-    aws.client("s3").put_bucket_policy(Bucket="logs-ok", Policy=_policy("logs-ok", principal))
-    _stack(project, bucket="logs-ok", vpc=vpc, public=pub, private=priv)
-    r = _run(project)
+    r = _scenario(aws, project, "logs-ok", principal, nat=True)
     assert r.exit_code == 0 and "preflight ok (access-logs bucket logs-ok, egress of 2 private subnet(s))" in r.output, r.output
 
 
 def test_problems_are_one_line_each_naming_the_key(aws, project):
-    vpc, pub, priv = _network(aws, nat=False)
-    s3 = aws.client("s3")
-    s3.create_bucket(Bucket="logs-bad")
-    s3.put_bucket_policy(Bucket="logs-bad", Policy=_policy("logs-bad", {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}))  # not ELB
-    _stack(project, bucket="logs-bad", vpc=vpc, public=pub, private=priv)
-    r = _run(project)
+    r = _scenario(aws, project, "logs-bad", {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}, nat=False)  # not ELB
+    priv = r.private_subnets
     assert r.exit_code == 1, r.output
     problems = [line for line in r.output.splitlines() if line.startswith("problem: ")]
     assert len(problems) == 3, r.output
