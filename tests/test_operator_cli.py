@@ -300,3 +300,11 @@ def test_mistyped_colours_get_a_did_you_mean():
         parse_stack_config({"rollout": {"stable": "bleu", "steps": [100], "step": 0}})
     r = run("gate", "--stack", "production", "--color", "gren")
     assert r.exit_code == 2 and "(did you mean 'green'?)" in r.output, r.output
+
+
+def test_status_honours_an_organization_qualified_stack(aws, project, monkeypatch):
+    """What the workflows pass when PULUMI_ORG is set: `acme/production` reads Pulumi.production.yaml."""
+    monkeypatch.setenv("PATH", str(project / "no-such-bin"))
+    alb = aws.build_alb(stable="blue", candidate_weight=0)
+    r = run("--project-dir", str(project), "status", "--stack", "acme/production", "--load-balancer-arn", alb.load_balancer)
+    assert r.exit_code == 0 and "stack acme/production" in r.output and "in sync" in r.output, r.output
