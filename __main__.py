@@ -132,6 +132,7 @@ def main() -> None:
                 target_group_arn=traffic.target_group_arns[color],
                 port=cfg.service.port,
                 health_path=cfg.service.health_path,
+                health_check_grace_seconds=cfg.service.health_check_grace_seconds,
                 cpu=cfg.service.cpu,
                 memory=cfg.service.memory,
                 environment=cfg.service.environment,

@@ -24,6 +24,7 @@ class ColorEnvironmentArgs:
     target_group_arn: pulumi.Input[str]  # this colour's ALB target group
     port: int = 8080  # container port
     health_path: str = "/healthz"  # readiness/liveness path
+    health_check_grace_seconds: int = 30  # ECS ignores failing ALB health checks this long after a task starts
     cpu: int = 256  # Fargate CPU units (ECS); Kubernetes uses its own requests/limits
     memory: int = 512  # MiB (ECS)
     environment: Mapping[str, str] = field(default_factory=dict)  # plain env vars

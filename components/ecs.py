@@ -10,6 +10,8 @@ from typing import Any, Mapping, Optional
 import pulumi
 import pulumi_aws as aws
 
+from rollout.names import explicit_name
+
 from .color import ColorEnvironment, ColorEnvironmentArgs
 
 __all__ = ["EcsPlatform", "EcsPlatformArgs"]
@@ -54,7 +56,8 @@ class EcsPlatform(pulumi.ComponentResource):
             tags=dict(args.tags),
             opts=child,
         )
-        aws.iam.RolePolicyAttachment(f"{name}-execution", role=role.name, policy_arn=_EXECUTION_POLICY, opts=child)
+        # Task definitions wait for this: a task started before it cannot pull its image or write logs.
+        self._execution_policy = aws.iam.RolePolicyAttachment(f"{name}-execution", role=role.name, policy_arn=_EXECUTION_POLICY, opts=child)
         self.cluster_arn = cluster.arn
         self.execution_role_arn = role.arn
         self.register_outputs({"cluster_arn": self.cluster_arn, "execution_role_arn": self.execution_role_arn})
@@ -65,6 +68,7 @@ class EcsPlatform(pulumi.ComponentResource):
         logs = aws.cloudwatch.LogGroup(f"{name}-logs", retention_in_days=self._args.log_retention_days, tags=tags, opts=child)
         sg = aws.ec2.SecurityGroup(
             f"{name}-sg",
+            name=explicit_name("aws:ec2/securityGroup:SecurityGroup", f"{name}-sg", f"{pulumi.get_project()}/{pulumi.get_stack()}"),
             description=f"bluegreen {args.color} tasks: only the ALB may connect",
             vpc_id=args.vpc_id,
             ingress=[
@@ -104,7 +108,7 @@ class EcsPlatform(pulumi.ComponentResource):
             execution_role_arn=self.execution_role_arn,
             container_definitions=containers,
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=[self._execution_policy]),
         )
         service = aws.ecs.Service(
             f"{name}-service",
@@ -113,7 +117,7 @@ class EcsPlatform(pulumi.ComponentResource):
             desired_count=args.replicas,
             launch_type="FARGATE",
             deployment_circuit_breaker=aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
-            health_check_grace_period_seconds=30,
+            health_check_grace_period_seconds=args.health_check_grace_seconds,
             network_configuration=aws.ecs.ServiceNetworkConfigurationArgs(
                 subnets=args.subnet_ids, security_groups=[sg.id], assign_public_ip=args.assign_public_ip
             ),

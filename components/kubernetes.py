@@ -107,6 +107,16 @@ def probes(health_path: str, port: int) -> dict[str, dict[str, Any]]:
     }
 
 
+def pre_stop(seconds: int) -> dict[str, Any] | None:
+    """A preStop sleep: a terminating pod keeps serving while the controller deregisters it from the
+    target group and the ALB drains it; without it every rolling update or scale-in answers 502s.
+
+    Uses the kubelet's own sleep action (`lifecycle.preStop.sleep`, Kubernetes 1.30+; no `sleep` binary
+    needed in the image). The grace period (`seconds` + 45) leaves the app time to shut down after.
+    """
+    return {"preStop": {"sleep": {"seconds": seconds}}} if seconds else None
+
+
 def resource_requirements(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str) -> dict[str, dict[str, str]]:
     """The container's requests and limits (Kubernetes quantities, validated by rollout.config)."""
     return {"requests": {"cpu": cpu_request, "memory": memory_request}, "limits": {"cpu": cpu_limit, "memory": memory_limit}}
@@ -215,6 +225,7 @@ class KubernetesPlatformArgs:
     memory_request: str = "256Mi"
     cpu_limit: str = "500m"
     memory_limit: str = "512Mi"
+    pre_stop_seconds: int = 15  # preStop sleep: the ALB deregisters the pod before it stops serving
     tags: Mapping[str, str] = field(default_factory=dict)  # AWS tags (used for the app name); not copied to Kubernetes labels
 
     @classmethod
@@ -241,6 +252,7 @@ class KubernetesPlatformArgs:
             memory_request=cfg.memory_request,
             cpu_limit=cfg.cpu_limit,
             memory_limit=cfg.memory_limit,
+            pre_stop_seconds=cfg.pre_stop_seconds,
             tags=dict(tags or {}),
         )
 
@@ -274,6 +286,7 @@ class KubernetesPlatform(pulumi.ComponentResource):
             self.provider = kubernetes.Provider(f"{name}-provider", kubeconfig=kubeconfig, context=args.context, opts=child)
         on_cluster = pulumi.ResourceOptions(parent=self, provider=self.provider)
 
+        self._namespace_ready: list = []  # pods are created after the readiness-gate label is in place
         if args.create_namespace:
             ns = kubernetes.core.v1.Namespace(
                 f"{name}-namespace",
@@ -285,6 +298,14 @@ class KubernetesPlatform(pulumi.ComponentResource):
             )
             self.namespace = ns.metadata.apply(lambda m: m.name)
         else:
+            # A namespace the program does not own still needs the readiness-gate label, or new pods count
+            # as ready before the ALB sees them healthy (a rolling update can then drop every target).
+            # A server-side-apply patch adds only that label and leaves the namespace's owner alone.
+            self._namespace_ready.append(kubernetes.core.v1.NamespacePatch(
+                f"{name}-namespace-readiness-gate",
+                metadata=kubernetes.meta.v1.ObjectMetaPatchArgs(name=args.namespace, labels={READINESS_GATE_LABEL: "enabled"}),
+                opts=on_cluster,
+            ))
             self.namespace = pulumi.Output.from_input(args.namespace)
 
         self.controller = None
@@ -325,7 +346,7 @@ class KubernetesPlatform(pulumi.ComponentResource):
         labels = pod_labels(app, args.color)
         selector = selector_labels(app, args.color)
         # The controller's webhook and CRDs must exist before pods (readiness gate) and bindings are created.
-        after_controller = [self.controller] if self.controller is not None else []
+        after_controller = ([self.controller] if self.controller is not None else []) + self._namespace_ready
         on_cluster = pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=after_controller)
         metadata = kubernetes.meta.v1.ObjectMetaArgs(name=k8s_name, namespace=self.namespace, labels=labels)
         health = probes(args.health_path, args.port)
@@ -352,9 +373,10 @@ class KubernetesPlatform(pulumi.ComponentResource):
                                 resources=resource_requirements(a.cpu_request, a.memory_request, a.cpu_limit, a.memory_limit),
                                 readiness_probe=health["readinessProbe"],
                                 liveness_probe=health["livenessProbe"],
+                                lifecycle=pre_stop(a.pre_stop_seconds),
                             )
                         ],
-                        termination_grace_period_seconds=60,
+                        termination_grace_period_seconds=a.pre_stop_seconds + 45,
                     ),
                 ),
             ),

@@ -20,7 +20,7 @@ class NetworkArgs:
     vpc_id: Optional[str] = None  # existing VPC (required when create is False)
     public_subnet_ids: Sequence[str] = field(default_factory=tuple)  # ALB subnets (>= 2 AZs)
     private_subnet_ids: Sequence[str] = field(default_factory=tuple)  # task subnets; empty = public subnets with public IPs
-    availability_zones: Sequence[str] = field(default_factory=tuple)  # for a created VPC; default <region>a, <region>b
+    availability_zones: Sequence[str] = field(default_factory=tuple)  # for a created VPC; default: the first two zones AWS reports available
     region: str = "us-east-1"
 
 
@@ -30,6 +30,21 @@ def _subnet_cidrs(cidr: str, count: int) -> list[str]:
     net = ipaddress.ip_network(cidr)
     new_prefix = min(net.prefixlen + 4, 28)
     return [str(s) for s, _ in zip(net.subnets(new_prefix=new_prefix), range(count))]
+
+
+def _default_zones(opts: pulumi.ResourceOptions, count: int = 2) -> list:
+    zones = aws.get_availability_zones_output(
+        state="available",
+        filters=[aws.GetAvailabilityZonesFilterArgs(name="opt-in-status", values=["opt-in-not-required"])],
+        opts=pulumi.InvokeOptions(parent=opts.parent),
+    )
+
+    def pick(names, i):
+        if len(names) < count:
+            raise pulumi.RunError(f"bluegreen:network.create needs {count} available zones in the region; AWS reports {names}")
+        return sorted(names)[i]
+
+    return [zones.names.apply(lambda names, i=i: pick(names, i)) for i in range(count)]
 
 
 class Network(pulumi.ComponentResource):
@@ -50,7 +65,9 @@ class Network(pulumi.ComponentResource):
             self.task_subnet_ids = pulumi.Output.from_input(tasks)
             self.assign_public_ip = not args.private_subnet_ids
         else:
-            azs = list(args.availability_zones) or [f"{args.region}a", f"{args.region}b"]
+            # Zone names are not "<region>a/b" everywhere (some accounts have no "a"; Local Zones need an
+            # opt-in): ask AWS for the available, opt-in-free zones of the region.
+            azs = list(args.availability_zones) or _default_zones(child)
             vpc = aws.ec2.Vpc(
                 f"{name}-vpc",
                 cidr_block=args.cidr,
@@ -74,7 +91,7 @@ class Network(pulumi.ComponentResource):
                     cidr_block=cidr,
                     availability_zone=az,
                     map_public_ip_on_launch=True,
-                    tags={"Name": f"{name}-public-{az}"},
+                    tags={"Name": pulumi.Output.concat(f"{name}-public-", az)},
                     opts=child,
                 )
                 aws.ec2.RouteTableAssociation(f"{name}-public-{i}", subnet_id=subnet.id, route_table_id=table.id, opts=child)

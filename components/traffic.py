@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from rollout.desired import TAG_COLOR, TAG_LISTENER, TAG_SINCE, TAG_STACK, ListenerPlan
+from rollout.names import explicit_name
 from rollout.rules import COLORS, other
 
 __all__ = ["TrafficLayer", "TrafficLayerArgs"]
@@ -75,8 +76,10 @@ class TrafficLayer(pulumi.ComponentResource):
                 security_groups=list(args.test_security_group_ids) or None,
             )
         )
+        scope = f"{pulumi.get_project()}/{args.stack}"  # explicit names only where the autoname would not fit AWS
         sg = aws.ec2.SecurityGroup(
             f"{name}-alb-sg",
+            name=explicit_name("aws:ec2/securityGroup:SecurityGroup", f"{name}-alb-sg", scope),
             description="bluegreen ALB: production and test listeners",
             vpc_id=args.vpc_id,
             ingress=ingress,
@@ -86,6 +89,7 @@ class TrafficLayer(pulumi.ComponentResource):
         )
         alb = aws.lb.LoadBalancer(
             f"{name}-alb",
+            name=explicit_name("aws:lb/loadBalancer:LoadBalancer", f"{name}-alb", scope),
             load_balancer_type="application",
             internal=args.internal,
             security_groups=[sg.id],
@@ -103,6 +107,7 @@ class TrafficLayer(pulumi.ComponentResource):
         for color in COLORS:
             tgs[color] = aws.lb.TargetGroup(
                 f"{name}-tg-{color}",
+                name=explicit_name("aws:lb/targetGroup:TargetGroup", f"{name}-tg-{color}", scope),
                 port=args.service_port,
                 protocol="HTTP",
                 target_type="ip",

@@ -1,7 +1,8 @@
 """Pulumi Deployments for the bluegreen stacks: push-to-deploy from main, previews on pull requests.
 
 One `pulumiservice.DeploymentSettings` per stack (staging, production), each with path filters, pre-run
-commands that install the policy pack requirements, and OIDC to AWS. The decisions are in
+commands that install the policy pack requirements, and OIDC to AWS; and one `pulumiservice.PolicyGroup`
+per stack enforcing the published `bluegreen` pack with that stack's `policy/<stack>.json`. The decisions are in
 deployment_spec.py (pure); this file only declares them. See docs/delivery.md.
 """
 
@@ -13,13 +14,13 @@ import pulumi
 import pulumi_pulumiservice as ps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from deployment_spec import NAMESPACE, SpecError, parse_spec  # noqa: E402
+from deployment_spec import NAMESPACE, PACK_NAME, SpecError, parse_spec  # noqa: E402
 
 
 def _raw_config() -> dict:
     cfg = pulumi.Config(NAMESPACE)
     raw = {}
-    for key in ("organization", "repository", "project", "branch", "repoDir"):
+    for key in ("organization", "repository", "project", "branch", "repoDir", "policyPackVersion"):
         value = cfg.get(key)
         if value is not None:
             raw[key] = value
@@ -67,5 +68,17 @@ for d in deployments:
         ),
     )
     pulumi.export(f"{d.stack}Settings", settings.id)
+    # Deployments runs `pulumi up` without --policy-pack: this group is what makes the published pack
+    # run on this stack, with this stack's config only.
+    group = ps.PolicyGroup(
+        f"{d.stack}-policy-group",
+        name=d.policy_group,
+        organization_name=d.organization,
+        entity_type="stacks",
+        mode="preventative",
+        stacks=[ps.PolicyGroupStackReferenceArgs(name=d.stack, routing_project=d.project)],
+        policy_packs=[ps.PolicyGroupPolicyPackReferenceInputArgs(name=PACK_NAME, version_tag=d.policy_pack_version, config=dict(d.policy_config))],
+    )
+    pulumi.export(f"{d.stack}PolicyGroup", group.name)
 
 pulumi.export("stacks", [d.stack for d in deployments])

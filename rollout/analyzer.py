@@ -214,8 +214,12 @@ class PolicyPackClient:
         rpc_timeout: float = 90.0,
         project: str = "bluegreen",
         stack: str = "production",
+        command: Iterable[str] | None = None,
     ) -> None:
         self.pack_dir = Path(pack_dir)
+        # The default `python -u <pack dir>` runs the same __main__.py; `rollout.pack_launch.engine_launch`
+        # gives the engine's exact command (virtualenv from PulumiPolicy.yaml, `-m pulumi.policy`).
+        self.command = list(command) if command is not None else None
         self.env = dict(env) if env is not None else dict(os.environ)
         self.cwd = Path(cwd) if cwd is not None else self.pack_dir  # the engine runs plugins in their dir
         self.python = python
@@ -234,7 +238,7 @@ class PolicyPackClient:
     def start(self) -> PolicyPackClient:
         self._stderr = tempfile.TemporaryFile()
         self._proc = subprocess.Popen(
-            [self.python, "-u", str(self.pack_dir)],
+            self.command or [self.python, "-u", str(self.pack_dir)],
             cwd=str(self.cwd),
             env=self.env,
             stdin=subprocess.DEVNULL,

@@ -7,6 +7,7 @@ config error (bad arguments, invalid stack file, unreadable thresholds file).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -52,16 +53,45 @@ class _Group(click.Group):
             _fail(str(e), EXIT_FAILED)
 
 
+class _ColorChoice(click.Choice):
+    """click.Choice that suggests the closest colour ("did you mean 'blue'?")."""
+
+    def convert(self, value, param, ctx):
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as e:
+            import difflib
+
+            close = difflib.get_close_matches(str(value).lower(), list(self.choices), n=1, cutoff=0.5)
+            if close:
+                self.fail(f"{value!r} is not one of {', '.join(map(repr, self.choices))} (did you mean {close[0]!r}?)", param, ctx)
+            raise e
+
+
 class _Obj:
     def __init__(self, project_dir: Path, webhook_url: str | None):
         self.project_dir = project_dir
         self.webhook_url = webhook_url
 
 
+def find_project_dir(start: Path) -> Path | None:
+    """The nearest folder at or above `start` holding Pulumi.yaml (as `pulumi` itself looks for it)."""
+    for folder in (start, *start.parents):
+        if (folder / "Pulumi.yaml").is_file():
+            return folder
+    return None
+
+
 def _default_project_dir() -> Path:
+    """Pulumi.yaml in the working folder or above; else this checkout (`python -m rollout` in the repo)."""
     from .simulate import ROOT
 
-    return ROOT
+    found = find_project_dir(Path.cwd().resolve())
+    if found is not None:
+        return found
+    if (ROOT / "Pulumi.yaml").is_file():
+        return ROOT
+    _fail(f"no Pulumi.yaml in {Path.cwd()} or any folder above it: run inside the bluegreen project or pass --project-dir", EXIT_USAGE)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,6 +125,20 @@ def _obj() -> _Obj:
 # --------------------------------------------------------------------------- shared helpers
 
 
+def _stack_file_name(stack: str) -> str:
+    """`production` for `production`, `my-org/production` and `my-org/bluegreen/production`: the stack
+    file is named after the stack alone, while Pulumi commands get the fully qualified name."""
+    return stack.rsplit("/", 1)[-1]
+
+
+def _stack_hint(stack: str, root: Path) -> str:
+    import difflib
+
+    stacks = [p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml")]
+    close = difflib.get_close_matches(_stack_file_name(stack), stacks, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _load(stack: str):
     """(raw config map, validated StackConfig) of Pulumi.<stack>.yaml; exit 2 when missing or invalid."""
     from .config import parse_stack_config
@@ -102,11 +146,13 @@ def _load(stack: str):
 
     root = _obj().project_dir
     try:
-        raw = load_stack_file(stack, root)
+        raw = load_stack_file(_stack_file_name(stack), root)
     except FileNotFoundError as e:
-        _fail(str(e), EXIT_USAGE)
+        _fail(f"{e}{_stack_hint(stack, root)}", EXIT_USAGE)
     except Exception as e:  # YAML syntax
-        _fail(f"cannot read Pulumi.{stack}.yaml: {' '.join(str(e).split())}", EXIT_USAGE)
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: {getattr(e, 'problem', '')}" if mark is not None else " ".join(str(e).split())
+        _fail(f"cannot read Pulumi.{_stack_file_name(stack)}.yaml: YAML syntax error at {where}", EXIT_USAGE)
     bluegreen = {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith("bluegreen:")}
     try:
         parsed = parse_stack_config(bluegreen, region=raw.get("aws:region"))
@@ -265,11 +311,16 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
     """
     from .plan import build_plan, check_policy
     from .render import render_json, render_markdown, render_text
-    from .simulate import ROOT, load_stack_file
+    from .simulate import ROOT
 
     project_dir = _obj().project_dir
+    raw, _ = _load(stack)  # one line and exit 2 for a missing file, a YAML syntax error or invalid config
+    from .config import decode_raw
+
+    config = {k: (decode_raw(v) if k.startswith("bluegreen:") else v) for k, v in raw.items()}  # JSON-string objects too
     try:
-        result = build_plan(stack, to_step=to_step, config=load_stack_file(stack, project_dir))
+        program_root = project_dir if (project_dir / "__main__.py").is_file() else ROOT  # stack files only: this checkout's program
+        result = build_plan(_stack_file_name(stack), to_step=to_step, config=config, root=program_root)
     except FileNotFoundError as e:
         _fail(str(e), EXIT_USAGE)
     except ConfigError as e:
@@ -281,7 +332,8 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
 
         pack_config = next((p for p in (project_dir / "policy" / f"{stack}.json", ROOT / "policy" / f"{stack}.json") if p.is_file()), None)
         try:
-            result = check_policy(result, pack_dir=ROOT / "policy", pack_config=pack_config)
+            pack_dir = project_dir / "policy" if (project_dir / "policy" / "__main__.py").is_file() else ROOT / "policy"
+            result = check_policy(result, pack_dir=pack_dir, pack_config=pack_config)
         except (PolicyPackError, ValueError, OSError) as e:
             _fail(f"the policy pack could not judge the plan: {e}\n(run with --no-policy to plan without it)", EXIT_FAILED)
     if fmt == "json":
@@ -308,13 +360,20 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
 @click.option("--stack", "-s", required=True, help="Stack name; reads Pulumi.<stack>.yaml.")
 @click.option("--load-balancer-arn", default=None, metavar="ARN", help="Default: `pulumi stack output loadBalancerArn --stack S`.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def status(stack: str, load_balancer_arn: str | None, fmt: str) -> None:
+@click.option("--watch", "watch_", is_flag=True, help="Keep watching: weights, health, how long the weights held, when the next promotion is allowed.")
+@click.option("--interval", type=click.FloatRange(1, 3600), default=15.0, show_default=True, help="Seconds between rounds with --watch.")
+@click.option("--count", type=click.IntRange(1), default=None, help="Stop --watch after this many rounds (default: until Ctrl-C).")
+def status(stack: str, load_balancer_arn: str | None, fmt: str, watch_: bool, interval: float, count: int | None) -> None:
     """Live weights and target health per colour, and drift from the declared step (exit 1 on drift).
 
-    Reads the production listener and target health from AWS (read-only elbv2 calls).
+    Reads the production listener and target health from AWS (read-only elbv2 calls). With --watch it
+    repeats every --interval seconds (one line per round) until Ctrl-C.
 
-    Example: python -m rollout status --stack production
+    Example: python -m rollout status --stack production --watch
     """
+    if watch_:
+        _watch_status(stack, load_balancer_arn, interval, count)
+        return
     from .operations import compare_traffic, percentages
     from .rules import COLORS
 
@@ -326,6 +385,15 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str) -> None:
     live_stable = live.production.tags.get("bluegreen:stable")
     drift = compare_traffic(stack, r, live.production.weights, live_stable)
     health = {c: _target_health(elbv2, live.production.target_groups.get(c)) for c in COLORS}
+    from .listener_rules import read_routes, undeclared_routes
+
+    color_of = {tg: c for c, tg in live.production.target_groups.items()}
+    try:
+        routes = read_routes(elbv2, live.production.arn, color_of)
+    except LiveStateError as e:
+        _fail(str(e), EXIT_FAILED)
+    header = (cfg.traffic.header_route_name, cfg.traffic.header_route_value) if cfg.traffic.header_route_name else None
+    route_problems = undeclared_routes(routes, header, r.candidate, r.weights)
 
     if fmt == "json":
         click.echo(json.dumps({
@@ -336,6 +404,8 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str) -> None:
             "live": {"weights": live_w, "stable": live_stable, "listenerArn": live.production.arn},
             "health": health,
             "drift": None if drift is None else {"kind": drift.kind, "explanation": drift.explanation},
+            "routes": [{"priority": x.priority, "conditions": x.conditions, "action": x.action, "forwards": dict(x.forwards)} for x in routes],
+            "undeclaredRoutes": route_problems,
         }, indent=2))
     else:
         console = _console()
@@ -356,10 +426,54 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str) -> None:
                 f"{r.weights[c]}%", f"{_bar(live_w[c])} {live_w[c]}%{mark}", _health_text(health[c]),
             )
         console.print(table)
-        if drift is None:
+        for x in routes:
+            to = ", ".join(f"{c} {w}" for c, w in x.forwards.items()) or x.action
+            console.print(f"rule {x.priority:>5}  {x.conditions} → {to}")
+        if drift is None and not route_problems:
             console.print(f"[green]in sync[/green]: the production listener sends what Pulumi.{stack}.yaml declares")
     if drift is not None:
         _fail(f"drift: {drift.explanation}", EXIT_FAILED)
+    if route_problems:
+        _fail(f"drift: {route_problems[0]}" + (f" (and {len(route_problems) - 1} more)" if len(route_problems) > 1 else ""), EXIT_FAILED)
+
+
+def _watch_status(stack: str, load_balancer_arn: str | None, interval: float, count: int | None) -> None:
+    """`status --watch`: one line per round; a round that cannot read AWS says so and carries on."""
+    import time
+
+    from .bake import bake_minutes, bake_status
+    from .desired import TAG_SINCE
+    from .live import elbv2_client, read_live_state
+    from .operations import percentages
+    from .rules import COLORS
+
+    _, cfg = _load(stack)
+    arn = _lb_arn(stack, load_balancer_arn)
+    minutes = bake_minutes(_obj().project_dir, _stack_file_name(stack))
+    client = elbv2_client(cfg.region)
+    r = cfg.rollout
+    click.echo(f"watching {stack}: declared step {r.step} of {r.last_step}, {r.stable} stable; bake {minutes:g} min; Ctrl-C to stop")
+    rounds = 0
+    try:
+        while True:
+            stamp = time.strftime("%H:%M:%S", time.gmtime())
+            try:
+                live = read_live_state(client, arn, production_port=443 if cfg.traffic.https else 80)
+                if live.production is None:
+                    raise LiveStateError("no production listener found")
+                w = percentages(live.production.weights)
+                health = " · ".join(f"{c} {w[c]}% {_health_text(_target_health(client, live.production.target_groups.get(c)))}" for c in COLORS)
+                bake = bake_status(live.production.tags.get(TAG_SINCE), minutes, time.time(), live.production.weights)
+                drift = "" if all(w[c] == r.weights[c] for c in COLORS) else f"  [differs from declared step {r.step}]"
+                click.echo(f"{stamp}Z  {health}  {bake.text()}{drift}")
+            except LiveStateError as e:
+                click.echo(f"{stamp}Z  cannot read the load balancer: {e}")
+            rounds += 1
+            if count is not None and rounds >= count:
+                return
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        click.echo("stopped")
 
 
 # --------------------------------------------------------------------------- gate
@@ -370,7 +484,7 @@ _CHECKS_HELP = "Checks to run (repeatable): http-probes, target-health, metrics.
 
 @cli.command()
 @click.option("--stack", "-s", required=True, help="Stack name; reads Pulumi.<stack>.yaml.")
-@click.option("--color", type=click.Choice(["blue", "green"]), default=None, help="Colour to judge. [default: the candidate]")
+@click.option("--color", type=_ColorChoice(["blue", "green"]), default=None, help="Colour to judge. [default: the candidate]")
 @click.option("--load-balancer-arn", default=None, metavar="ARN", help="Default: `pulumi stack output loadBalancerArn --stack S`.")
 @click.option("--probe-base-url", default=None, metavar="URL", help="Probe URL base instead of the test listener, e.g. http://127.0.0.1:8080.")
 @click.option("--thresholds", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -426,6 +540,14 @@ def _apply(stack: str, op, *, yes: bool, dry_run: bool, config_only: bool, polic
         for argv in cmds:
             click.echo(f"  {shell_line(argv)}")
         return
+    if config_only:  # only the stack file changes: no Pulumi CLI needed
+        from .stack_file import set_config_path
+
+        stack_file = _obj().project_dir / f"Pulumi.{_stack_file_name(stack)}.yaml"
+        for setting in op.settings:
+            set_config_path(stack_file, setting.path, setting.value)
+        click.echo(f"config set in {stack_file.name}; not deployed (--config-only). Deploy with: {shell_line(up)}")
+        return
     exe = find_pulumi()
     if exe is None:
         click.echo("the Pulumi CLI (`pulumi`) is not on PATH, so nothing was changed. Install it "
@@ -471,7 +593,7 @@ def _pack_config(policy_pack: str | None, stack: str) -> str | None:
     """`policy/<stack>.json` when the pack has a config file for this stack."""
     if not policy_pack:
         return None
-    rel = f"{policy_pack.rstrip('/')}/{stack}.json"
+    rel = f"{policy_pack.rstrip('/')}/{_stack_file_name(stack)}.json"
     return rel if (_obj().project_dir / rel).is_file() else None
 
 
@@ -507,17 +629,45 @@ def _operation(fn, *args):
 
 @cli.command()
 @_change_options
-def advance(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack: str) -> None:
+@click.option("--wait", "wait_", is_flag=True, help="Wait out the bake time (live bluegreen:weights-since + bake-time.minutes) first.")
+@click.option("--load-balancer-arn", default=None, metavar="ARN", help="For --wait. Default: `pulumi stack output loadBalancerArn --stack S`.")
+def advance(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack: str, wait_: bool, load_balancer_arn: str | None) -> None:
     """Move the candidate one step up the ladder: set bluegreen:rollout.step, then `pulumi up` with the policy pack.
 
-    Without the Pulumi CLI on PATH, prints the exact commands and exits 1 (nothing changed).
+    Without the Pulumi CLI on PATH, prints the exact commands and exits 1 (nothing changed). With
+    --wait, first waits until the current weights have held for the pack's bake time.
 
-    Example: python -m rollout advance --stack production --yes
+    Example: python -m rollout advance --stack production --wait --yes
     """
     from . import operations
 
     _, cfg = _load(stack)
-    _apply(stack, _operation(operations.advance, cfg), yes=yes, dry_run=dry_run, config_only=config_only, policy_pack=policy_pack)
+    op = _operation(operations.advance, cfg)
+    if wait_:
+        _wait_for_bake(stack, cfg, load_balancer_arn)
+    _apply(stack, op, yes=yes, dry_run=dry_run, config_only=config_only, policy_pack=policy_pack)
+
+
+def _wait_for_bake(stack: str, cfg, load_balancer_arn: str | None, sleep=None) -> None:
+    """Sleep until the live weights have held for bake-time.minutes; exit 1 when the clock is unknown."""
+    import time
+
+    from .bake import bake_minutes, bake_status
+    from .desired import TAG_SINCE
+
+    sleep = sleep or time.sleep
+    minutes = bake_minutes(_obj().project_dir, _stack_file_name(stack))
+    arn = _lb_arn(stack, load_balancer_arn)
+    while True:
+        live, _ = _read_live(cfg, arn)
+        bake = bake_status(live.production.tags.get(TAG_SINCE), minutes, time.time(), live.production.weights)
+        if bake.wait_seconds is None:
+            _fail(f"cannot wait out the bake: {bake.text()}", EXIT_FAILED)
+        if bake.wait_seconds <= 0:
+            click.echo(f"bake done: {bake.text()}")
+            return
+        click.echo(f"waiting: {bake.text()}")
+        sleep(min(bake.wait_seconds + 1, 60))
 
 
 @cli.command()
@@ -549,15 +699,31 @@ def finish(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack:
 
 @cli.command()
 @_change_options
-def park(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack: str) -> None:
+@click.option("--load-balancer-arn", default=None, metavar="ARN", help="Default: `pulumi stack output loadBalancerArn --stack S`.")
+@click.option("--ignore-delay", is_flag=True, help="Park now, without waiting bluegreen:idle.delayMinutes.")
+def park(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack: str, load_balancer_arn: str | None, ignore_delay: bool) -> None:
     """Apply the idle policy (bluegreen:idle.policy) to the colour without traffic, after a finish.
+
+    Waits for bluegreen:idle.delayMinutes after the idle colour last carried traffic (the live
+    listener's bluegreen:weights-since): until then it exits 1 and says how long is left.
 
     Example: python -m rollout park --stack production --yes
     """
+    import time
+
     from . import operations
+    from .desired import TAG_SINCE
 
     _, cfg = _load(stack)
-    _apply(stack, _operation(operations.park, cfg), yes=yes, dry_run=dry_run, config_only=config_only, policy_pack=policy_pack)
+    op = _operation(operations.park, cfg)
+    if not ignore_delay and cfg.idle.delay_minutes:
+        live, _ = _read_live(cfg, _lb_arn(stack, load_balancer_arn))
+        since = live.production.tags.get(TAG_SINCE)
+        left = _operation(operations.park_delay_remaining, cfg, since, time.time())
+        if left > 0:
+            _fail(f"park waits bluegreen:idle.delayMinutes ({cfg.idle.delay_minutes} min) after {cfg.rollout.candidate} last carried "
+                  f"traffic ({since.split()[0]}): {left / 60:.0f} min left; run it again then, or pass --ignore-delay", EXIT_FAILED)
+    _apply(stack, op, yes=yes, dry_run=dry_run, config_only=config_only, policy_pack=policy_pack)
 
 
 @cli.command()
@@ -620,6 +786,10 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
         gate_message=(verdict.message() if verdict else problem),
         live_stable=live.production.tags.get("bluegreen:stable") if live else None,
     )
+    # The alert or rollback notice carries its cause (the gate's verdict, or why AWS could not be read).
+    cause = verdict.message() if verdict else problem
+    if cause and cause not in decision.reason:
+        decision = dataclasses.replace(decision, reason=f"{decision.reason}. Cause: {cause}")
     if github_output:
         with open(github_output, "a", encoding="utf-8") as fh:
             fh.write(f"action={decision.action.value}\n")
@@ -637,6 +807,90 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
     if decision.action is Action.ALERT:
         _notify("block", stack, decision.reason)
         sys.exit(EXIT_FAILED)
+
+
+# --------------------------------------------------------------------------- preflight
+
+
+@cli.command()
+@click.option("--stack", "-s", required=True, help="Stack name; reads Pulumi.<stack>.yaml.")
+def preflight(stack: str) -> None:
+    """Check what the stack file points at in AWS before the first `up` (read-only): the access-logs
+    bucket's region and log-delivery policy, and that private task subnets reach a NAT or VPC endpoints.
+
+    Exit 0 when nothing is wrong, 1 with one line per problem.
+
+    Example: python -m rollout preflight --stack production
+    """
+    import boto3
+
+    from .live import client_config
+    from .preflight import access_logs_problems, private_subnet_problems
+
+    _, cfg = _load(stack)
+    region = cfg.region or "us-east-1"
+    problems: list[str] = []
+    checked: list[str] = []
+    try:
+        if cfg.traffic.access_logs_bucket:
+            account = boto3.client("sts", region_name=region, config=client_config()).get_caller_identity()["Account"]
+            s3 = boto3.client("s3", region_name=region, config=client_config())
+            problems += access_logs_problems(s3, cfg.traffic.access_logs_bucket, cfg.traffic.access_logs_prefix, region, account)
+            checked.append(f"access-logs bucket {cfg.traffic.access_logs_bucket}")
+        if not cfg.network.create and cfg.network.private_subnet_ids:
+            ec2 = boto3.client("ec2", region_name=region, config=client_config())
+            problems += private_subnet_problems(ec2, cfg.network.vpc_id, cfg.network.private_subnet_ids, region)
+            checked.append(f"egress of {len(cfg.network.private_subnet_ids)} private subnet(s)")
+    except Exception as e:  # noqa: BLE001 - no credentials, access denied, throttling: one line, exit 1
+        from .live import aws_fault_reason
+
+        _fail(f"preflight could not read AWS: {aws_fault_reason(e)}", EXIT_FAILED)
+    for p in problems:
+        click.echo(f"problem: {p}")
+    if problems:
+        sys.exit(EXIT_FAILED)
+    click.echo(f"{stack}: preflight ok ({', '.join(checked) or 'nothing in the stack file needs checking'})")
+
+
+# --------------------------------------------------------------------------- deploy (CI)
+
+
+@cli.command()
+@click.option("--stack", "-s", required=True, help="Stack name; reads Pulumi.<stack>.yaml.")
+@click.option("--expect-commit", default=None, metavar="SHA",
+              help="Deploy only if this commit is still the branch's head (fetched from the remote before each attempt).")
+@click.option("--branch", default="main", show_default=True, help="Branch whose head the commit must be.")
+@click.option("--remote", default="origin", show_default=True)
+@click.option("--policy-pack", default="policy", show_default=True, help="Policy pack directory ('' for none).")
+@click.option("--lock-retries", type=click.IntRange(1, 100), default=6, show_default=True,
+              help="Attempts per command while another update holds the stack's lock.")
+@click.option("--lock-wait", type=click.FloatRange(0, 3600), default=30.0, show_default=True, help="Seconds between those attempts.")
+def deploy(stack: str, expect_commit: str | None, branch: str, remote: str, policy_pack: str, lock_retries: int, lock_wait: float) -> None:
+    """Deploy the stack as CI does: preview with the pack, `up`, then `preview --expect-no-changes`.
+
+    Refuses (exit 1) when --expect-commit is no longer the branch's head; retries while another update
+    holds the stack's lock. Never `up --skip-preview`.
+
+    Example: python -m rollout deploy --stack production --expect-commit "$GITHUB_SHA"
+    """
+    from .deploy import check_commit_is_head, deploy_plan, deploy_stack
+    from .pulumi_cli import PulumiCli, find_pulumi
+
+    _load(stack)  # a broken stack file is exit 2 before anything runs
+    root = _obj().project_dir
+
+    def still_head() -> None:
+        if expect_commit:
+            check_commit_is_head(root, expect_commit, branch, remote)
+
+    still_head()
+    plan = deploy_plan(stack, policy_pack or None, _pack_config(policy_pack or None, stack))
+    exe = find_pulumi()
+    if exe is None:
+        _fail("the Pulumi CLI (`pulumi`) is not on PATH; nothing was deployed", EXIT_FAILED)
+    pulumi = PulumiCli(exe, root, echo=click.echo)
+    deploy_stack(pulumi.run, plan, attempts=lock_retries, wait_seconds=lock_wait, before_each=still_head, echo=click.echo)
+    click.echo(f"{stack}: deployed and verified (no changes left)")
 
 
 # --------------------------------------------------------------------------- notify
@@ -669,4 +923,6 @@ def notify(stack: str, event: str, message: tuple[str, ...]) -> None:
 
 
 def main() -> None:
-    cli(prog_name="python -m rollout")
+    """`python -m rollout` and the installed `bluegreen` command (pyproject.toml `[project.scripts]`)."""
+    prog = "bluegreen" if Path(sys.argv[0]).name == "bluegreen" else "python -m rollout"
+    cli(prog_name=prog)

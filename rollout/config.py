@@ -175,6 +175,43 @@ def _check_image(v: str) -> str | None:
     return None
 
 
+# Headers every client (browser, SDK, proxy) sends or the ALB itself sets: routing on one of them
+# sends ordinary traffic to the candidate, outside the weighted, gated steps.
+_STANDARD_REQUEST_HEADERS = frozenset(
+    h.lower()
+    for h in (
+        "Accept", "Accept-Charset", "Accept-Encoding", "Accept-Language", "Authorization", "Cache-Control",
+        "Connection", "Content-Encoding", "Content-Length", "Content-Type", "Cookie", "Date", "DNT", "Expect",
+        "Forwarded", "From", "Host", "If-Match", "If-Modified-Since", "If-None-Match", "If-Range",
+        "If-Unmodified-Since", "Keep-Alive", "Max-Forwards", "Origin", "Pragma", "Priority", "Proxy-Authorization",
+        "Range", "Referer", "TE", "Trailer", "Transfer-Encoding", "Upgrade", "Upgrade-Insecure-Requests",
+        "User-Agent", "Via", "Warning", "X-Amzn-Trace-Id", "X-Forwarded-For", "X-Forwarded-Host",
+        "X-Forwarded-Port", "X-Forwarded-Proto", "X-Real-IP", "X-Requested-With",
+    )
+)
+_STANDARD_HEADER_PREFIXES = ("sec-", "x-amz", "x-amzn-", "proxy-")
+
+
+def _check_route_header(v: str) -> str | None:
+    """The header route's name: a custom header a client sends on purpose (`X-Canary`)."""
+    allowed = "a custom header name of letters, digits and dashes (at most 40), e.g. X-Canary; not a standard request header"
+    if not _HEADER_RE.match(v):
+        return f"must be {allowed}"
+    low = v.lower()
+    if low in _STANDARD_REQUEST_HEADERS or low.startswith(_STANDARD_HEADER_PREFIXES):
+        return f"must be {allowed} such as Host, User-Agent, Cookie or X-Forwarded-For (every client sends those)"
+    return None
+
+
+def _check_route_value(v: str) -> str | None:
+    """The header route's value: one exact value (the ALB treats `*` and `?` as wildcards)."""
+    if "*" in v or "?" in v:
+        return "must be one exact value without the wildcards * or ? (e.g. always)"
+    if len(v) > 128 or not all(" " < c < "\x7f" for c in v):
+        return "must be 1..128 printable ASCII characters without spaces (e.g. always)"
+    return None
+
+
 def _check_matcher(v: str) -> str | None:
     return None if re.fullmatch(r"\d{3}(-\d{3})?(,\d{3}(-\d{3})?)*", v) else "must be HTTP codes such as 200, 200-299 or 200,204"
 
@@ -191,6 +228,7 @@ class ServiceConfig:
     memory: int = 512  # Fargate memory, MiB
     desired_count: int = 2  # tasks (or pods) per colour that carries, or may carry, traffic
     environment: Mapping[str, str] = field(default_factory=dict)  # plain env vars (never secrets)
+    health_check_grace_seconds: int = 30  # ECS: ignore failing ALB health checks this long after a task starts
 
 
 @dataclass(frozen=True)
@@ -268,6 +306,7 @@ class KubernetesConfig:
     memory_request: str = "256Mi"
     cpu_limit: str = "500m"
     memory_limit: str = "512Mi"
+    pre_stop_seconds: int = 15  # pods wait this long before stopping, so the ALB stops sending to them first
 
 
 @dataclass(frozen=True)
@@ -323,7 +362,10 @@ def decode_raw(value: Any) -> Any:
 
 
 def _service(raw: Any, platform: str = "ecs") -> ServiceConfig:
-    s = _Section(_k("service"), raw, ("name", "port", "healthPath", "healthMatcher", "cpu", "memory", "desiredCount", "environment"))
+    s = _Section(
+        _k("service"), raw,
+        ("name", "port", "healthPath", "healthMatcher", "cpu", "memory", "desiredCount", "environment", "healthCheckGracePeriod"),
+    )
     name = s.str("name", "web", lambda v: None if _NAME_RE.match(v) else "must be 2..24 lowercase letters, digits or dashes, starting with a letter")
     cpu = s.int("cpu", 256, 256, 4096)
     memory = s.int("memory", 512, 1, 30720)
@@ -356,6 +398,7 @@ def _service(raw: Any, platform: str = "ecs") -> ServiceConfig:
         memory=memory,
         desired_count=s.int("desiredCount", 2, 1, 1000),
         environment=dict(env),
+        health_check_grace_seconds=s.int("healthCheckGracePeriod", 30, 0, 2147483647),  # ECS's allowed range
     )
 
 
@@ -421,8 +464,8 @@ def _traffic(raw: Any, service: ServiceConfig) -> TrafficConfig:
     header_name, header_value = None, "always"
     if header is not None:
         h = _Section(s.sub("headerRoute"), header, ("name", "value"))
-        header_name = h.str("name", "X-Canary", lambda v: None if _HEADER_RE.match(v) else "must be an HTTP header name (letters, digits, dashes)")
-        header_value = h.str("value", "always")
+        header_name = h.str("name", "X-Canary", _check_route_header)
+        header_value = h.str("value", "always", _check_route_value)
     return TrafficConfig(
         certificate_arn=cert,
         ssl_policy=ssl_policy,
@@ -505,7 +548,8 @@ def _kubernetes(raw: Any) -> KubernetesConfig:
         (
             "namespace", "createNamespace", "kubeconfig", "context", "eksClusterName", "installLoadBalancerController",
             "controllerChartVersion", "controllerNamespace", "controllerClusterName", "controllerServiceAccountName",
-            "controllerCreateServiceAccount", "controllerRoleArn", "cpuRequest", "memoryRequest", "cpuLimit", "memoryLimit",
+            "controllerCreateServiceAccount", "controllerRoleArn", "controllerPodIdentity", "cpuRequest", "memoryRequest", "cpuLimit",
+            "memoryLimit", "preStopSeconds",
         ),
     )
     system_namespaces = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -534,7 +578,10 @@ def _kubernetes(raw: Any) -> KubernetesConfig:
         raise ConfigError(s.sub("createNamespace"), f"is true but namespace {namespace!r} always exists; set createNamespace: false or choose another namespace")
     eks = s.str("eksClusterName", None, lambda v: None if eks_name_re.match(v) else "must be an EKS cluster name (letters, digits, dashes, underscores, at most 100)")
     install = s.bool("installLoadBalancerController", False)
-    controller_keys = ("controllerChartVersion", "controllerNamespace", "controllerClusterName", "controllerServiceAccountName", "controllerCreateServiceAccount", "controllerRoleArn")
+    controller_keys = (
+        "controllerChartVersion", "controllerNamespace", "controllerClusterName", "controllerServiceAccountName",
+        "controllerCreateServiceAccount", "controllerRoleArn", "controllerPodIdentity",
+    )
     if not install:
         for key in controller_keys:
             if s.has(key):
@@ -546,6 +593,14 @@ def _kubernetes(raw: Any) -> KubernetesConfig:
     role_arn = s.str("controllerRoleArn", None, _check_prefix("arn:aws", "an IAM role ARN such as arn:aws:iam::123456789012:role/aws-load-balancer-controller"))
     if role_arn and ":role/" not in role_arn:
         raise ConfigError(s.sub("controllerRoleArn"), f"must be an IAM role ARN such as arn:aws:iam::123456789012:role/aws-load-balancer-controller; got {role_arn!r}")
+    pod_identity = s.bool("controllerPodIdentity", False)
+    if install and create_sa and not role_arn and not pod_identity:
+        raise ConfigError(
+            s.sub("controllerRoleArn"),
+            "is required when installLoadBalancerController is true: the controller calls AWS and needs an IAM identity. "
+            "Set an IRSA role ARN (arn:aws:iam::123456789012:role/aws-load-balancer-controller), or controllerPodIdentity: true "
+            "after associating a role with EKS Pod Identity, or controllerCreateServiceAccount: false for an existing annotated service account",
+        )
     if role_arn and not create_sa:
         raise ConfigError(s.sub("controllerRoleArn"), "is set but controllerCreateServiceAccount is false: annotate the existing service account instead, or let the chart create it")
     cpu_request = s.str("cpuRequest", "250m", _check_quantity)
@@ -572,6 +627,7 @@ def _kubernetes(raw: Any) -> KubernetesConfig:
         memory_request=memory_request,
         cpu_limit=cpu_limit,
         memory_limit=memory_limit,
+        pre_stop_seconds=s.int("preStopSeconds", 15, 0, 300),
     )
 
 
@@ -583,7 +639,13 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
     values = {k: decode_raw(v) for k, v in raw.items()}
     if "rollout" not in values:
         raise ConfigError(_k("rollout"), "is required: {stable: blue, steps: [10, 25, 50, 75, 100], step: 0}")
-    rollout = parse_rollout(values["rollout"], _k("rollout"))
+    try:
+        rollout = parse_rollout(values["rollout"], _k("rollout"))
+    except ConfigError as e:  # a mistyped colour gets a "did you mean"
+        stable = values["rollout"].get("stable") if isinstance(values["rollout"], Mapping) else None
+        if e.key == _k("rollout", "stable") and isinstance(stable, str) and _hint(stable, list(COLORS)):
+            raise ConfigError(e.key, f"{str(e).split(': ', 1)[1]}{_hint(stable, list(COLORS))}") from None
+        raise
     platform = values.get("platform", "ecs")
     if platform not in PLATFORMS:
         hint = _hint(platform, list(PLATFORMS)) if isinstance(platform, str) else ""

@@ -133,6 +133,31 @@ def park(cfg: StackConfig) -> Operation:
     )
 
 
+def park_delay_remaining(cfg: StackConfig, weights_since: str | None, now: float) -> float:
+    """Seconds until the idle colour may be parked: `idle.delayMinutes` after it last carried traffic.
+
+    `weights_since` is the live production listener's `bluegreen:weights-since` value (when the current
+    weights took effect). Raises TransitionError when it cannot say the idle colour has been without
+    traffic since a known time (then nobody knows how long the instant rollback has been available).
+    """
+    from .desired import parse_since
+
+    idle = cfg.rollout.candidate
+    delay = cfg.idle.delay_minutes * 60
+    if delay == 0:
+        return 0.0
+    parsed = parse_since(weights_since)
+    if parsed is None:
+        raise TransitionError(
+            f"park waits bluegreen:idle.delayMinutes ({cfg.idle.delay_minutes} min) after {idle} last carried traffic, but the live "
+            f"listener's bluegreen:weights-since is {weights_since!r}: deploy once, or park with --ignore-delay"
+        )
+    when, weights = parsed
+    if weights.get(idle, 0) != 0:
+        raise TransitionError(f"{idle} still carries {weights[idle]}% live (bluegreen:weights-since {weights_since!r}): it cannot be parked")
+    return max(0.0, when + delay - now)
+
+
 def release(cfg: StackConfig, image: str) -> Operation:
     """Start a release: the new image goes to the idle colour (unparked), still at step 0."""
     r = cfg.rollout

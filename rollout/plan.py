@@ -20,6 +20,8 @@ from .errors import ConfigError
 from .rules import RolloutConfig, classify
 from .simulate import Registered, Simulation, changed_properties, diff_resources, load_stack_file, run_program
 
+_NOT_EVALUATED_OFFLINE = "not evaluated offline"  # rollout.analyzer.NOT_EVALUATED_OFFLINE (tests/test_operator_cli.py keeps them equal)
+
 __all__ = ["Change", "PlanRow", "Plan", "build_plan", "check_policy", "offline_section", "LIVE_ONLY_POLICIES"]
 
 # Policies that need live AWS (health probes, CloudWatch, the live clock): offline they only say so,
@@ -77,7 +79,11 @@ class Plan:
                     "changes": [
                         {"action": c.action, "type": c.type, "name": c.name, "urn": c.urn, "properties": list(c.properties)} for c in r.changes
                     ],
-                    "policy": list(self.verdicts.get(i, [])),
+                    # kind "note": a policy that was not evaluated offline (it needs live AWS), not a violation.
+                    "policy": [
+                        {**v, "kind": "note" if str(v.get("message", "")).startswith(_NOT_EVALUATED_OFFLINE) else "violation"}
+                        for v in self.verdicts.get(i, [])
+                    ],
                 }
                 for i, r in enumerate(self.rows)
             ],
@@ -97,7 +103,9 @@ def _changes(before: Simulation, after: Simulation) -> tuple[Change, ...]:
     return tuple(out)
 
 
-def build_plan(stack: str, *, to_step: int | None = None, include_finish: bool = True, config: Mapping[str, Any] | None = None) -> Plan:
+def build_plan(
+    stack: str, *, to_step: int | None = None, include_finish: bool = True, config: Mapping[str, Any] | None = None, root: Path | None = None
+) -> Plan:
     """Simulate the current step, then every later step (or up to `to_step`), then the finish.
 
     Validates the stack config first; raises ConfigError naming the key.
@@ -114,19 +122,20 @@ def build_plan(stack: str, *, to_step: int | None = None, include_finish: bool =
     else:
         targets = list(range(current.step + 1, current.last_step + 1))
 
-    base = run_program(stack, cfg)
+    where = {"root": root} if root is not None else {}  # the project holding __main__.py (default: this checkout)
+    base = run_program(stack, cfg, **where)
     rows = [PlanRow(current.step, f"step {current.step} (current)", current.weights, "current state", "current", (), base)]
     prev_sim, prev_cfg = base, current
     for step in targets:
         nxt = RolloutConfig(current.stable, current.steps, step)
-        sim = run_program(stack, cfg, overrides={"bluegreen:rollout.step": step})
+        sim = run_program(stack, cfg, overrides={"bluegreen:rollout.step": step}, **where)
         t = classify(prev_cfg, nxt)
         label = f"step {step}" if step > prev_cfg.step else f"rollback to {step}"
         rows.append(PlanRow(step, label, nxt.weights, t.describe(), t.kind.value, _changes(prev_sim, sim), sim))
         prev_sim, prev_cfg = sim, nxt
     if include_finish and prev_cfg.step == prev_cfg.last_step:
         fin = RolloutConfig(prev_cfg.candidate, prev_cfg.steps, 0)
-        sim = run_program(stack, cfg, overrides={"bluegreen:rollout.step": 0, "bluegreen:rollout.stable": fin.stable})
+        sim = run_program(stack, cfg, overrides={"bluegreen:rollout.step": 0, "bluegreen:rollout.stable": fin.stable}, **where)
         t = classify(prev_cfg, fin)
         rows.append(PlanRow(0, f"finish ({fin.stable} stable)", fin.weights, t.describe(), t.kind.value, _changes(prev_sim, sim), sim))
     return Plan(stack=stack, rollout=current, rows=tuple(rows))

@@ -41,10 +41,11 @@ def render_text(plan: Plan, console: Console) -> None:
     table.add_column("resources that change")
     if plan.verdicts:
         table.add_column("policy")
+    per_row, skipped = _per_row(plan)
     for i, row in enumerate(plan.rows):
         cells = [row.label, *[f"{row.weights[c]}%" for c in COLORS], row.transition, _changes_text(row)]
         if plan.verdicts:
-            cells.append(_verdict_text(plan.verdicts.get(i, [])))
+            cells.append(_verdict_text(*per_row[i]))
         table.add_row(*cells)
     console.print(table)
     steps = [row for row in plan.rows if row.kind not in ("current",)]
@@ -54,10 +55,9 @@ def render_text(plan: Plan, console: Console) -> None:
     if plan.verdicts:
         mandatory = sum(1 for vs in plan.verdicts.values() for v in _split(vs)[0] if v.get("enforcementLevel") == "mandatory")
         advisory = sum(1 for vs in plan.verdicts.values() for v in _split(vs)[0] if v.get("enforcementLevel") == "advisory")
-        console.print(
-            f"policy (offline, the real pack): {mandatory} mandatory and {advisory} advisory violation(s); "
-            "healthy-promotion and bake-time run against live AWS at preview/up"
-        )
+        console.print(f"policy (offline, the real pack): {mandatory} mandatory and {advisory} advisory violation(s)")
+        if skipped:
+            console.print(f"note: {_skipped_note(skipped)}")
 
 
 NOT_EVALUATED_OFFLINE = "not evaluated offline"  # rollout.analyzer.NOT_EVALUATED_OFFLINE (a test keeps them equal)
@@ -75,24 +75,40 @@ def _split(verdicts) -> tuple[list, list[str]]:
     return found, skipped
 
 
-def _verdict_text(verdicts) -> str:
-    found, skipped = _split(verdicts)
-    text = "\n".join(f"{v.get('enforcementLevel', '')} {v.get('policyName', '')}: {v.get('message', '')}" for v in found) or "pass"
-    if skipped:
-        text += f"\n({NOT_EVALUATED_OFFLINE}: {', '.join(skipped)})"
-    return text
+def _per_row(plan: Plan) -> tuple[dict[int, tuple[list, int]], list[str]]:
+    """Each row's violations not shown in an earlier row, how many it repeats, and (once) the policies
+    that were not evaluated offline. A baseline violation present at every step is shown once."""
+    seen: set[tuple[str, str, str]] = set()
+    rows: dict[int, tuple[list, int]] = {}
+    skipped_all: list[str] = []
+    for i in range(len(plan.rows)):
+        found, skipped = _split(plan.verdicts.get(i, []))
+        new = [v for v in found if (v.get("policyName", ""), v.get("enforcementLevel", ""), v.get("message", "")) not in seen]
+        seen.update((v.get("policyName", ""), v.get("enforcementLevel", ""), v.get("message", "")) for v in found)
+        rows[i] = (new, len(found) - len(new))
+        skipped_all += [p for p in skipped if p not in skipped_all]
+    return rows, skipped_all
 
 
-def _verdict_markdown(verdicts) -> str:
-    found, skipped = _split(verdicts)
+def _verdict_text(new, repeated: int) -> str:
+    text = "\n".join(f"{v.get('enforcementLevel', '')} {v.get('policyName', '')}: {v.get('message', '')}" for v in new)
+    if repeated:
+        text += ("\n" if text else "") + f"({repeated} as above)"
+    return text or "pass"
 
+
+def _verdict_markdown(new, repeated: int) -> str:
     def cell(text: str) -> str:
         return " ".join(str(text).split()).replace("|", "\\|")
 
-    parts = [f"**{v.get('enforcementLevel', '')}** `{v.get('policyName', '')}`: {cell(v.get('message', ''))}" for v in found] or ["pass"]
-    if skipped:
-        parts.append(f"_{NOT_EVALUATED_OFFLINE}: {', '.join(skipped)}_")
-    return "<br>".join(parts)
+    parts = [f"**{v.get('enforcementLevel', '')}** `{v.get('policyName', '')}`: {cell(v.get('message', ''))}" for v in new]
+    if repeated:
+        parts.append(f"_({repeated} as above)_")
+    return "<br>".join(parts) or "pass"
+
+
+def _skipped_note(skipped: list[str]) -> str:
+    return f"{NOT_EVALUATED_OFFLINE} (they need live AWS and run at `pulumi preview` / `pulumi up`): {', '.join(skipped)}"
 
 
 _POLICY_NOTE = (
@@ -113,6 +129,7 @@ def render_markdown(plan: Plan) -> str:
         "| step | " + " | ".join(COLORS) + " | what it is | resources that change |" + (" policy |" if plan.verdicts else ""),
         "|---|" + "---|" * len(COLORS) + "---|---|" + ("---|" if plan.verdicts else ""),
     ]
+    per_row, skipped = _per_row(plan)
     for i, row in enumerate(plan.rows):
         weights = " | ".join(f"`{bar(row.weights[c], 10)}` {row.weights[c]}%" for c in COLORS)
         changes = "<br>".join(
@@ -120,11 +137,13 @@ def render_markdown(plan: Plan) -> str:
         ) or ("—" if row.kind != "current" else "")
         cell = f"| {row.label} | {weights} | {row.transition} | {changes} |"
         if plan.verdicts:
-            cell += f" {_verdict_markdown(plan.verdicts.get(i, []))} |"
+            cell += f" {_verdict_markdown(*per_row[i])} |"
         lines.append(cell)
     lines += ["", "_Simulated offline: the real program under Pulumi's mock runtime with the real stack file._"]
     if plan.verdicts:
         lines += ["", _POLICY_NOTE]
+        if skipped:
+            lines += ["", f"_Note: {_skipped_note(skipped)}._"]
     lines += [""]
     return "\n".join(lines)
 

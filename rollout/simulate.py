@@ -133,6 +133,10 @@ class RecordingMocks:
                 "vpcConfig": {"vpcId": "vpc-0mock"},
                 "id": n,
             }
+        if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+            # Like us-east-1 in many accounts: the first zone letter is not "a" (zone names are per account).
+            names = [f"{self.region}{z}" for z in "bcdf"]
+            return {"names": names, "zoneIds": [f"use1-az{i}" for i in range(1, 5)], "id": self.region, "state": "available"}
         return {}
 
 

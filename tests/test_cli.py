@@ -444,7 +444,8 @@ def test_confirmation_is_asked_without_yes(tmp_path, fake_pulumi):
 def test_config_only_sets_without_up(tmp_path, fake_pulumi):
     proj = make_project(tmp_path, step=2)
     expect(invoke("--project-dir", str(proj), "rollback", "--stack", "production", "--config-only", "--yes"), 0, "not deployed (--config-only)")
-    assert fake_pulumi.calls == [["config", "set", "--path", "bluegreen:rollout.step", "0", "--stack", "production"]]
+    assert fake_pulumi.calls == []  # --config-only edits the stack file itself: no Pulumi CLI needed
+    assert yaml.safe_load((proj / "Pulumi.production.yaml").read_text())["config"]["bluegreen:rollout"]["step"] == 0
 
 
 def test_release_and_park(tmp_path, fake_pulumi):
@@ -454,9 +455,10 @@ def test_release_and_park(tmp_path, fake_pulumi):
         ["config", "set", "--path", "bluegreen:colors.green.image", "web:1.5.0", "--stack", "production"],
         ["config", "set", "--path", "bluegreen:idle.parked", "false", "--stack", "production"],
     ]
-    expect(invoke("--project-dir", str(proj), "park", "--stack", "production", "--yes"), 1, "already true")
+    expect(invoke("--project-dir", str(proj), "park", "--stack", "production", "--yes", "--ignore-delay"), 1, "already true")
     proj2 = make_project(tmp_path / "two", step=0, idle={"policy": "zero"})
-    expect(invoke("--project-dir", str(proj2), "park", "--stack", "production", "--yes"), 0, "park green: the idle colour scales to 0")
+    # --ignore-delay: the wait for idle.delayMinutes reads the live listener (tests/test_operator_cli.py)
+    expect(invoke("--project-dir", str(proj2), "park", "--stack", "production", "--yes", "--ignore-delay"), 0, "park green: the idle colour scales to 0")
     assert fake_pulumi.calls[-2] == ["config", "set", "--path", "bluegreen:idle.parked", "true", "--stack", "production"]
 
 

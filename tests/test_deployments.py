@@ -4,6 +4,8 @@ program in rollout/simulate.py, each run in its own context), and its pure spec.
 from __future__ import annotations
 
 import importlib.util
+import json
+import re
 import sys
 from pathlib import Path
 
@@ -14,6 +16,8 @@ from rollout.simulate import RecordingMocks, run_program
 
 DEPLOYMENTS = Path(__file__).resolve().parent.parent / "deployments"
 TYPE = "pulumiservice:index:DeploymentSettings"
+GROUP = "pulumiservice:index:PolicyGroup"
+ROOT = DEPLOYMENTS.parent
 ROLES = {"staging": "arn:aws:iam::123456789012:role/bluegreen-staging", "production": "arn:aws:iam::210987654321:role/bluegreen-production"}
 CONFIG = {
     "bluegreen-deployments:organization": "acme",
@@ -43,11 +47,32 @@ def settings(sim, stack: str) -> dict:
     return r.inputs
 
 
-def test_one_settings_resource_per_stack(sim):
+def test_one_settings_resource_and_one_policy_group_per_stack(sim):
     found = sorted((r.name, r.inputs["stack"]) for r in sim.by_type(TYPE))
     assert found == [("production-deployment-settings", "production"), ("staging-deployment-settings", "staging")], found
     assert sim.outputs["stacks"] == ["staging", "production"]
-    assert len(sim.resources) == 2, [r.type for r in sim.resources]
+    assert sorted(r.type for r in sim.resources) == sorted([GROUP, GROUP, TYPE, TYPE]), [r.type for r in sim.resources]
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_the_published_pack_is_enforced_on_each_stack_with_its_own_config_only(sim, stack):
+    """Deployments runs `pulumi up` without --policy-pack: without a group enforcing the published pack
+    there is no gate at all; with one group for both, production's baseline would land on staging."""
+    (group,) = [r.inputs for r in sim.by_type(GROUP) if r.name == f"{stack}-policy-group"]
+    assert group["name"] == f"bluegreen-{stack}" and group["organizationName"] == "acme"
+    assert group["entityType"] == "stacks" and group["mode"] == "preventative"
+    assert group["stacks"] == [{"name": stack, "routingProject": "bluegreen"}], group["stacks"]
+    (pack,) = group["policyPacks"]
+    version = re.search(r"^version:\s*(\S+)", (ROOT / "policy" / "PulumiPolicy.yaml").read_text(), re.M).group(1)
+    assert (pack["name"], pack["versionTag"]) == ("bluegreen", version)  # what `pulumi policy publish` published
+    assert pack["config"] == json.loads((ROOT / "policy" / f"{stack}.json").read_text())
+
+
+def test_two_stacks_in_one_policy_group_are_refused():
+    spec = _spec()
+    stacks = {s: {"awsRoleArn": ROLES[s], "policyGroup": "shared"} for s in ("staging", "production")}
+    with pytest.raises(spec.SpecError, match=r"stacks.production.policyGroup 'shared' is also staging's"):
+        spec.parse_spec({"organization": "acme", "repository": "acme/bluegreen", "stacks": stacks})
 
 
 @pytest.mark.parametrize("stack", ["staging", "production"])

@@ -496,7 +496,7 @@ def test_the_documented_example_is_valid_config():
 
 KEYS = ["namespace", "createNamespace", "kubeconfig", "context", "eksClusterName", "installLoadBalancerController", "controllerChartVersion",
         "controllerNamespace", "controllerClusterName", "controllerServiceAccountName", "controllerCreateServiceAccount", "controllerRoleArn",
-        "cpuRequest", "memoryRequest", "cpuLimit", "memoryLimit", "nmespace"]
+        "controllerPodIdentity", "cpuRequest", "memoryRequest", "cpuLimit", "memoryLimit", "preStopSeconds", "nmespace"]
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(allow_nan=False), st.text(max_size=8), st.sampled_from(["1Gi", "100m", "arn:aws:iam::1:role/x", "1.2.3"]))
 
 

@@ -81,7 +81,7 @@ def test_invalid_config_is_refused_like_the_engine_does(pack):
 def test_pack_files():
     project = yaml.safe_load((POLICY_DIR / "PulumiPolicy.yaml").read_text())
     assert project["runtime"]["name"] == "python"
-    assert project["runtime"]["options"]["virtualenv"] == "venv"
+    assert project["runtime"]["options"]["virtualenv"] == "../.venv"  # the README setup's .venv; see test_pack_start.py
     reqs = (POLICY_DIR / "requirements.txt").read_text().lower()
     for dist in ("pulumi-policy", "pulumi", "boto3", "requests"):
         assert re.search(rf"^{re.escape(dist)}\b", reqs, re.M), f"policy/requirements.txt lacks {dist}"

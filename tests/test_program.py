@@ -91,12 +91,13 @@ def test_finish_moves_no_traffic(stack):
 @pytest.mark.parametrize("stack", STACKS)
 def test_target_groups_tagged_with_health_check(stack):
     s = sim(stack)
+    port, path = {"staging": (80, "/"), "production": (8080, "/healthz")}[stack]  # staging runs stock nginx
     for color in COLORS:
         tg = s.one(TG, f"-tg-{color}")
         assert tg.inputs["tags"]["bluegreen:color"] == color, tg.urn
         hc = tg.inputs["healthCheck"]
-        assert hc["enabled"] is True and hc["path"] == "/healthz" and hc["matcher"] == "200", f"{tg.urn}: {hc}"
-        assert tg.inputs["targetType"] == "ip" and tg.inputs["port"] == 8080, tg.urn
+        assert hc["enabled"] is True and hc["path"] == path and hc["matcher"] == "200", f"{tg.urn}: {hc}"
+        assert tg.inputs["targetType"] == "ip" and tg.inputs["port"] == port, tg.urn
 
 
 def test_production_is_https_with_redirect_and_modern_tls():
@@ -149,7 +150,8 @@ def test_services_admit_only_the_alb(stack):
         assert len(sg["ingress"]) == 1, sg["ingress"]
         rule = sg["ingress"][0]
         assert rule["securityGroups"] == [alb_sg.outputs["id"] if "id" in alb_sg.outputs else alb_sg.id]
-        assert not rule.get("cidrBlocks") and rule["fromPort"] == rule["toPort"] == 8080
+        port = {"staging": 80, "production": 8080}[stack]  # the stack file's service.port
+        assert not rule.get("cidrBlocks") and rule["fromPort"] == rule["toPort"] == port
         svc = s.one(SERVICE, f"-{color}-service").inputs
         assert svc["networkConfiguration"]["securityGroups"] == [s.one(SG, f"-{color}-sg").id]
         assert svc["loadBalancers"][0]["targetGroupArn"] == s.one(TG, f"-tg-{color}").outputs["arn"]

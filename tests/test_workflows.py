@@ -83,43 +83,82 @@ def test_pull_request_runs_tests_then_plan_comment_then_previews():
     assert "secrets.PULUMI_ACCESS_TOKEN" in str(jobs["cloud"]) and "secrets." not in str(preview.get("if", ""))
 
 
-def test_push_to_main_ups_staging_then_production_behind_approval():
+def test_push_to_main_deploys_staging_then_production_behind_approval():
     wf = load("deploy.yml")
     assert wf["on"]["push"]["branches"] == ["main"]
     assert {"Pulumi.production.yaml", "Pulumi.staging.yaml", "policy/**"} <= set(wf["on"]["push"]["paths"])
     assert wf["concurrency"]["cancel-in-progress"] is False
     jobs = wf["jobs"]
     assert TEST_COMMAND in runs(jobs["test"])
-    assert jobs["staging"]["needs"] == "test" and jobs["production"]["needs"] == "staging"
-    assert jobs["production"]["environment"] == "production"
+    assert jobs["staging"]["needs"] == "test"
+    assert jobs["approve-production"]["needs"] == "staging" and jobs["approve-production"]["environment"] == "production"
+    assert jobs["production"]["needs"] == "approve-production"
     for name in ("staging", "production"):
-        (up,) = uses(jobs[name], "pulumi/actions")
-        assert up["with"]["command"] == "up" and up["with"]["policyPacks"] == "policy", up
-        assert f"policy/{name}.json" == up["with"]["policyPackConfigs"]
-        assert name in up["with"]["stack-name"]
-        assert "python -m rollout status --stack" in runs(jobs[name])  # the ALB must match git afterwards
-        assert uses(jobs[name], "aws-actions/configure-aws-credentials"), "OIDC to AWS"
+        job = jobs[name]
+        assert f'python -m rollout deploy --stack "$STACK" --expect-commit "$GITHUB_SHA"' in runs(job)
+        assert name in job["env"]["STACK"]
+        assert "python -m rollout status --stack" in runs(job)  # the ALB must match git afterwards
+        assert uses(job, "aws-actions/configure-aws-credentials"), "OIDC to AWS"
+        assert "pip install -r requirements.txt" in runs(job)  # the repository's .venv: where PulumiPolicy.yaml runs the pack
 
 
-def test_watcher_runs_every_five_minutes_and_commits_before_it_deploys():
+def _mutating_jobs() -> list[tuple[str, str, dict]]:
+    """(workflow, job, job) for every job that can change a stack: it runs `rollout deploy`, an `up`,
+    or a config change that is deployed."""
+    found = []
+    for path in FILES:
+        for name, job in load(path.name)["jobs"].items():
+            text = runs(job)
+            ups = [s for s in steps(job) if s.get("with", {}).get("command") in ("up", "destroy", "refresh")]
+            if ups or "rollout deploy" in text or re.search(r"\bpulumi (up|destroy|refresh)\b", text):
+                found.append((path.name, name, job))
+    return found
+
+
+def test_every_job_that_changes_a_stack_runs_in_that_stacks_one_lane():
+    jobs = _mutating_jobs()
+    assert {(w, j) for w, j, _ in jobs} == {("deploy.yml", "staging"), ("deploy.yml", "production"), ("watch.yml", "rollback")}
+    for workflow, name, job in jobs:
+        stack = "staging" if "staging" in job["env"]["STACK"] else "production"
+        lane = job.get("concurrency") or {}
+        assert lane.get("group") == f"bluegreen-stack-{stack}", f"{workflow}:{name} is outside the {stack} lane: {lane}"
+        assert lane.get("cancel-in-progress") is False, f"{workflow}:{name} would cancel an update mid-flight"
+        env = job.get("environment")
+        assert env != "production", f"{workflow}:{name} would hold the lane while waiting for an approval"
+
+
+def test_no_job_updates_without_a_preview_or_a_stale_commit_check():
+    """pulumi/actions' `up` is the Automation API's `up --skip-preview`; every update goes through `rollout deploy`."""
+    for workflow, name, job in _mutating_jobs():
+        assert not [s for s in steps(job) if s.get("with", {}).get("command") == "up"], f"{workflow}:{name} uses pulumi/actions up"
+        assert "--skip-preview" not in runs(job)
+        assert re.search(r"rollout deploy --stack \"\$STACK\" --expect-commit ", runs(job)), f"{workflow}:{name} skips the head check"
+
+
+def test_watcher_decides_without_the_lane_and_commits_before_it_deploys():
     wf = load("watch.yml")
     assert wf["on"]["schedule"] == [{"cron": "*/5 * * * *"}]
-    job = wf["jobs"]["watch"]
-    assert job["permissions"]["contents"] == "write"
-    assert job["environment"] != "production", "an automatic rollback must not wait for the production approval"
-    names = [s.get("name", s.get("uses", "")) for s in steps(job)]
-    watch = next(s for s in steps(job) if s.get("id") == "watch")
-    assert "python -m rollout watch --stack" in watch["run"] and watch["continue-on-error"] is True
-    commit = next(s for s in steps(job) if "git push" in s.get("run", ""))
-    assert "rollback --stack \"$STACK\" --to-step 0 --config-only" in commit["run"]
-    deploy = next(s for s in steps(job) if s.get("with", {}).get("command") == "up")
-    assert deploy["with"]["policyPacks"] == "policy"
-    assert names.index(commit["name"]) < names.index(deploy["name"]), "git first, then the up of that commit"
-    for s in (commit, deploy):
-        assert s["if"] == "steps.watch.outputs.action == 'rollback'"
+    watch, rollback = wf["jobs"]["watch"], wf["jobs"]["rollback"]
+    assert "concurrency" not in watch and watch["permissions"]["contents"] == "read"
+    step = next(s for s in steps(watch) if s.get("id") == "watch")
+    assert "python -m rollout watch --stack" in step["run"] and step["continue-on-error"] is True
+    assert rollback["needs"] == "watch" and rollback["if"] == "needs.watch.outputs.action == 'rollback'"
+    assert rollback["permissions"]["contents"] == "write"
+    assert rollback["environment"] != "production", "an automatic rollback must not wait for the production approval"
+    names = [s.get("name", s.get("uses", "")) for s in steps(rollback)]
+    commit = next(s for s in steps(rollback) if "git push" in s.get("run", ""))
+    assert 'rollback --stack "$STACK" --to-step 0 --config-only' in commit["run"]
+    # A moved main: start from its newest head each attempt, push only a fast-forward, retry.
+    assert "git reset --quiet --hard origin/main" in commit["run"] and "for attempt in" in commit["run"]
+    assert "--force" not in commit["run"]
+    deploy = next(s for s in steps(rollback) if "rollout deploy" in s.get("run", ""))
+    assert names.index(commit["name"]) < names.index(deploy["name"]), "git first, then the deploy of that commit"
+    report = next(s for s in steps(rollback) if "--event rollback" in s.get("run", ""))
+    assert "$REASON" in report["run"], "the notice carries its cause"
     # Untrusted text (the reason) reaches shell only through env, never through ${{ }} in `run`.
-    for s in steps(job):
-        assert not re.search(r"\$\{\{\s*steps\.watch\.outputs\.reason", s.get("run", "")), s
+    for job in (watch, rollback):
+        for s in steps(job):
+            assert not re.search(r"\$\{\{\s*(steps\.watch|needs\.watch)\.outputs\.reason", s.get("run", "")), s
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
