@@ -87,7 +87,7 @@ def main() -> None:
             vpc_id=net.vpc_id,
             subnet_ids=net.public_subnet_ids,
             ingress_cidrs=cfg.network.ingress_cidrs,
-            test_cidrs=cfg.traffic.test_cidrs or cfg.network.ingress_cidrs,
+            test_cidrs=cfg.network.ingress_cidrs if cfg.traffic.test_cidrs is None else cfg.traffic.test_cidrs,
             certificate_arn=cfg.traffic.certificate_arn,
             ssl_policy=cfg.traffic.ssl_policy,
             service_port=cfg.service.port,

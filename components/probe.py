@@ -19,6 +19,7 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
+from rollout.names import explicit_name
 from rollout.probe_runner import NAMESPACE, ProbeSettings
 
 __all__ = ["ProbeFunction", "ProbeFunctionArgs", "probe_security_group", "LAMBDA_MODULES", "lambda_code", "SCHEDULE", "probe_policy"]
@@ -105,6 +106,7 @@ def probe_security_group(name: str, vpc_id: pulumi.Input[str], test_port: int, t
     """
     return aws.ec2.SecurityGroup(
         f"{name}-sg",
+        name=explicit_name("aws:ec2/securityGroup:SecurityGroup", f"{name}-sg", f"{pulumi.get_project()}/{pulumi.get_stack()}"),
         description="bluegreen probe function: egress to the ALB test listener and AWS APIs",
         vpc_id=vpc_id,
         egress=[

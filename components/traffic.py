@@ -70,12 +70,13 @@ class TrafficLayer(pulumi.ComponentResource):
             aws.ec2.SecurityGroupIngressArgs(protocol="tcp", from_port=p, to_port=p, cidr_blocks=list(args.ingress_cidrs), description=f"production :{p}")
             for p in ports
         ]
-        ingress.append(
-            aws.ec2.SecurityGroupIngressArgs(
-                protocol="tcp", from_port=plan.test_port, to_port=plan.test_port, cidr_blocks=list(args.test_cidrs), description="test listener",
-                security_groups=list(args.test_security_group_ids) or None,
+        if args.test_cidrs or args.test_security_group_ids:  # `testCidrs: []` and no probe function: nobody reaches it
+            ingress.append(
+                aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=plan.test_port, to_port=plan.test_port, cidr_blocks=list(args.test_cidrs) or None,
+                    description="test listener", security_groups=list(args.test_security_group_ids) or None,
+                )
             )
-        )
         scope = f"{pulumi.get_project()}/{args.stack}"  # explicit names only where the autoname would not fit AWS
         sg = aws.ec2.SecurityGroup(
             f"{name}-alb-sg",

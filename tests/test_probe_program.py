@@ -106,6 +106,20 @@ def test_the_test_listener_admits_the_function_by_security_group_and_says_in_vpc
     assert tags["bluegreen:probe"] == "in-vpc" and tags["bluegreen:stack"] == "production", tags
 
 
+def test_empty_test_cidrs_admit_only_the_probe_function():
+    """`traffic.testCidrs: []` means "nobody but the probe function", not "same as ingressCidrs"."""
+    s = run_program("production", overrides={"bluegreen:traffic.testCidrs": []})
+    probe_sg = s.one(SG, "-probe-sg")
+    (rule,) = [r for r in s.one(SG, "-alb-sg").inputs["ingress"] if r["fromPort"] == 8443]
+    assert rule["securityGroups"] == [probe_sg.id] and not rule.get("cidrBlocks"), rule
+
+
+def test_empty_test_cidrs_without_a_probe_function_open_no_test_port():
+    s = run_program("staging", overrides={"bluegreen:traffic.testCidrs": []})
+    rules = [r for r in s.one(SG, "-alb-sg").inputs["ingress"] if r["fromPort"] == 8443]
+    assert rules == [], rules
+
+
 def test_a_one_minute_schedule_invokes_the_function():
     s = sim()
     fn = s.one(FN, "-probe-fn")
