@@ -115,6 +115,8 @@ def main() -> None:
                 cpu=cfg.service.cpu,
                 memory=cfg.service.memory,
                 environment=cfg.service.environment,
+                secrets=cfg.service.secrets,
+                break_glass=cfg.break_glass_reason,
                 vpc_id=net.vpc_id,
                 subnet_ids=net.task_subnet_ids,
                 assign_public_ip=net.assign_public_ip,
