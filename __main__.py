@@ -19,6 +19,7 @@ from rollout.config import NAMESPACE, StackConfig, parse_stack_config  # noqa: E
 from rollout.desired import listener_plan, since_stamp, stamp_clock  # noqa: E402
 from rollout.errors import ConfigError  # noqa: E402
 from rollout.rules import COLORS  # noqa: E402
+from rollout.workload import stack_fingerprints  # noqa: E402
 
 
 def read_config() -> StackConfig:
@@ -102,6 +103,7 @@ def main() -> None:
     )
     platform = make_platform(cfg, name, tags, net.vpc_id)
     colors = {}
+    fingerprints = stack_fingerprints(cfg)
     for color in COLORS:
         colors[color] = ColorEnvironment(
             f"{name}-{color}",
@@ -117,6 +119,7 @@ def main() -> None:
                 environment=cfg.service.environment,
                 secrets=cfg.service.secrets,
                 break_glass=cfg.break_glass_reason,
+                workload_fingerprint=fingerprints[color],
                 vpc_id=net.vpc_id,
                 subnet_ids=net.task_subnet_ids,
                 assign_public_ip=net.assign_public_ip,

@@ -10,7 +10,7 @@ from typing import Any, Mapping, Optional
 import pulumi
 import pulumi_aws as aws
 
-from rollout.workload import TAG_BREAK_GLASS, SecretRef, ssm_parameter_name
+from rollout.workload import TAG_BREAK_GLASS, TAG_WORKLOAD, SecretRef, ssm_parameter_name
 
 from .color import ColorEnvironment, ColorEnvironmentArgs
 
@@ -147,7 +147,7 @@ class EcsPlatform(pulumi.ComponentResource):
             ],
             propagate_tags="SERVICE",
             wait_for_steady_state=True,
-            tags={**tags, TAG_BREAK_GLASS: args.break_glass} if args.break_glass else tags,
+            tags=_service_tags(tags, args),
             opts=pulumi.ResourceOptions(parent=parent, depends_on=list(args.listeners)),
         )
         return {"service_name": service.name, "security_group_id": sg.id, "task_definition_arn": task.arn}
@@ -187,3 +187,13 @@ class EcsPlatform(pulumi.ComponentResource):
                 opts=child,
             )
         return names, arns
+
+
+def _service_tags(tags: Mapping[str, str], args: ColorEnvironmentArgs) -> dict[str, str]:
+    """The service's tags: what it runs (policy/workload.py reads it when ECS is unreadable) and a break-glass reason."""
+    out = dict(tags)
+    if args.workload_fingerprint:
+        out[TAG_WORKLOAD] = args.workload_fingerprint
+    if args.break_glass:
+        out[TAG_BREAK_GLASS] = args.break_glass
+    return out

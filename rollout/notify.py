@@ -16,8 +16,8 @@ import requests
 __all__ = ["ENV_VAR", "EVENTS", "Delivery", "webhook_url", "format_message", "send"]
 
 ENV_VAR = "BLUEGREEN_WEBHOOK_URL"
-EVENTS = ("promotion", "block", "rollback")
-_ICONS = {"promotion": ":arrow_up:", "block": ":no_entry:", "rollback": ":rewind:"}
+EVENTS = ("promotion", "block", "rollback", "break-glass")
+_ICONS = {"promotion": ":arrow_up:", "block": ":no_entry:", "rollback": ":rewind:", "break-glass": ":rotating_light:"}
 
 
 @dataclass(frozen=True)
