@@ -342,45 +342,70 @@ def _check_frozen(args: ResourceValidationArgs, report_violation: ReportViolatio
     report_violation(f"{change.describe()}. {_RELEASE_HINT}.")
 
 
-def _listener_shift(args: ResourceValidationArgs) -> tuple[TrafficView, list[str]] | None:
-    """(view, colours whose workload changes) of a production-listener update that moves weights
-    (not a rollback, and comparable with live); None when there is nothing to judge."""
+@dataclass
+class ListenerWorkload:
+    """A production-listener update, read for what it says about the colours' workloads."""
+
+    view: TrafficView
+    changing: list[str]  # colours whose recorded workload differs from the live listener's record
+    moves_weights: bool
+    record_dropped: bool  # the live listener has a record, the proposed one has none: cannot tell
+
+    def moves(self) -> str:
+        v = self.view
+        return " / ".join(f"{c} {v.live.weights.get(c, 0)}% -> {v.proposed.weights.get(c, 0)}%" for c in COLORS)
+
+    def live_carrying(self) -> list[str]:
+        return [c for c in self.changing if self.view.live.weights.get(c, 0) > 0]
+
+    def problem(self) -> str | None:
+        """The violation, or None: the rule of `workload-steady-during-shift`."""
+        if self.record_dropped and (self.moves_weights or self.live_carrying()):
+            return (
+                f"whether a workload changes cannot be told: the proposed production listener has no valid {TAG_WORKLOAD} "
+                f"tag (found {self.view.tags.get(TAG_WORKLOAD)!r}) while the live one has it ({self.moves()})"
+            )
+        if self.changing and self.moves_weights:
+            return (
+                f"weights must not move in the same update as a workload change: this update moves {self.moves()} and changes "
+                f"what {' and '.join(self.changing)} runs ({TAG_WORKLOAD} differs from the live listener), so the health gate "
+                f"would judge the old workload. Apply the workload change first (to the idle colour) and move traffic in a later update"
+            )
+        carrying = self.live_carrying()
+        if carrying:
+            shares = ", ".join(f"{c} {self.view.live.weights.get(c, 0)}%" for c in carrying)
+            return (
+                f"the workload of a colour carrying production traffic must not change: this update changes what "
+                f"{' and '.join(carrying)} runs ({TAG_WORKLOAD} differs from the live listener) while it carries {shares} of live traffic"
+            )
+        return None
+
+
+def _listener_workload(args: ResourceValidationArgs) -> ListenerWorkload | None:
+    """The workload reading of a production-listener update that is comparable with live and not a
+    rollback; None when there is nothing to judge."""
     view = assess(args)
     if view is None or view.offline or view.proposed is None or view.live is None or view.transition is None:
         return None  # a fault, a first deploy or a plan: the traffic policies and the service policy decide
-    if view.transition.kind.is_rollback or dict(view.proposed.weights) == dict(view.live.weights):
-        return None  # rollbacks are never refused; no weight change, nothing to interleave
-    proposed = parse_fingerprints_tag(view.tags.get(TAG_WORKLOAD))
+    if view.transition.kind.is_rollback:
+        return None  # rollbacks are never refused
     live = parse_fingerprints_tag(view.live_tags.get(TAG_WORKLOAD))
     if live is None:
         # Deployed before the record existed: nothing to compare with. Not refused (that would hold every
         # stack's next promotion); the service policy still refuses a live colour's change in `pulumi up`.
         return None
+    proposed = parse_fingerprints_tag(view.tags.get(TAG_WORKLOAD))
+    moves = dict(view.proposed.weights) != dict(view.live.weights)
     if proposed is None:
-        return view, list(COLORS)  # the update drops the record while moving weights: cannot tell (fail closed)
-    return view, [c for c in COLORS if proposed[c] != live[c]]
+        return ListenerWorkload(view, list(COLORS), moves, record_dropped=True)
+    return ListenerWorkload(view, [c for c in COLORS if proposed[c] != live[c]], moves, record_dropped=False)
 
 
 def _check_steady(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    found = _listener_shift(args)
-    if found is None:
-        return
-    view, changing = found
-    if not changing or _valid_reason(view.tags.get(TAG_BREAK_GLASS)):
-        return
-    moves = " / ".join(f"{c} {view.live.weights.get(c, 0)}% -> {view.proposed.weights.get(c, 0)}%" for c in COLORS)
-    if parse_fingerprints_tag(view.tags.get(TAG_WORKLOAD)) is None:
-        report_violation(
-            f"weights must not move in the same update as a workload change, and whether the workloads change cannot be "
-            f"told: the proposed production listener has no valid {TAG_WORKLOAD} tag (found {view.tags.get(TAG_WORKLOAD)!r}) "
-            f"while the live one has it ({moves})"
-        )
-        return
-    report_violation(
-        f"weights must not move in the same update as a workload change: this update moves {moves} and changes what "
-        f"{' and '.join(changing)} runs ({TAG_WORKLOAD} differs from the live listener), so the health gate would judge the "
-        f"old workload. Apply the workload change first (to the idle colour) and move traffic in a later update. {_RELEASE_HINT}"
-    )
+    found = _listener_workload(args)
+    problem = found.problem() if found is not None else None
+    if problem and not _valid_reason(found.view.tags.get(TAG_BREAK_GLASS)):
+        report_violation(f"{problem}. {_RELEASE_HINT}.")
 
 
 def _valid_reason(value: Any) -> str | None:
@@ -412,14 +437,13 @@ def _check_break_glass(args: ResourceValidationArgs, report_violation: ReportVio
         _notify_break_glass(args.urn, change.break_glass, what)
         report_violation(f"{what}; let through because {TAG_BREAK_GLASS} says: {change.break_glass}")
         return
-    found = _listener_shift(args) if args.resource_type not in ECS_SERVICE_TYPES else None
-    if found is not None and found[1]:
-        view, changing = found
-        reason = _valid_reason(view.tags.get(TAG_BREAK_GLASS))
-        if reason:
-            what = f"break-glass: weights move while what {' and '.join(changing)} runs changes, in one update"
-            _notify_break_glass(args.urn, reason, what)
-            report_violation(f"{what}; let through because {TAG_BREAK_GLASS} says: {reason}")
+    found = _listener_workload(args) if args.resource_type not in ECS_SERVICE_TYPES else None
+    problem = found.problem() if found is not None else None
+    reason = _valid_reason(found.view.tags.get(TAG_BREAK_GLASS)) if problem else None
+    if problem and reason:
+        what = f"break-glass: {problem}"
+        _notify_break_glass(args.urn, reason, what)
+        report_violation(f"{what}; let through because {TAG_BREAK_GLASS} says: {reason}")
 
 
 def workload_frozen_while_live() -> ResourceValidationPolicy:
@@ -436,8 +460,9 @@ def workload_frozen_while_live() -> ResourceValidationPolicy:
 def workload_steady_during_shift() -> ResourceValidationPolicy:
     return resource_policy(
         "workload-steady-during-shift",
-        "Checks whether an update that moves production weights (other than a rollback) also changes what a colour "
-        "runs, comparing the listener's bluegreen:workload record with the live listener's. A break-glass reason lets it through.",
+        "Checks whether a production-listener update (other than a rollback) changes what a colour runs while it carries "
+        "live traffic or while weights move, comparing the listener's bluegreen:workload record with the live listener's. "
+        "A break-glass reason lets it through.",
         _check_steady,
         Severity.HIGH,
     )

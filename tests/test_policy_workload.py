@@ -167,6 +167,20 @@ def test_image_and_step_in_one_update_are_refused_at_preview(aws, pack):
     refused(result, "workload-steady-during-shift", "blue 100% -> 90% / green 0% -> 10%", "changes what green runs")
 
 
+@pytest.mark.parametrize("platform", [{}, {"bluegreen:platform": "kubernetes", "bluegreen:kubernetes.context": "prod"}], ids=["ecs", "kubernetes"])
+def test_a_new_stable_image_is_refused_on_the_listener_too(aws, pack, platform):
+    """The listener's record shows it before any workload resource is judged: the way Kubernetes colours are guarded."""
+    alb = live_alb(aws, step=1, extra_tags={TAG_WORKLOAD: workload_tag(**platform, **{"bluegreen:rollout.step": 1})})
+    result = analyze(pack, proposed(alb, step=1, since=None, **platform, **{"bluegreen:colors.blue.image": NEW}), LISTENER)
+    refused(result, "workload-steady-during-shift", "changes what blue runs", "while it carries blue 90% of live traffic")
+
+
+def test_a_release_to_the_idle_colour_passes_on_the_listener(aws, pack):
+    alb = live_alb(aws, step=0, extra_tags={TAG_WORKLOAD: workload_tag()})
+    result = analyze(pack, proposed(alb, step=0, since=None, **{"bluegreen:colors.green.image": NEW}), LISTENER)
+    assert result.of("workload-steady-during-shift") == [], result
+
+
 def test_image_and_step_in_one_update_are_refused_when_the_listener_went_first(aws, pack):
     """`pulumi up`: the service depends on the listener, so when the service is judged the new weights are live."""
     alb = live_alb(aws, step=1)  # the listener of this update has just been applied: green 10 %
