@@ -15,7 +15,7 @@ import pulumi  # noqa: E402
 from pulumi.runtime import config as _runtime_config  # noqa: E402
 
 from components import ColorEnvironment, ColorEnvironmentArgs, Network, NetworkArgs, TrafficLayer, TrafficLayerArgs  # noqa: E402
-from rollout.config import NAMESPACE, StackConfig, parse_stack_config  # noqa: E402
+from rollout.config import NAMESPACE, StackConfig, check_secrets_are_secret, parse_stack_config  # noqa: E402
 from rollout.desired import listener_plan, since_stamp, stamp_clock  # noqa: E402
 from rollout.errors import ConfigError  # noqa: E402
 from rollout.rules import COLORS  # noqa: E402
@@ -29,7 +29,10 @@ def read_config() -> StackConfig:
     raw = {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
     region = merged.get("aws:region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     try:
-        return parse_stack_config(raw, region=region)
+        cfg = parse_stack_config(raw, region=region)
+        if "PULUMI_CONFIG_SECRET_KEYS" in os.environ:  # set by the engine's language host (not under mocks)
+            check_secrets_are_secret(cfg, _runtime_config.get_config_secret_keys_env())
+        return cfg
     except ConfigError as e:
         # RunError: Pulumi prints the message without a Python traceback.
         raise pulumi.RunError(f"invalid stack config: {e}") from None

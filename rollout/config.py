@@ -32,6 +32,7 @@ __all__ = [
     "parse_stack_config",
     "decode_raw",
     "TOP_LEVEL_KEYS",
+    "check_secrets_are_secret",
 ]
 
 NAMESPACE = "bluegreen"
@@ -386,6 +387,19 @@ def _secrets(s: _Section, env: Mapping[str, str], platform: str) -> dict[str, Se
         else:
             raise ConfigError(f"{key}.{name}", "must be a non-empty secret value (set it with `pulumi config set --secret`) or an ARN (the value is not shown)")
     return out
+
+
+def check_secrets_are_secret(cfg: "StackConfig", secret_keys: Any) -> None:
+    """Under the Pulumi engine (which says which keys are secret): a `bluegreen:service.secrets` value
+    must come from `pulumi config set --secret`, else it sits in plain text in the stack file."""
+    if f"{NAMESPACE}:service" in set(secret_keys):
+        return
+    for name, ref in cfg.service.secrets.items():
+        if ref.value is not None:
+            raise ConfigError(
+                _k("service", "secrets", name),
+                f"is in plain text in the stack config; set it with: pulumi config set --secret --path '{_k('service', 'secrets', name)}' <value>",
+            )
 
 
 def _break_glass(raw: Any) -> str | None:

@@ -250,3 +250,18 @@ def test_a_failed_webhook_in_the_cli_never_prints_its_url(tmp_path, fake_pulumi,
     expect(r, 0, "not delivered")
     assert "XXXXsecretTOKEN" not in r.output and url not in r.output, r.output
 
+
+
+# --------------------------------------------------------------------------- a plain value is refused under the engine
+
+
+def test_a_plain_value_is_refused_when_the_engine_says_it_is_not_secret(monkeypatch):
+    """The language host always sets PULUMI_CONFIG_SECRET_KEYS; `bluegreen:service` is in it only when a
+    value under it was set with --secret."""
+    overrides = {"bluegreen:service.secrets": {"DB_PASSWORD": SECRET}}
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", '["aws:secretKey"]')
+    with pytest.raises(Exception, match=r"bluegreen:service.secrets.DB_PASSWORD: is in plain text in the stack config") as err:
+        run_program("production", overrides=overrides)
+    assert SECRET not in str(err.value)
+    monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", '["bluegreen:service"]')
+    assert run_program("production", overrides=overrides).by_type(PARAM)
