@@ -294,8 +294,9 @@ def _assess(args: ResourceValidationArgs, floor: int) -> WorkloadChange:
 
     tgs = sorted(set(proposed_tgs) | set(live.target_groups if live else ()))
     if not tgs and change.fault is None:
-        if not all(_known(lambda: lb.get("targetGroupArn"))[1] for lb in lbs):
-            raise UnknownValueError("the service's target group ARN is not known yet")
+        props.get("loadBalancers")  # not known yet (a preview): the SDK's UnknownValueError, an advisory skip
+        for lb in lbs:
+            lb.get("targetGroupArn")
         return WorkloadChange(urn=args.urn)  # serves no load balancer: no traffic to protect
     if tgs:
         try:

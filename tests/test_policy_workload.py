@@ -245,6 +245,17 @@ def test_release_to_the_idle_colour_passes(aws, pack):
     passes(analyze(pack, service_props(live, "green", task_definition=UNKNOWN, **{"bluegreen:colors.green.image": NEW})))
 
 
+def test_a_first_deploy_preview_of_a_service_never_blocks(aws, pack):
+    alb = live_alb(aws, step=0)
+    live = LiveEcs(aws, alb)
+    props, name, urn = service_props(live, "blue", task_definition=UNKNOWN)
+    props["cluster"] = props["name"] = UNKNOWN
+    props["loadBalancers"][0]["targetGroupArn"] = UNKNOWN
+    result = analyze(pack, (props, name, urn))
+    passes(result)
+    assert any("not known yet" in v.message or "during preview" in v.message for v in result.of("workload-frozen-while-live")), result
+
+
 def test_parking_the_idle_colour_passes(aws, pack):
     alb = live_alb(aws, step=0)
     live = LiveEcs(aws, alb)
