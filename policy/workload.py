@@ -272,7 +272,9 @@ def _assess(args: ResourceValidationArgs, floor: int) -> WorkloadChange:
             # rollback must not be refused because ECS is unreadable (the preview of a real change has
             # an unknown task definition and is refused below).
             return change
-        change.changes.append("a new task definition revision" if not td_known else "what it runs, by its bluegreen:workload record")
+        change.changes.append(
+            "a new task definition revision" if not td_known else f"what it runs, by its bluegreen:workload record ({e})"
+        )
         change.fault = str(e)
     if change.fault is None:
         if live is None:

@@ -358,3 +358,29 @@ def test_bad_break_glass_reasons_are_refused_before_any_resource(reason):
     with pytest.raises(ConfigError, match=r"bluegreen:breakGlass.reason: must be 10..200 characters"):
         parse_stack_config(raw)
 
+
+
+# --------------------------------------------------------------------------- ECS unreadable, ELBv2 readable
+
+
+@pytest.fixture
+def elb_only_pack(aws, tmp_path):
+    """A pack whose credentials may read ELBv2 but not ECS (moto enforcing IAM)."""
+    key, secret = aws.iam_user("pack-elb-only", ["elasticloadbalancing:Describe*"])
+    env = policy_pack_env(aws.endpoint, tmp_path, AWS_ACCESS_KEY_ID=key, AWS_SECRET_ACCESS_KEY=secret)
+    with PolicyPackClient(POLICY_DIR, env=env) as client:
+        client.configure_file(POLICY_DIR / "production.json")
+        yield client
+
+
+def test_with_ecs_unreadable_the_listener_record_tells_a_change_from_none(aws, elb_only_pack):
+    alb = live_alb(aws, step=1, extra_tags={TAG_WORKLOAD: workload_tag()})
+    live = LiveEcs(aws, alb)
+    new_td = live.register("blue", NEW)
+    unchanged = service_props(live, "blue")
+    changed = service_props(live, "blue", task_definition=new_td, **{"bluegreen:colors.blue.image": NEW})
+    with aws.enforce_iam():
+        kept = analyze(elb_only_pack, unchanged)
+        swapped = analyze(elb_only_pack, changed)
+    passes(kept)
+    refused(swapped, "workload-frozen-while-live", "what it runs, by its bluegreen:workload record", "AccessDenied")
