@@ -37,6 +37,7 @@ from security import (  # noqa: E402
     alb_https_only,
     alb_tls_policy,
 )
+from plain_secrets import no_plain_secrets  # noqa: E402
 from workload import workload_break_glass, workload_frozen_while_live, workload_steady_during_shift  # noqa: E402
 from traffic import bake_time, live_state_readable, migration_guard, one_step_at_a_time, valid_weights  # noqa: E402
 
@@ -59,6 +60,7 @@ PolicyPack(
         workload_frozen_while_live(),
         workload_steady_during_shift(),
         workload_break_glass(),
+        no_plain_secrets(),
         alb_https_only(),
         alb_tls_policy(),
         alb_deletion_protection(),

@@ -45,6 +45,7 @@ ENFORCEMENT: dict[str, EnforcementLevel] = {
     "workload-frozen-while-live": MANDATORY,
     "workload-steady-during-shift": MANDATORY,
     "workload-break-glass": ADVISORY,  # reports (and notifies) what break-glass let through
+    "no-plain-secrets": MANDATORY,  # policy/plain_secrets.py
     # ALB security baseline (safe default: mandatory; staging.json makes them advisory)
     "alb-https-only": MANDATORY,
     "alb-tls-policy": MANDATORY,
@@ -61,7 +62,7 @@ TRAFFIC_POLICIES = (
     "migration-guard",
     "live-state-readable",
 )
-WORKLOAD_POLICIES = ("workload-frozen-while-live", "workload-steady-during-shift", "workload-break-glass")
+WORKLOAD_POLICIES = ("workload-frozen-while-live", "workload-steady-during-shift", "workload-break-glass", "no-plain-secrets")
 SECURITY_POLICIES = (
     "alb-https-only",
     "alb-tls-policy",

@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
 from .rules import COLORS, RolloutConfig, describe_value, parse_rollout
-from .workload import BREAK_GLASS_RE, SECRET_ARN_RE, SECRET_NAME_RE, SecretRef
+from .workload import BREAK_GLASS_RE, SECRET_ARN_RE, SECRET_NAME_RE, SecretRef, looks_secret
 
 __all__ = [
     "NAMESPACE",
@@ -49,8 +49,6 @@ _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,22}[a-z0-9]$")
 _K8S_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,40}$")
 _ARN_RE = re.compile(r"^arn:aws[a-z-]*:")
-_SECRET_NAME_RE = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_?KEY|API_?KEY|ACCESS_?KEY|CREDENTIAL)", re.I)
-_SECRET_VALUE_RE = re.compile(r"(AKIA|ASIA)[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|xox[abpr]-[0-9A-Za-z-]{10,}|gh[pousr]_[0-9A-Za-z]{30,}")
 DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 # Stands for a kubeconfig encrypted in the stack file when the CLI reads it without Pulumi: content, not a path.
 ENCRYPTED_KUBECONFIG = "apiVersion: v1\nkind: Config\n# encrypted in the stack file (secure:)\n"
@@ -332,7 +330,7 @@ def _service(raw: Any, platform: str = "ecs") -> ServiceConfig:
         raise ConfigError(s.sub("environment"), f"must be an object of string names to string values; got {describe_value(env)}")
     for var, value in env.items():
         # Never echo the value: it may be the secret.
-        if _SECRET_NAME_RE.search(var) or _SECRET_VALUE_RE.search(value):
+        if looks_secret(var, value):
             raise ConfigError(
                 f"{s.sub('environment')}.{var}",
                 "looks like a secret in plain stack config; keep secrets in AWS Secrets Manager or SSM Parameter Store "

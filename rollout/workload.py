@@ -34,6 +34,7 @@ __all__ = [
     "parse_fingerprints_tag",
     "ssm_parameter_name",
     "ssm_name_problem",
+    "looks_secret",
 ]
 
 TAG_WORKLOAD = "bluegreen:workload"  # on the production listener: "blue=<12 hex> green=<12 hex>"
@@ -52,6 +53,9 @@ SECRET_ARN_RE = re.compile(
 # SSM Parameter Store: names of letters, digits and _ . - /, a leading /, at most 15 levels, at most
 # 1011 characters, and no first level starting with "aws" or "ssm" (reserved).
 SSM_NAME_RE = re.compile(r"^/[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+){0,14}$")
+# What a plain environment variable must not look like: a secret's name, or a well-known credential.
+_SECRET_LIKE_NAME_RE = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_?KEY|API_?KEY|ACCESS_?KEY|CREDENTIAL)", re.I)
+_SECRET_LIKE_VALUE_RE = re.compile(r"(AKIA|ASIA)[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|xox[abpr]-[0-9A-Za-z-]{10,}|gh[pousr]_[0-9A-Za-z]{30,}")
 _SSM_MAX = 1011
 _STACK_SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
 
@@ -68,6 +72,11 @@ class SecretRef:
 
     def __str__(self) -> str:  # never the value
         return f"{self.name} -> {self.arn or 'a SecureString the program creates'}"
+
+
+def looks_secret(name: str, value: Any) -> bool:
+    """A plain environment variable that is probably a secret (by its name, or a credential-shaped value)."""
+    return bool(_SECRET_LIKE_NAME_RE.search(name) or (isinstance(value, str) and _SECRET_LIKE_VALUE_RE.search(value)))
 
 
 def ssm_parameter_name(stack: str, service: str, secret: str) -> str:

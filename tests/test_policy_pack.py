@@ -25,6 +25,7 @@ EXPECTED_LEVELS = {
     "workload-frozen-while-live": "mandatory",
     "workload-steady-during-shift": "mandatory",
     "workload-break-glass": "advisory",
+    "no-plain-secrets": "mandatory",
     "alb-https-only": "mandatory",
     "alb-tls-policy": "mandatory",
     "alb-deletion-protection": "mandatory",

@@ -265,3 +265,59 @@ def test_a_plain_value_is_refused_when_the_engine_says_it_is_not_secret(monkeypa
     assert SECRET not in str(err.value)
     monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", '["bluegreen:service"]')
     assert run_program("production", overrides=overrides).by_type(PARAM)
+
+
+# --------------------------------------------------------------------------- the pack: no-plain-secrets, over gRPC
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory):
+    from tests.policy_harness import POLICY_DIR, PolicyPackClient, policy_pack_env
+
+    env = policy_pack_env("http://127.0.0.1:9", tmp_path_factory.mktemp("pack"))  # no AWS read for these resources
+    with PolicyPackClient(POLICY_DIR, env=env) as client:
+        client.configure_file(POLICY_DIR / "production.json")
+        yield client
+
+
+def _task_definition(ecs_sim, env: list[dict]) -> tuple[dict, str, str]:
+    td = ecs_sim.one("aws:ecs/taskDefinition:TaskDefinition", "blue-task")
+    props = json.loads(json.dumps(dict(td.inputs)))
+    containers = json.loads(props["containerDefinitions"])
+    containers[0]["environment"] = env
+    props["containerDefinitions"] = json.dumps(containers)
+    return props, td.name, td.urn
+
+
+def test_the_programs_task_definition_with_secrets_passes(pack, ecs_sim):
+    td = ecs_sim.one("aws:ecs/taskDefinition:TaskDefinition", "blue-task")
+    result = pack.analyze(td.type, dict(td.inputs), name=td.name, urn=td.urn)
+    assert result.of("no-plain-secrets") == [], result
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        [{"name": "DB_PASSWORD", "value": SECRET}],
+        [{"name": "LOG_LEVEL", "value": "info"}, {"name": "STRIPE_API_KEY", "value": SECRET}],
+        [{"name": "UPSTREAM", "value": "AKIA" + "ABCDEFGHIJKLMNOP"}],  # a credential-shaped value under a harmless name
+    ],
+    ids=["password", "api-key", "access-key-value"],
+)
+def test_a_secret_in_a_task_definitions_plain_environment_is_refused(pack, ecs_sim, env):
+    props, name, urn = _task_definition(ecs_sim, env)
+    result = pack.analyze("aws:ecs/taskDefinition:TaskDefinition", props, name=name, urn=urn)
+    found = [v for v in result.mandatory if v.policy == "no-plain-secrets"]
+    assert found and "in plain text (value not shown)" in found[0].message, result
+    assert all(SECRET not in v.message and "AKIAABCD" not in v.message for v in result.violations), result
+
+
+def test_a_secret_in_a_deployments_plain_env_is_refused(pack):
+    sim = run_program("production", overrides={**K8S, "bluegreen:service.secrets": {"DB_PASSWORD": SECRET}})
+    dep = sim.one("kubernetes:apps/v1:Deployment", "blue-deployment")
+    props = json.loads(json.dumps(dict(dep.inputs)))
+    assert pack.analyze(dep.type, props, name=dep.name, urn=dep.urn).of("no-plain-secrets") == []
+    props["spec"]["template"]["spec"]["containers"][0]["env"].append({"name": "GITHUB_TOKEN", "value": SECRET})
+    result = pack.analyze(dep.type, props, name=dep.name, urn=dep.urn)
+    found = [v for v in result.mandatory if v.policy == "no-plain-secrets"]
+    assert found and "GITHUB_TOKEN" in found[0].message and SECRET not in found[0].message, result
