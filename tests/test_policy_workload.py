@@ -9,13 +9,16 @@ what must still pass (a release to the idle colour, every traffic step, rollback
 from __future__ import annotations
 
 import copy
+import re
 import json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rollout.simulate import run_program
-from rollout.workload import TAG_BREAK_GLASS, TAG_WORKLOAD
+from rollout.workload import BREAK_GLASS_RE, TAG_BREAK_GLASS, TAG_WORKLOAD
 from tests.fixtures.aws import AlbArns, AwsEnv
 from tests.fixtures.servers import serving
 from tests.policy_harness import POLICY_DIR, UNKNOWN, AnalyzeResult, PolicyPackClient, policy_pack_env
@@ -384,3 +387,30 @@ def test_with_ecs_unreadable_the_listener_record_tells_a_change_from_none(aws, e
         swapped = analyze(elb_only_pack, changed)
     passes(kept)
     refused(swapped, "workload-frozen-while-live", "what it runs, by its bluegreen:workload record", "AccessDenied")
+
+
+# --------------------------------------------------------------------------- the reason is a valid tag everywhere it goes
+
+AWS_TAG_VALUE = re.compile(r"\A[\w\s.:/=+\-@]{0,256}\Z", re.UNICODE)  # ELBv2, ECS and SSM tag values (AWS docs)
+
+
+_LISTENER: dict[str, str] = {}  # one moto listener per test (moto is reset per test, not per example)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(reason=st.from_regex(BREAK_GLASS_RE.pattern.replace("^", r"\A").replace("$", r"\Z")))
+def test_every_accepted_reason_is_a_tag_value_aws_takes(aws, reason):
+    from rollout.config import parse_stack_config
+    from rollout.simulate import load_stack_file
+
+    raw = {k.split(":", 1)[1]: v for k, v in load_stack_file("production").items() if k.startswith("bluegreen:")}
+    raw["breakGlass"] = {"reason": reason}
+    assert parse_stack_config(raw).break_glass_reason == reason
+    assert AWS_TAG_VALUE.match(reason), repr(reason)
+    if _LISTENER.get("endpoint") != f"{aws.endpoint}#{id(aws)}":
+        alb = aws.build_alb(name="bgtag", test_listener=False, targets_per_color=0)
+        _LISTENER.update(endpoint=f"{aws.endpoint}#{id(aws)}", arn=alb.production_listener)
+    elbv2 = aws.client("elbv2")
+    elbv2.add_tags(ResourceArns=[_LISTENER["arn"]], Tags=[{"Key": TAG_BREAK_GLASS, "Value": reason}])
+    tags = elbv2.describe_tags(ResourceArns=[_LISTENER["arn"]])["TagDescriptions"][0]["Tags"]
+    assert {"Key": TAG_BREAK_GLASS, "Value": reason} in tags
