@@ -16,11 +16,12 @@ from pulumi.runtime import config as _runtime_config  # noqa: E402
 
 from components import ColorEnvironment, ColorEnvironmentArgs, Network, NetworkArgs, TrafficLayer, TrafficLayerArgs  # noqa: E402
 from components.probe import ProbeFunction, ProbeFunctionArgs, probe_security_group  # noqa: E402
-from rollout.config import NAMESPACE, StackConfig, parse_stack_config  # noqa: E402
+from rollout.config import NAMESPACE, StackConfig, check_secrets_are_secret, parse_stack_config  # noqa: E402
 from rollout.desired import listener_plan, since_stamp, stamp_clock  # noqa: E402
 from rollout.errors import ConfigError  # noqa: E402
 from rollout.probe_runner import PROBE_IN_VPC, TAG_PROBE  # noqa: E402
 from rollout.rules import COLORS  # noqa: E402
+from rollout.workload import stack_fingerprints  # noqa: E402
 
 
 def read_config() -> StackConfig:
@@ -30,7 +31,10 @@ def read_config() -> StackConfig:
     raw = {k[len(prefix):]: v for k, v in merged.items() if k.startswith(prefix)}
     region = merged.get("aws:region") or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
     try:
-        return parse_stack_config(raw, region=region)
+        cfg = parse_stack_config(raw, region=region)
+        if "PULUMI_CONFIG_SECRET_KEYS" in os.environ:  # set by the engine's language host (not under mocks)
+            check_secrets_are_secret(cfg, _runtime_config.get_config_secret_keys_env())
+        return cfg
     except ConfigError as e:
         # RunError: Pulumi prints the message without a Python traceback.
         raise pulumi.RunError(f"invalid stack config: {e}") from None
@@ -122,6 +126,7 @@ def main() -> None:
         )
     platform = make_platform(cfg, name, tags, net.vpc_id)
     colors = {}
+    fingerprints = stack_fingerprints(cfg)
     for color in COLORS:
         colors[color] = ColorEnvironment(
             f"{name}-{color}",
@@ -136,6 +141,9 @@ def main() -> None:
                 cpu=cfg.service.cpu,
                 memory=cfg.service.memory,
                 environment=cfg.service.environment,
+                secrets=cfg.service.secrets,
+                break_glass=cfg.break_glass_reason,
+                workload_fingerprint=fingerprints[color],
                 vpc_id=net.vpc_id,
                 subnet_ids=net.task_subnet_ids,
                 assign_public_ip=net.assign_public_ip,

@@ -28,6 +28,9 @@ class ColorEnvironmentArgs:
     cpu: int = 256  # Fargate CPU units (ECS); Kubernetes uses its own requests/limits
     memory: int = 512  # MiB (ECS)
     environment: Mapping[str, str] = field(default_factory=dict)  # plain env vars
+    secrets: Mapping[str, Any] = field(default_factory=dict)  # env var name -> rollout.workload.SecretRef (never plain env)
+    break_glass: Optional[str] = None  # bluegreen:breakGlass.reason, tagged on the workload when set
+    workload_fingerprint: Optional[str] = None  # rollout.workload fingerprint of what this colour runs (tag bluegreen:workload)
     vpc_id: pulumi.Input[str] = None
     subnet_ids: pulumi.Input[Sequence[str]] = None  # task subnets (ECS)
     assign_public_ip: bool = False  # ECS tasks in public subnets need it to pull images

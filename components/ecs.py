@@ -11,13 +11,34 @@ import pulumi
 import pulumi_aws as aws
 
 from rollout.names import explicit_name
+from rollout.workload import TAG_BREAK_GLASS, TAG_WORKLOAD, SecretRef, ssm_parameter_name
 
 from .color import ColorEnvironment, ColorEnvironmentArgs
 
-__all__ = ["EcsPlatform", "EcsPlatformArgs"]
+__all__ = ["EcsPlatform", "EcsPlatformArgs", "container_secrets", "secrets_read_policy"]
 
 _EXECUTION_POLICY = "arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy"
 CONTAINER_NAME = "app"
+ENCRYPTED_PLACEHOLDER = "(encrypted in the stack file)"  # a `secure:` value read without the Pulumi CLI
+
+
+def container_secrets(value_from: Mapping[str, str]) -> list[dict[str, str]]:
+    """The container definition's `secrets`: name -> SSM parameter / Secrets Manager ARN, sorted."""
+    return [{"name": n, "valueFrom": arn} for n, arn in sorted(value_from.items())]
+
+
+def secrets_read_policy(arns: list[str], program_created: int = 0) -> str:
+    """IAM policy for the execution role: read exactly these secrets, nothing else. The first
+    `program_created` ARNs are the SSM parameters the program made; the rest were given in config."""
+    given = arns[program_created:]
+    ssm = sorted([*arns[:program_created], *(a for a in given if ":ssm:" in a)])
+    sm = sorted(a for a in given if ":secretsmanager:" in a)
+    statements = []
+    if ssm:
+        statements.append({"Sid": "ReadSsmSecrets", "Effect": "Allow", "Action": ["ssm:GetParameters"], "Resource": ssm})
+    if sm:
+        statements.append({"Sid": "ReadSecretsManager", "Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": sm})
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 @dataclass
@@ -60,6 +81,7 @@ class EcsPlatform(pulumi.ComponentResource):
         self._execution_policy = aws.iam.RolePolicyAttachment(f"{name}-execution", role=role.name, policy_arn=_EXECUTION_POLICY, opts=child)
         self.cluster_arn = cluster.arn
         self.execution_role_arn = role.arn
+        self._execution_role_name = role.name
         self.register_outputs({"cluster_arn": self.cluster_arn, "execution_role_arn": self.execution_role_arn})
 
     def deploy(self, parent: ColorEnvironment, name: str, args: ColorEnvironmentArgs) -> Mapping[str, Any]:
@@ -81,7 +103,8 @@ class EcsPlatform(pulumi.ComponentResource):
             opts=child,
         )
         region = aws.get_region_output().region
-        containers = pulumi.Output.all(logs.name, region).apply(
+        names, arns = self._secrets(parent, name, args)
+        containers = pulumi.Output.all(logs.name, region, *arns).apply(
             lambda a: json.dumps(
                 [
                     {
@@ -90,6 +113,7 @@ class EcsPlatform(pulumi.ComponentResource):
                         "essential": True,
                         "portMappings": [{"containerPort": args.port, "protocol": "tcp"}],
                         "environment": [{"name": k, "value": v} for k, v in sorted(args.environment.items())],
+                        **({"secrets": container_secrets(dict(zip(names, a[2:])))} if names else {}),
                         "logConfiguration": {
                             "logDriver": "awslogs",
                             "options": {"awslogs-group": a[0], "awslogs-region": a[1], "awslogs-stream-prefix": args.color},
@@ -126,7 +150,53 @@ class EcsPlatform(pulumi.ComponentResource):
             ],
             propagate_tags="SERVICE",
             wait_for_steady_state=True,
-            tags=tags,
+            tags=_service_tags(tags, args),
             opts=pulumi.ResourceOptions(parent=parent, depends_on=list(args.listeners)),
         )
         return {"service_name": service.name, "security_group_id": sg.id, "task_definition_arn": task.arn}
+
+    def _secrets(self, parent: ColorEnvironment, name: str, args: ColorEnvironmentArgs) -> tuple[list[str], list[Any]]:
+        """(names, ARNs) of the colour's secrets: a SecureString per value set with --secret, the given
+        ARN otherwise; the execution role may read exactly those (and the task never sees a value)."""
+        child = pulumi.ResourceOptions(parent=parent)
+        refs: Mapping[str, SecretRef] = args.secrets
+        # Program-created parameters first, then the given ARNs (secrets_read_policy relies on it).
+        ordered = sorted(refs.items(), key=lambda kv: (kv[1].arn is not None, kv[0]))
+        names: list[str] = []
+        arns: list[Any] = []
+        created = 0
+        for secret_name, ref in ordered:
+            names.append(secret_name)
+            if ref.arn:
+                arns.append(ref.arn)
+                continue
+            created += 1
+            value = ref.value if ref.value is not None else ENCRYPTED_PLACEHOLDER
+            param = aws.ssm.Parameter(
+                f"{name}-secret-{secret_name}",
+                name=ssm_parameter_name(pulumi.get_stack(), name, secret_name),
+                type="SecureString",
+                value=pulumi.Output.secret(value),
+                description=f"bluegreen {args.color}: {secret_name} (bluegreen:service.secrets)",
+                tags={**self._args.tags, **args.tags, "bluegreen:color": args.color},
+                opts=child,
+            )
+            arns.append(param.arn)
+        if arns:
+            aws.iam.RolePolicy(
+                f"{name}-secrets-read",
+                role=self._execution_role_name,
+                policy=pulumi.Output.all(*arns).apply(lambda a: secrets_read_policy(list(a), created)),
+                opts=child,
+            )
+        return names, arns
+
+
+def _service_tags(tags: Mapping[str, str], args: ColorEnvironmentArgs) -> dict[str, str]:
+    """The service's tags: what it runs (policy/workload.py reads it when ECS is unreadable) and a break-glass reason."""
+    out = dict(tags)
+    if args.workload_fingerprint:
+        out[TAG_WORKLOAD] = args.workload_fingerprint
+    if args.break_glass:
+        out[TAG_BREAK_GLASS] = args.break_glass
+    return out

@@ -34,6 +34,7 @@ __all__ = [
     "TARGET_GROUP_BINDING_API_VERSION",
     "app_name",
     "container_env",
+    "secret_object_name",
     "controller_values",
     "eks_kubeconfig",
     "object_name",
@@ -122,10 +123,18 @@ def resource_requirements(cpu_request: str, memory_request: str, cpu_limit: str,
     return {"requests": {"cpu": cpu_request, "memory": memory_request}, "limits": {"cpu": cpu_limit, "memory": memory_limit}}
 
 
-def container_env(environment: Mapping[str, str], color: str) -> list[dict[str, str]]:
-    """Plain env vars, sorted so the spec is stable, plus BLUEGREEN_COLOR (the ECS task sees its colour in its log stream)."""
+def container_env(environment: Mapping[str, str], color: str, secret_names: Sequence[str] = (), secret_object: str = "") -> list[dict[str, Any]]:
+    """Plain env vars, sorted so the spec is stable, plus BLUEGREEN_COLOR (the ECS task sees its colour in its log stream),
+    then each secret as `valueFrom.secretKeyRef` into the colour's Secret `secret_object` (never a value in the spec)."""
     env = {**environment, "BLUEGREEN_COLOR": color}
-    return [{"name": k, "value": v} for k, v in sorted(env.items())]
+    plain: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
+    refs = [{"name": n, "valueFrom": {"secretKeyRef": {"name": secret_object, "key": n}}} for n in sorted(secret_names)]
+    return plain + refs
+
+
+def secret_object_name(component_name: str) -> str:
+    """The colour's Secret: `web-blue-secrets` (a Kubernetes name: at most 63 characters)."""
+    return object_name(component_name)[:55] + "-secrets"
 
 
 def target_group_binding_spec(service_name: Any, port: int, target_group_arn: Any, alb_security_group_id: Any = None) -> dict[str, Any]:
@@ -350,6 +359,16 @@ class KubernetesPlatform(pulumi.ComponentResource):
         on_cluster = pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=after_controller)
         metadata = kubernetes.meta.v1.ObjectMetaArgs(name=k8s_name, namespace=self.namespace, labels=labels)
         health = probes(args.health_path, args.port)
+        secret_names = sorted(args.secrets)
+        secret_object = secret_object_name(name) if secret_names else ""
+        if secret_names:
+            kubernetes.core.v1.Secret(
+                f"{name}-secrets",
+                metadata=kubernetes.meta.v1.ObjectMetaArgs(name=secret_object, namespace=self.namespace, labels=labels),
+                type="Opaque",
+                string_data={n: pulumi.Output.secret(_secret_value(args.secrets[n])) for n in secret_names},
+                opts=on_cluster,
+            )
 
         deployment = kubernetes.apps.v1.Deployment(
             f"{name}-deployment",
@@ -369,7 +388,7 @@ class KubernetesPlatform(pulumi.ComponentResource):
                                 name=CONTAINER_NAME,
                                 image=args.image,
                                 ports=[kubernetes.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=args.port, protocol="TCP")],
-                                env=container_env(args.environment, args.color),
+                                env=container_env(args.environment, args.color, secret_names, secret_object),
                                 resources=resource_requirements(a.cpu_request, a.memory_request, a.cpu_limit, a.memory_limit),
                                 readiness_probe=health["readinessProbe"],
                                 liveness_probe=health["livenessProbe"],
@@ -409,6 +428,11 @@ class KubernetesPlatform(pulumi.ComponentResource):
             "target_group_binding_name": binding.metadata.apply(lambda m: m["name"] if isinstance(m, Mapping) else m.name),
             "namespace": self.namespace,
         }
+
+
+def _secret_value(ref: Any) -> str:
+    """A secret's value for the Secret object; a `secure:` value read without Pulumi stays a placeholder."""
+    return ref.value if getattr(ref, "value", None) is not None else "(encrypted in the stack file)"
 
 
 def _field(obj: Any, name: str, wire_name: Optional[str] = None) -> Any:

@@ -37,6 +37,8 @@ from security import (  # noqa: E402
     alb_https_only,
     alb_tls_policy,
 )
+from plain_secrets import no_plain_secrets  # noqa: E402
+from workload import workload_break_glass, workload_frozen_while_live, workload_steady_during_shift  # noqa: E402
 from traffic import bake_time, live_state_readable, migration_guard, one_step_at_a_time, valid_weights  # noqa: E402
 
 PolicyPack(
@@ -55,6 +57,10 @@ PolicyPack(
         valid_weights(),
         migration_guard(),
         live_state_readable(),
+        workload_frozen_while_live(),
+        workload_steady_during_shift(),
+        workload_break_glass(),
+        no_plain_secrets(),
         alb_https_only(),
         alb_tls_policy(),
         alb_deletion_protection(),

@@ -19,6 +19,7 @@ __all__ = [
     "ENFORCEMENT",
     "SCHEMAS",
     "TRAFFIC_POLICIES",
+    "WORKLOAD_POLICIES",
     "SECURITY_POLICIES",
     "HEALTH_OWN_KEYS",
     "level",
@@ -40,6 +41,11 @@ ENFORCEMENT: dict[str, EnforcementLevel] = {
     "valid-weights": MANDATORY,
     "migration-guard": MANDATORY,
     "live-state-readable": ADVISORY,  # notes only: the blocking happens in the policies above
+    # workload (a colour carrying traffic keeps its workload; policy/workload.py)
+    "workload-frozen-while-live": MANDATORY,
+    "workload-steady-during-shift": MANDATORY,
+    "workload-break-glass": ADVISORY,  # reports (and notifies) what break-glass let through
+    "no-plain-secrets": MANDATORY,  # policy/plain_secrets.py
     # ALB security baseline (safe default: mandatory; staging.json makes them advisory)
     "alb-https-only": MANDATORY,
     "alb-tls-policy": MANDATORY,
@@ -56,6 +62,7 @@ TRAFFIC_POLICIES = (
     "migration-guard",
     "live-state-readable",
 )
+WORKLOAD_POLICIES = ("workload-frozen-while-live", "workload-steady-during-shift", "workload-break-glass", "no-plain-secrets")
 SECURITY_POLICIES = (
     "alb-https-only",
     "alb-tls-policy",
@@ -118,6 +125,16 @@ SCHEMAS: dict[str, PolicyConfigSchema] = {
                 "default": 5,
                 "description": "How far the bluegreen:weights-since stamp of a weight change may be from "
                 "the pack's clock when the change is checked.",
+            },
+        },
+    ),
+    "workload-frozen-while-live": PolicyConfigSchema(
+        properties={
+            "minDesiredCount": {
+                "type": "integer",
+                "minimum": 1,
+                "default": 2,
+                "description": "While a colour carries traffic, its desired count may not be lowered below this.",
             },
         },
     ),

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
 from .rules import COLORS, RolloutConfig, describe_value, parse_rollout
+from .workload import BREAK_GLASS_RE, SECRET_ARN_RE, SECRET_NAME_RE, SecretRef, looks_secret
 
 __all__ = [
     "NAMESPACE",
@@ -32,6 +33,7 @@ __all__ = [
     "parse_stack_config",
     "decode_raw",
     "TOP_LEVEL_KEYS",
+    "check_secrets_are_secret",
 ]
 
 NAMESPACE = "bluegreen"
@@ -49,9 +51,9 @@ _K8S_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _HEADER_RE = re.compile(r"^[A-Za-z0-9-]{1,40}$")
 _DNS_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _ARN_RE = re.compile(r"^arn:aws[a-z-]*:")
-_SECRET_NAME_RE = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_?KEY|API_?KEY|ACCESS_?KEY|CREDENTIAL)", re.I)
-_SECRET_VALUE_RE = re.compile(r"(AKIA|ASIA)[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|xox[abpr]-[0-9A-Za-z-]{10,}|gh[pousr]_[0-9A-Za-z]{30,}")
 DEFAULT_SSL_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+# Stands for a kubeconfig encrypted in the stack file when the CLI reads it without Pulumi: content, not a path.
+ENCRYPTED_KUBECONFIG = "apiVersion: v1\nkind: Config\n# encrypted in the stack file (secure:)\n"
 # Policies that allow nothing older than TLS 1.2.
 TLS12_POLICIES = (
     "ELBSecurityPolicy-TLS13-1-2-2021-06",
@@ -229,6 +231,7 @@ class ServiceConfig:
     desired_count: int = 2  # tasks (or pods) per colour that carries, or may carry, traffic
     environment: Mapping[str, str] = field(default_factory=dict)  # plain env vars (never secrets)
     health_check_grace_seconds: int = 30  # ECS: ignore failing ALB health checks this long after a task starts
+    secrets: Mapping[str, SecretRef] = field(default_factory=dict)  # env var name -> secret (see _secrets)
 
 
 @dataclass(frozen=True)
@@ -334,6 +337,7 @@ class StackConfig:
     kubernetes: KubernetesConfig | None
     region: str | None = None
     probe: ProbeConfig = ProbeConfig()
+    break_glass_reason: str | None = None  # bluegreen:breakGlass.reason: a workload may change while live
 
     def replicas(self, color: str) -> int:
         """Tasks or pods for a colour: full size unless it is the parked idle colour."""
@@ -342,7 +346,7 @@ class StackConfig:
         return self.service.desired_count
 
 
-TOP_LEVEL_KEYS = ("rollout", "platform", "service", "colors", "network", "traffic", "idle", "kubernetes", "probe")
+TOP_LEVEL_KEYS = ("rollout", "platform", "service", "colors", "network", "traffic", "idle", "kubernetes", "probe", "breakGlass")
 
 
 def decode_raw(value: Any) -> Any:
@@ -364,7 +368,7 @@ def decode_raw(value: Any) -> Any:
 def _service(raw: Any, platform: str = "ecs") -> ServiceConfig:
     s = _Section(
         _k("service"), raw,
-        ("name", "port", "healthPath", "healthMatcher", "cpu", "memory", "desiredCount", "environment", "healthCheckGracePeriod"),
+        ("name", "port", "healthPath", "healthMatcher", "cpu", "memory", "desiredCount", "environment", "healthCheckGracePeriod", "secrets"),
     )
     name = s.str("name", "web", lambda v: None if _NAME_RE.match(v) else "must be 2..24 lowercase letters, digits or dashes, starting with a letter")
     cpu = s.int("cpu", 256, 256, 4096)
@@ -383,7 +387,7 @@ def _service(raw: Any, platform: str = "ecs") -> ServiceConfig:
         raise ConfigError(s.sub("environment"), f"must be an object of string names to string values; got {describe_value(env)}")
     for var, value in env.items():
         # Never echo the value: it may be the secret.
-        if _SECRET_NAME_RE.search(var) or _SECRET_VALUE_RE.search(value):
+        if looks_secret(var, value):
             raise ConfigError(
                 f"{s.sub('environment')}.{var}",
                 "looks like a secret in plain stack config; keep secrets in AWS Secrets Manager or SSM Parameter Store "
@@ -399,6 +403,69 @@ def _service(raw: Any, platform: str = "ecs") -> ServiceConfig:
         desired_count=s.int("desiredCount", 2, 1, 1000),
         environment=dict(env),
         health_check_grace_seconds=s.int("healthCheckGracePeriod", 30, 0, 2147483647),  # ECS's allowed range
+        secrets=_secrets(s, env, platform),
+    )
+
+
+def _is_encrypted(value: Any) -> bool:
+    """A `secure:` value as the stack file holds it (`{secure: v1:...}`), read without the Pulumi CLI."""
+    return isinstance(value, Mapping) and set(value) == {"secure"} and isinstance(value["secure"], str)
+
+
+def _secrets(s: _Section, env: Mapping[str, str], platform: str) -> dict[str, SecretRef]:
+    """`bluegreen:service.secrets`: NAME -> a value set with `pulumi config set --secret --path
+    'bluegreen:service.secrets.NAME'` (the program stores it in an SSM SecureString), or NAME -> the
+    ARN of an existing SSM parameter / Secrets Manager secret (ECS only). Values are never echoed."""
+    raw = s.raw.get("secrets", {})
+    key = s.sub("secrets")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(key, "must be an object of environment variable names to secret values or ARNs")
+    out: dict[str, SecretRef] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not SECRET_NAME_RE.match(name):
+            raise ConfigError(f"{key}.{name}", "must be an environment variable name: a letter or _, then letters, digits, _ (at most 128)")
+        if name in env or name == "BLUEGREEN_COLOR":
+            raise ConfigError(f"{key}.{name}", f"is also a plain variable (bluegreen:service.environment or BLUEGREEN_COLOR); a name is one or the other")
+        if _is_encrypted(value):
+            out[name] = SecretRef(name, encrypted=True)
+        elif isinstance(value, str) and value.startswith("arn:"):
+            if not SECRET_ARN_RE.match(value):
+                raise ConfigError(f"{key}.{name}", f"must be an SSM parameter ARN (arn:aws:ssm:<region>:<account>:parameter/<name>) or a Secrets Manager secret ARN; got {value!r}")
+            if platform != "ecs":
+                raise ConfigError(f"{key}.{name}", "is an ARN, which only ECS can read at task start; on kubernetes set the value itself with `pulumi config set --secret`")
+            out[name] = SecretRef(name, arn=value)
+        elif isinstance(value, str) and value:
+            if len(value.encode()) > 4096:
+                raise ConfigError(f"{key}.{name}", "is longer than 4096 bytes, the most an SSM SecureString holds (the value is not shown)")
+            out[name] = SecretRef(name, value=value)
+        else:
+            raise ConfigError(f"{key}.{name}", "must be a non-empty secret value (set it with `pulumi config set --secret`) or an ARN (the value is not shown)")
+    return out
+
+
+def check_secrets_are_secret(cfg: "StackConfig", secret_keys: Any) -> None:
+    """Under the Pulumi engine (which says which keys are secret): a `bluegreen:service.secrets` value
+    must come from `pulumi config set --secret`, else it sits in plain text in the stack file."""
+    if f"{NAMESPACE}:service" in set(secret_keys):
+        return
+    for name, ref in cfg.service.secrets.items():
+        if ref.value is not None:
+            raise ConfigError(
+                _k("service", "secrets", name),
+                f"is in plain text in the stack config; set it with: pulumi config set --secret --path '{_k('service', 'secrets', name)}' <value>",
+            )
+
+
+def _break_glass(raw: Any) -> str | None:
+    s = _Section(_k("breakGlass"), raw, ("reason",))
+    if not s.has("reason"):
+        return None
+    return s.str(
+        "reason",
+        None,
+        lambda v: None if BREAK_GLASS_RE.match(v) else "must be 10..200 characters of letters, digits, spaces and + - = . _ : / @ (it is recorded in AWS tags)",
     )
 
 
@@ -539,6 +606,8 @@ def _idle(raw: Any, rollout: RolloutConfig) -> IdleConfig:
 def _kubernetes(raw: Any) -> KubernetesConfig:
     if isinstance(raw, Mapping):
         raw = {k: v for k, v in raw.items() if v is not None}  # `key: null` means unset: the default applies
+        if _is_encrypted(raw.get("kubeconfig")):  # `secure:` read without the Pulumi CLI (offline plan)
+            raw["kubeconfig"] = ENCRYPTED_KUBECONFIG
         for q in ("cpuRequest", "memoryRequest", "cpuLimit", "memoryLimit"):  # `cpuLimit: 1` is a quantity too
             if isinstance(raw.get(q), (int, float)) and not isinstance(raw[q], bool) and raw[q] >= 0:
                 raw[q] = format(raw[q], "g") if isinstance(raw[q], float) else str(raw[q])
@@ -637,6 +706,11 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
         if name not in TOP_LEVEL_KEYS:
             raise ConfigError(_k(name), f"is not a bluegreen setting{_hint(name, list(TOP_LEVEL_KEYS))}; allowed: {', '.join(TOP_LEVEL_KEYS)}")
     values = {k: decode_raw(v) for k, v in raw.items()}
+    for name, value in values.items():
+        if _is_encrypted(value) and name != "service":
+            raise ConfigError(_k(name), "is encrypted (secure:) in the stack file, but only bluegreen:service.secrets.<NAME> values may be secret; set the secret with --path")
+    if _is_encrypted(values.get("service")):
+        raise ConfigError(_k("service"), "is encrypted as a whole (secure:); set secrets one by one: pulumi config set --secret --path 'bluegreen:service.secrets.<NAME>' <value>")
     if "rollout" not in values:
         raise ConfigError(_k("rollout"), "is required: {stable: blue, steps: [10, 25, 50, 75, 100], step: 0}")
     try:
@@ -678,4 +752,5 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
         kubernetes=kubernetes,
         region=region,
         probe=probe,
+        break_glass_reason=_break_glass(values.get("breakGlass")),
     )

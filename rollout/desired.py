@@ -76,6 +76,7 @@ def listener_plan(cfg: StackConfig, stack: str) -> ListenerPlan:
     }
     if cfg.colors[r.candidate].breaking_migration:  # only the candidate's release can be rolled back past
         tags[TAG_BREAKING] = r.candidate
+    tags.update(_workload_tags(cfg))
     t = cfg.traffic
     return ListenerPlan(
         protocol="HTTPS" if t.https else "HTTP",
@@ -152,3 +153,13 @@ def stamp_clock() -> float:
     """Now, in epoch seconds; `BLUEGREEN_NOW` pins it for reproducible simulations."""
     pinned = os.environ.get(CLOCK_ENV)
     return float(pinned) if pinned else time.time()
+
+
+def _workload_tags(cfg: StackConfig) -> dict[str, str]:
+    """What each colour runs (policy/workload.py compares it with the live listener) and a break-glass reason."""
+    from .workload import TAG_BREAK_GLASS, TAG_WORKLOAD, fingerprints_tag, stack_fingerprints
+
+    tags = {TAG_WORKLOAD: fingerprints_tag(stack_fingerprints(cfg))}
+    if cfg.break_glass_reason:
+        tags[TAG_BREAK_GLASS] = cfg.break_glass_reason
+    return tags

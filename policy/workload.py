@@ -1,0 +1,480 @@
+"""Invariant 4: a colour carrying production traffic keeps its workload.
+
+Two policies, one per way the promise could break:
+
+* `workload-frozen-while-live` (on `aws:ecs/service:Service`): an update that changes what a service
+  runs -- a new task definition (image, size, environment), a task-definition swap, a desired count
+  lowered below the floor, other target groups, a new service -- passes only if none of the target
+  groups the service serves (its proposed AND its live `loadBalancers`) carries production traffic
+  now. Facts come from AWS: the live service (ECS DescribeServices / DescribeTaskDefinition) and the
+  target groups' weights on the live production listener (`live_traffic`). When they cannot be read,
+  the change is refused (fail closed); a service the update does not change is never judged.
+* `workload-steady-during-shift` (on the production listener): an update that moves weights must not
+  also change a colour's workload. The program records what each colour runs on the listener
+  (`bluegreen:workload`, fingerprints from `rollout.workload`), so the listener alone shows both
+  halves of the update; it is compared with the live listener's record. Rollbacks are never judged.
+
+Why both. In `pulumi up` the engine analyses a resource just before it changes it, after its
+dependencies: the service depends on the listeners, so by the time a service is judged, the
+listener of the same update is live, and an image change on a colour that just gained traffic is
+refused by the first policy from AWS facts alone. In a preview nothing is applied yet; the second
+policy is what makes the preview (and GitOps plan comments) refuse "new image + next step" instead
+of passing it and failing half way through the update.
+
+Break-glass: `bluegreen:breakGlass.reason` (10..200 characters) makes the program tag the changed
+service and the production listener with `bluegreen:break-glass`; both policies then let the change
+through, `workload-break-glass` reports it (advisory, so every preview and update shows it) and the
+pack posts it to the webhook in `BLUEGREEN_WEBHOOK_URL` (rollout/notify.py), once per change.
+
+Kubernetes: the pack cannot, in general, reach the cluster, so a Deployment's live spec is not a
+fact it can read. For Kubernetes colours the second policy (listener record vs live listener) is
+the guard; docs/safety-model.md states the trade-off.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
+from pulumi_policy.deserialize import serialize_properties
+from pulumi_policy.proxy import UnknownValueError
+
+import pack_config
+from common import TrafficView, as_weight, assess, is_seq, offline_section, resource_policy, tags_of
+from rollout.analyzer import OFFLINE_TOKEN_ENV
+from rollout.errors import LiveStateError
+from rollout.live import aws_fault_reason, bounded_read, client_config, read_live_state
+from rollout.rules import COLORS
+from rollout.workload import BREAK_GLASS_RE, TAG_BREAK_GLASS, TAG_WORKLOAD, parse_fingerprints_tag
+
+__all__ = [
+    "ECS_SERVICE_TYPES",
+    "live_traffic",
+    "workload_frozen_while_live",
+    "workload_steady_during_shift",
+    "workload_break_glass",
+]
+
+ECS_SERVICE_TYPES = frozenset({"aws:ecs/service:Service"})
+_RELEASE_HINT = (
+    "Release to the idle colour instead (python -m rollout release --image IMAGE), or, in an emergency, "
+    "set bluegreen:breakGlass.reason to say why (recorded on the listener and notified)"
+)
+
+
+# --------------------------------------------------------------------------- AWS reads
+
+
+_CLIENTS: dict[tuple[str, str | None], Any] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _client(service: str, region: str | None):
+    if os.environ.get(OFFLINE_TOKEN_ENV):
+        raise RuntimeError(f"this pack process runs offline ({OFFLINE_TOKEN_ENV} is set) and makes no AWS calls")
+    with _CLIENTS_LOCK:
+        if (service, region) not in _CLIENTS:
+            _CLIENTS[(service, region)] = boto3.session.Session().client(service, region_name=region, config=client_config())
+        return _CLIENTS[(service, region)]
+
+
+def _region(arn: Any) -> str | None:
+    parts = arn.split(":") if isinstance(arn, str) else []
+    return parts[3] if len(parts) > 5 and parts[0] == "arn" and parts[3] else None
+
+
+def _production_listeners(target_group_arns: list[str]) -> list[Any]:
+    """The live production listeners (rollout.live.LiveListener) of the load balancers these target groups are on."""
+    elbv2 = _client("elbv2", _region(target_group_arns[0]))
+    try:
+        groups = elbv2.describe_target_groups(TargetGroupArns=list(dict.fromkeys(target_group_arns)))["TargetGroups"]
+    except Exception as e:  # noqa: BLE001 - every AWS fault is reported the same way
+        raise LiveStateError(f"could not read the target groups: {aws_fault_reason(e, ', '.join(target_group_arns))}") from e
+    found = []
+    for lb_arn in sorted({lb for g in groups for lb in g.get("LoadBalancerArns", [])}):
+        prod = read_live_state(elbv2, lb_arn).production
+        if prod is not None:
+            found.append(prod)
+    return found
+
+
+def live_traffic(target_group_arns: list[str]) -> dict[str, int]:
+    """Each target group ARN -> its weight on its load balancer's live production listener (0: not there).
+
+    The one place this module asks AWS who carries traffic (rollout.live's reads). Raises
+    LiveStateError when AWS cannot be read or the live state cannot be interpreted.
+    """
+    out = {arn: 0 for arn in target_group_arns}
+    if not target_group_arns:
+        return out
+    for prod in _production_listeners(target_group_arns):
+        for color, arn in prod.target_groups.items():
+            if arn in out:
+                out[arn] = max(out[arn], int(prod.weights.get(color, 0)))
+    return out
+
+
+def _live_record(target_group_arns: list[str], color: str) -> str | None:
+    """What the live production listener records that `color` runs (its bluegreen:workload entry)."""
+    for prod in _production_listeners(target_group_arns):
+        record = parse_fingerprints_tag(prod.tags.get(TAG_WORKLOAD))
+        if record is not None:
+            return record.get(color)
+    return None
+
+
+@dataclass(frozen=True)
+class LiveService:
+    """An ECS service as AWS has it now."""
+
+    task_definition: str
+    desired_count: int
+    target_groups: tuple[str, ...]
+
+
+def _live_service(cluster: str, name: str, region: str | None) -> LiveService | None:
+    # The region comes from the target groups (or the pack's default), never from the cluster input alone:
+    # a cluster ARN naming an unreachable region must not turn a workload change into an "unreadable" fault.
+    ecs = _client("ecs", region)
+    try:
+        found = ecs.describe_services(cluster=cluster, services=[name]).get("services", [])
+    except Exception as e:  # noqa: BLE001
+        raise LiveStateError(f"could not read the live ECS service {name}: {aws_fault_reason(e, name)}") from e
+    for s in found:
+        if s.get("status") in ("ACTIVE", "DRAINING"):
+            tgs = tuple(lb["targetGroupArn"] for lb in s.get("loadBalancers", []) if lb.get("targetGroupArn"))
+            return LiveService(str(s.get("taskDefinition", "")), int(s.get("desiredCount", 0)), tgs)
+    return None
+
+
+def _image_of(task_definition_arn: str) -> str:
+    """The task definition's container images, for messages; '?' when it cannot be read."""
+    try:
+        ecs = _client("ecs", _region(task_definition_arn))
+        td = ecs.describe_task_definition(taskDefinition=task_definition_arn)["taskDefinition"]
+        return ", ".join(c.get("image", "?") for c in td.get("containerDefinitions", [])) or "?"
+    except Exception:  # noqa: BLE001 - only for the message
+        return "?"
+
+
+def _tg_name(arn: str) -> str:
+    """`bg-blue` from arn:...:targetgroup/bg-blue/0123abcd."""
+    parts = arn.split(":")[-1].split("/")
+    return parts[1] if len(parts) == 3 else arn
+
+
+def _short_arn(arn: str) -> str:
+    return arn.rsplit("/", 1)[-1] if "/" in arn else arn
+
+
+# --------------------------------------------------------------------------- the assessment
+
+
+@dataclass
+class WorkloadChange:
+    """What one ECS service update changes, and whether the colour it serves carries traffic."""
+
+    urn: str
+    changes: list[str] = field(default_factory=list)  # what the update changes in the workload
+    carrying: dict[str, int] = field(default_factory=dict)  # target group ARN -> live weight > 0
+    fault: str | None = None  # why traffic could not be read (fail closed)
+    break_glass: str | None = None  # the reason tagged on the service, if valid
+
+    @property
+    def at_risk(self) -> bool:
+        return bool(self.changes) and (bool(self.carrying) or self.fault is not None)
+
+    def describe(self) -> str:
+        what = "; ".join(self.changes)
+        if self.carrying:
+            on = ", ".join(f"target group {_tg_name(a)} with {w}% of live production traffic" for a, w in sorted(self.carrying.items()))
+            return f"the workload of a colour carrying production traffic must not change: the service serves {on}, and this update changes it ({what})"
+        return (
+            f"the workload of a colour that may carry production traffic must not change while that cannot be "
+            f"checked: this update changes it ({what}) and {self.fault}"
+        )
+
+
+_MEMO: dict[str, tuple[float, WorkloadChange | None]] = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def _assess_service(args: ResourceValidationArgs, floor: int) -> WorkloadChange | None:
+    """The workload change of an ECS service update, shared by the policies of one Analyze call."""
+    if args.resource_type not in ECS_SERVICE_TYPES:
+        return None
+    offline, _ = offline_section(args)
+    if offline is not None or os.environ.get(OFFLINE_TOKEN_ENV):
+        return None  # `rollout plan`: steps move the listener only; there is no live service to compare with
+    try:
+        key = f"{args.urn}\n{floor}\n{json.dumps(serialize_properties(args.props), sort_keys=True, default=repr)}"
+    except Exception:  # noqa: BLE001
+        key = None
+    if key is not None:
+        with _MEMO_LOCK:
+            now = time.monotonic()
+            for k in [k for k, (exp, _) in _MEMO.items() if exp < now]:
+                del _MEMO[k]
+            if key in _MEMO:
+                return _MEMO[key][1]
+    found = _assess(args, floor)
+    if key is not None:
+        with _MEMO_LOCK:
+            _MEMO[key] = (time.monotonic() + 2.0, found)
+    return found
+
+
+def _known(read) -> tuple[Any, bool]:
+    """(value, known): an unknown value (preview) is reported as not known instead of raising."""
+    try:
+        return read(), True
+    except UnknownValueError:
+        return None, False
+
+
+def _assess(args: ResourceValidationArgs, floor: int) -> WorkloadChange:
+    props = args.props
+    tags = tags_of(props)
+    reason = tags.get(TAG_BREAK_GLASS)
+    change = WorkloadChange(urn=args.urn, break_glass=reason if isinstance(reason, str) and BREAK_GLASS_RE.match(reason) else None)
+
+    raw_lbs, _ = _known(lambda: props.get("loadBalancers"))
+    lbs = [lb for lb in raw_lbs if isinstance(lb, Mapping)] if is_seq(raw_lbs) else []
+    proposed_tgs: list[str] = []
+    for lb in lbs:
+        arn, known = _known(lambda: lb.get("targetGroupArn"))
+        if known and isinstance(arn, str) and arn:
+            proposed_tgs.append(arn)
+    cluster, cluster_known = _known(lambda: props.get("cluster"))
+    name, name_known = _known(lambda: props.get("name"))
+    task_def, td_known = _known(lambda: props.get("taskDefinition"))
+    desired = as_weight(_known(lambda: props.get("desiredCount"))[0])
+
+    region = _region(proposed_tgs[0]) if proposed_tgs else None
+    try:
+        live = (
+            bounded_read(lambda: _live_service(cluster, name, region), "the live ECS service")
+            if cluster_known and name_known and isinstance(cluster, str) and isinstance(name, str) and cluster and name
+            else None
+        )
+    except LiveStateError as e:
+        live = None
+        same = _same_as_record(tags, td_known, proposed_tgs)
+        if same is not False and td_known:
+            # The listener's live record says it is unchanged, or nothing can tell: a traffic step or a
+            # rollback must not be refused because ECS is unreadable (the preview of a real change has
+            # an unknown task definition and is refused below).
+            return change
+        change.changes.append(
+            "a new task definition revision" if not td_known else f"what it runs, by its bluegreen:workload record ({e})"
+        )
+        change.fault = str(e)
+    if change.fault is None:
+        if live is None:
+            change.changes.append("a new service registers tasks")
+        else:
+            if not td_known:
+                change.changes.append(f"a new task definition revision replaces {_short_arn(live.task_definition)} (image {_image_of(live.task_definition)})")
+            elif task_def != live.task_definition:
+                change.changes.append(
+                    f"task definition {_short_arn(live.task_definition)} -> {_short_arn(str(task_def))} "
+                    f"(image {_image_of(live.task_definition)} -> {_image_of(str(task_def))})"
+                )
+            if desired is not None and desired < live.desired_count and desired < floor:
+                change.changes.append(f"desired count {live.desired_count} -> {desired}, below the floor of {floor}")
+            if set(proposed_tgs) != set(live.target_groups) and proposed_tgs:
+                change.changes.append("the target groups it registers tasks in")
+    if not change.changes:
+        return change
+
+    tgs = sorted(set(proposed_tgs) | set(live.target_groups if live else ()))
+    if not tgs and change.fault is None:
+        props.get("loadBalancers")  # not known yet (a preview): the SDK's UnknownValueError, an advisory skip
+        for lb in lbs:
+            lb.get("targetGroupArn")
+        return WorkloadChange(urn=args.urn)  # serves no load balancer: no traffic to protect
+    if tgs:
+        try:
+            weights = bounded_read(lambda: live_traffic(tgs), "the live production listener")
+            change.carrying = {a: w for a, w in weights.items() if w > 0}
+        except LiveStateError as e:
+            change.fault = change.fault or str(e)
+    return change
+
+
+def _same_as_record(tags: Mapping[str, str], td_known: bool, tgs: list[str]) -> bool | None:
+    """When ECS cannot be read: is the service's own record of what it runs (`bluegreen:workload`, its
+    colour's fingerprint) the same as the live production listener's record for that colour?
+    None when that cannot be told either.
+
+    Only for telling an unchanged service (every traffic step, every rollback) from a changed one while
+    ECS is unreadable; a new task definition revision (unknown in a preview) is always a change.
+    """
+    if not td_known or not tgs:
+        return None
+    color, mine = tags.get("bluegreen:color"), tags.get(TAG_WORKLOAD)
+    if color not in COLORS or not mine:
+        return None
+    try:
+        live = bounded_read(lambda: _live_record(tgs, color), "the live production listener")
+    except LiveStateError:
+        return None
+    return None if live is None else live == mine
+
+
+# --------------------------------------------------------------------------- the policies
+
+
+def _floor(args: ResourceValidationArgs) -> int:
+    cfg = pack_config.settings("workload-frozen-while-live", args.get_config())
+    value = as_weight(cfg.get("minDesiredCount"))
+    return value if value is not None and value >= 1 else 2
+
+
+def _check_frozen(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    change = _assess_service(args, _floor(args))
+    if change is None or not change.at_risk or change.break_glass:
+        return
+    report_violation(f"{change.describe()}. {_RELEASE_HINT}.")
+
+
+@dataclass
+class ListenerWorkload:
+    """A production-listener update, read for what it says about the colours' workloads."""
+
+    view: TrafficView
+    changing: list[str]  # colours whose recorded workload differs from the live listener's record
+    moves_weights: bool
+    record_dropped: bool  # the live listener has a record, the proposed one has none: cannot tell
+
+    def moves(self) -> str:
+        v = self.view
+        return " / ".join(f"{c} {v.live.weights.get(c, 0)}% -> {v.proposed.weights.get(c, 0)}%" for c in COLORS)
+
+    def live_carrying(self) -> list[str]:
+        return [c for c in self.changing if self.view.live.weights.get(c, 0) > 0]
+
+    def problem(self) -> str | None:
+        """The violation, or None: the rule of `workload-steady-during-shift`."""
+        if self.record_dropped and (self.moves_weights or self.live_carrying()):
+            return (
+                f"whether a workload changes cannot be told: the proposed production listener has no valid {TAG_WORKLOAD} "
+                f"tag (found {self.view.tags.get(TAG_WORKLOAD)!r}) while the live one has it ({self.moves()})"
+            )
+        if self.changing and self.moves_weights:
+            return (
+                f"weights must not move in the same update as a workload change: this update moves {self.moves()} and changes "
+                f"what {' and '.join(self.changing)} runs ({TAG_WORKLOAD} differs from the live listener), so the health gate "
+                f"would judge the old workload. Apply the workload change first (to the idle colour) and move traffic in a later update"
+            )
+        carrying = self.live_carrying()
+        if carrying:
+            shares = ", ".join(f"{c} {self.view.live.weights.get(c, 0)}%" for c in carrying)
+            return (
+                f"the workload of a colour carrying production traffic must not change: this update changes what "
+                f"{' and '.join(carrying)} runs ({TAG_WORKLOAD} differs from the live listener) while it carries {shares} of live traffic"
+            )
+        return None
+
+
+def _listener_workload(args: ResourceValidationArgs) -> ListenerWorkload | None:
+    """The workload reading of a production-listener update that is comparable with live and not a
+    rollback; None when there is nothing to judge."""
+    view = assess(args)
+    if view is None or view.offline or view.proposed is None or view.live is None or view.transition is None:
+        return None  # a fault, a first deploy or a plan: the traffic policies and the service policy decide
+    if view.transition.kind.is_rollback:
+        return None  # rollbacks are never refused
+    live = parse_fingerprints_tag(view.live_tags.get(TAG_WORKLOAD))
+    if live is None:
+        # Deployed before the record existed: nothing to compare with. Not refused (that would hold every
+        # stack's next promotion); the service policy still refuses a live colour's change in `pulumi up`.
+        return None
+    proposed = parse_fingerprints_tag(view.tags.get(TAG_WORKLOAD))
+    moves = dict(view.proposed.weights) != dict(view.live.weights)
+    if proposed is None:
+        return ListenerWorkload(view, list(COLORS), moves, record_dropped=True)
+    return ListenerWorkload(view, [c for c in COLORS if proposed[c] != live[c]], moves, record_dropped=False)
+
+
+def _check_steady(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    found = _listener_workload(args)
+    problem = found.problem() if found is not None else None
+    if problem and not _valid_reason(found.view.tags.get(TAG_BREAK_GLASS)):
+        report_violation(f"{problem}. {_RELEASE_HINT}.")
+
+
+def _valid_reason(value: Any) -> str | None:
+    return value if isinstance(value, str) and BREAK_GLASS_RE.match(value) else None
+
+
+_NOTIFIED: set[tuple[str, str, str]] = set()
+_NOTIFIED_LOCK = threading.Lock()
+
+
+def _notify_break_glass(urn: str, reason: str, what: str) -> None:
+    """Post the break-glass to the webhook (BLUEGREEN_WEBHOOK_URL), once per change per pack process."""
+    from rollout.notify import format_message, send, webhook_url
+
+    with _NOTIFIED_LOCK:
+        if (urn, reason, what) in _NOTIFIED:
+            return
+        _NOTIFIED.add((urn, reason, what))
+    url = webhook_url()
+    if url:
+        stack = urn.split("::", 1)[0].rsplit(":", 1)[-1] if urn.startswith("urn:pulumi:") else "?"
+        send(url, format_message("break-glass", stack, f"{what}. Reason: {reason}"))
+
+
+def _check_break_glass(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    change = _assess_service(args, _floor(args))
+    if change is not None and change.at_risk and change.break_glass:
+        what = f"break-glass: {_short_arn(args.urn.rsplit('::', 1)[-1])} changes while it may carry traffic ({'; '.join(change.changes)})"
+        _notify_break_glass(args.urn, change.break_glass, what)
+        report_violation(f"{what}; let through because {TAG_BREAK_GLASS} says: {change.break_glass}")
+        return
+    found = _listener_workload(args) if args.resource_type not in ECS_SERVICE_TYPES else None
+    problem = found.problem() if found is not None else None
+    reason = _valid_reason(found.view.tags.get(TAG_BREAK_GLASS)) if problem else None
+    if problem and reason:
+        what = f"break-glass: {problem}"
+        _notify_break_glass(args.urn, reason, what)
+        report_violation(f"{what}; let through because {TAG_BREAK_GLASS} says: {reason}")
+
+
+def workload_frozen_while_live() -> ResourceValidationPolicy:
+    return resource_policy(
+        "workload-frozen-while-live",
+        "Checks whether an update changes the workload (task definition, image, desired count below the floor, target "
+        "groups) of an ECS service whose target group carries production traffic on the live listener; fails closed "
+        "when that cannot be read. A break-glass reason lets it through.",
+        _check_frozen,
+        Severity.CRITICAL,
+    )
+
+
+def workload_steady_during_shift() -> ResourceValidationPolicy:
+    return resource_policy(
+        "workload-steady-during-shift",
+        "Checks whether a production-listener update (other than a rollback) changes what a colour runs while it carries "
+        "live traffic or while weights move, comparing the listener's bluegreen:workload record with the live listener's. "
+        "A break-glass reason lets it through.",
+        _check_steady,
+        Severity.HIGH,
+    )
+
+
+def workload_break_glass() -> ResourceValidationPolicy:
+    return resource_policy(
+        "workload-break-glass",
+        "Checks whether a workload change was let through by bluegreen:breakGlass.reason, reports it and notifies the webhook.",
+        _check_break_glass,
+        Severity.LOW,
+    )

@@ -1,0 +1,167 @@
+"""What a colour runs, as the program records it and the policy pack checks it. Pure: no Pulumi, no AWS.
+
+* `workload_fingerprint` -- a short hash of everything that decides what a colour's tasks/pods run
+  (image, size, port, plain environment, the secrets' names and references -- never a secret value).
+  The program records both colours' fingerprints on the production listener (`TAG_WORKLOAD`), so
+  the pack can tell, from that listener alone, that one update moves weights AND changes a workload.
+* `TAG_BREAK_GLASS` -- the operator's reason for a workload change on a colour carrying traffic
+  (`bluegreen:breakGlass.reason`), recorded on the production listener and on the changed workload.
+* `ssm_parameter_name` -- where the program keeps a secret value set with `--secret` (an SSM
+  SecureString), valid for every stack, service and secret name the validator accepts.
+* `SecretRef` -- one entry of `bluegreen:service.secrets`: a value to store, or an existing ARN.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .rules import COLORS
+
+__all__ = [
+    "TAG_WORKLOAD",
+    "TAG_BREAK_GLASS",
+    "BREAK_GLASS_RE",
+    "SECRET_NAME_RE",
+    "SECRET_ARN_RE",
+    "SSM_NAME_RE",
+    "SecretRef",
+    "workload_fingerprint",
+    "fingerprints_tag",
+    "parse_fingerprints_tag",
+    "ssm_parameter_name",
+    "ssm_name_problem",
+    "looks_secret",
+]
+
+TAG_WORKLOAD = "bluegreen:workload"  # on the production listener: "blue=<12 hex> green=<12 hex>"
+TAG_BREAK_GLASS = "bluegreen:break-glass"  # on the production listener and the changed workload: the reason
+
+# Characters every tag API the program writes to accepts (ELBv2, ECS, SSM): letters, digits, spaces
+# and + - = . _ : / @. 10..200 characters: a reason, not a flag.
+BREAK_GLASS_RE = re.compile(r"^[A-Za-z0-9 +\-=._:/@]{10,200}$")
+# An environment variable name that ECS, Kubernetes (as a Secret key too) and shells accept.
+SECRET_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+# An existing secret: an SSM parameter or a Secrets Manager secret ARN (what ECS accepts in valueFrom).
+SECRET_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:(ssm:[a-z0-9-]+:\d{12}:parameter/[A-Za-z0-9_.\-/]{1,1011}"
+    r"|secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@\-]{1,512})$"
+)
+# SSM Parameter Store: names of letters, digits and _ . - /, a leading /, at most 15 levels, at most
+# 1011 characters, and no first level starting with "aws" or "ssm" (reserved).
+SSM_NAME_RE = re.compile(r"^/[A-Za-z0-9_.\-]+(/[A-Za-z0-9_.\-]+){0,14}$")
+# What a plain environment variable must not look like: a secret's name, or a well-known credential.
+_SECRET_LIKE_NAME_RE = re.compile(r"(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_?KEY|API_?KEY|ACCESS_?KEY|CREDENTIAL)", re.I)
+_SECRET_LIKE_VALUE_RE = re.compile(r"(AKIA|ASIA)[0-9A-Z]{16}|-----BEGIN [A-Z ]*PRIVATE KEY-----|xox[abpr]-[0-9A-Za-z-]{10,}|gh[pousr]_[0-9A-Za-z]{30,}")
+_SSM_MAX = 1011
+_STACK_SAFE = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """One `bluegreen:service.secrets` entry. Exactly one of `value` and `arn` is set, or neither
+    when the value is encrypted in a stack file the CLI cannot decrypt (`secure: v1:...`)."""
+
+    name: str  # environment variable name in the container
+    value: str | None = field(default=None, repr=False)  # a value set with `pulumi config set --secret`
+    arn: str | None = None  # an existing SSM parameter / Secrets Manager secret
+    encrypted: bool = False  # `secure:` in the stack file, read without the Pulumi CLI (offline plan)
+
+    def __str__(self) -> str:  # never the value
+        return f"{self.name} -> {self.arn or 'a SecureString the program creates'}"
+
+
+def looks_secret(name: str, value: Any) -> bool:
+    """A plain environment variable that is probably a secret (by its name, or a credential-shaped value)."""
+    return bool(_SECRET_LIKE_NAME_RE.search(name) or (isinstance(value, str) and _SECRET_LIKE_VALUE_RE.search(value)))
+
+
+def ssm_parameter_name(stack: str, service: str, secret: str) -> str:
+    """`/bluegreen/<stack>/<service>/<SECRET>`: the SSM parameter holding one secret value.
+
+    `stack` is a Pulumi stack name (letters, digits, `_ . -`, any `/` made `-`), `service` and `secret`
+    are validated names; the result always satisfies `ssm_name_problem`.
+    """
+    stack_part = _STACK_SAFE.sub("-", stack)[:100] or "stack"
+    return f"/bluegreen/{stack_part}/{service}/{secret}"
+
+
+def ssm_name_problem(name: str) -> str | None:
+    """Why SSM would refuse `name` as a parameter name, or None."""
+    if len(name) > _SSM_MAX:
+        return f"longer than {_SSM_MAX} characters"
+    if not SSM_NAME_RE.match(name):
+        return "not a /-separated path of letters, digits, _ . - with at most 15 levels"
+    first = name.lstrip("/").split("/", 1)[0].lower()
+    if first.startswith(("aws", "ssm")):
+        return "its first level starts with aws or ssm (reserved)"
+    return None
+
+
+def workload_fingerprint(
+    *,
+    image: str,
+    cpu: int,
+    memory: int,
+    port: int,
+    health_path: str,
+    environment: Mapping[str, str],
+    secrets: Mapping[str, SecretRef] | None = None,
+) -> str:
+    """12 hex characters that change whenever what the colour runs changes.
+
+    Secrets enter by name and reference only: a hash of a secret value in a tag would let anyone who
+    can read tags test guesses against it. A new value of a program-created secret reaches the tasks
+    at their next start (ECS reads SSM when a task starts), not through this update.
+    """
+    doc: dict[str, Any] = {  # platform-neutral: the traffic layer is the same on ECS and Kubernetes
+        "image": image,
+        "cpu": cpu,
+        "memory": memory,
+        "port": port,
+        "healthPath": health_path,
+        "environment": dict(sorted(environment.items())),
+        "secrets": {n: (s.arn or "program") for n, s in sorted((secrets or {}).items())},
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def fingerprints_tag(fingerprints: Mapping[str, str]) -> str:
+    """'blue=<hash> green=<hash>' in colour order."""
+    return " ".join(f"{c}={fingerprints[c]}" for c in COLORS if c in fingerprints)
+
+
+def parse_fingerprints_tag(value: Any) -> dict[str, str] | None:
+    """The inverse of `fingerprints_tag`; None when the value is not one."""
+    if not isinstance(value, str):
+        return None
+    out: dict[str, str] = {}
+    for part in value.split():
+        color, sep, digest = part.partition("=")
+        if not sep or color not in COLORS or color in out or not re.fullmatch(r"[0-9a-f]{12}", digest):
+            return None
+        out[color] = digest
+    return out if set(out) == set(COLORS) else None
+
+
+def stack_fingerprints(cfg: Any) -> dict[str, str]:
+    """Both colours' `workload_fingerprint` from a validated `rollout.config.StackConfig`."""
+    s = cfg.service
+    return {
+        c: workload_fingerprint(
+            image=cfg.colors[c].image,
+            cpu=s.cpu,
+            memory=s.memory,
+            port=s.port,
+            health_path=s.health_path,
+            environment=s.environment,
+            secrets=s.secrets,
+        )
+        for c in COLORS
+    }
+
+
+__all__ += ["stack_fingerprints"]
