@@ -35,6 +35,8 @@ def session():
 
 
 def probe(url, session, **thresholds) -> GateVerdict:
+    """Probes only. No retries unless asked, so each fault test counts one attempt per probe."""
+    thresholds.setdefault("probe_retries", 0)
     return run_gate(
         GateTarget("green", probe_url=url), GateThresholds(**thresholds), session=session, checks=("http-probes",)
     )
@@ -151,7 +153,7 @@ def test_not_http_answer_fails(not_http_url, session):
 def test_flapping_fails_the_success_ratio(flapping_url, session):
     v = probe(flapping_url, session)
     assert not v.passed, explain(v)
-    assert check(v, "http-probes").reason == "5/10 probes of /healthz: HTTP 503 (expected 200)"
+    assert check(v, "http-probes").reason == "5/10 probes of /healthz: HTTP 503 (expected 200); 5/10 passed, 9 required"
     assert check(v, "http-probes").data["passed"] == 5
 
 
@@ -365,7 +367,7 @@ def test_target_health_stopped_targets_are_not_healthy(aws):
     aws.client("ec2").stop_instances(InstanceIds=alb.targets["green"])
     v = aws_gate(alb, elbv2=aws.client("elbv2"), checks=("target-health",))
     assert not v.passed, explain(v)
-    assert "0 healthy, 2 unused of 2 targets (0 healthy < 1 required)" in v.message()
+    assert "0 healthy, 2 unused of 2 targets (0 healthy < 1 required; 0 healthy of 2 is below 80 %)" in v.message()
 
 
 def test_target_health_unhealthy_targets(aws):
@@ -389,7 +391,7 @@ def test_target_health_unhealthy_targets(aws):
     assert not v.passed, explain(v)
     assert check(v, "target-health").reason == (
         "target group bg-green: 1 healthy, 1 unhealthy (Target.ResponseCodeMismatch), 1 draining, 1 initial "
-        "of 4 targets (1 unhealthy > 0 allowed)"
+        "of 4 targets (1 healthy of 3 is below 80 %; 1 unhealthy > 0 allowed)"
     )
 
 
@@ -416,8 +418,8 @@ def _traffic(aws, alb, *, requests_n, errors_n, response_times=(0.05, 0.1), unhe
 @pytest.mark.parametrize(
     ("errors_n", "passed", "reason"),
     [
-        (5, True, "bg-green metrics: 5xx ratio 0.5 % (5/1000 requests in the last 5 min)"),
-        (20, False, "bg-green metrics: 5xx ratio 2 % (20/1000 requests in the last 5 min) > 1 %"),
+        (20, True, "bg-green metrics: 5xx ratio 2 % (20/1000 requests in the last 5 min)"),
+        (200, False, "bg-green metrics: 5xx ratio 20 % (200/1000 requests in the last 5 min) > 10 %"),
     ],
 )
 def test_metrics_5xx_ratio(aws, errors_n, passed, reason):
@@ -445,7 +447,7 @@ def test_metrics_below_min_requests_not_judged(aws):
     _traffic(aws, alb, requests_n=50, errors_n=10)
     v = aws_gate(alb, th=GateThresholds(min_requests=100), cloudwatch=aws.client("cloudwatch"), checks=("metrics",))
     assert v.passed, explain(v)
-    assert "only 50 requests in the last 5 min (< 100); 5xx ratio not judged" in v.message()
+    assert "only 50 requests in the last 5 min (< 100); 5xx ceiling not judged" in v.message()
 
 
 @pytest.mark.parametrize(
@@ -505,19 +507,33 @@ def test_metrics_of_the_other_colour_are_not_counted(aws):
     assert "no requests in the last 5 min" in v.message()
 
 
+def _minutes(aws, alb, *, stable=(20000, 100), candidate=(2000, 10), ago=range(2, 10), kind="HTTPCode_Target_5XX_Count"):
+    """Per-minute traffic of both colours, ``ago`` minutes back: (requests, bad events) per minute."""
+    now = datetime.now(timezone.utc).replace(second=30, microsecond=0)
+    for color, (n, bad) in (("blue", stable), ("green", candidate)):
+        tg = alb.target_groups[color]
+        for m in ago:
+            at = now - timedelta(minutes=m)
+            aws.put_metric(tg, alb.load_balancer, "RequestCount", value=n, at=at, unit="Count")
+            if bad:
+                aws.put_metric(tg, alb.load_balancer, kind, value=bad, at=at, unit="Count")
+
+
 def test_full_gate_passes_on_a_healthy_candidate(aws, healthy_url, session):
     alb = aws.build_alb()
-    _traffic(aws, alb, requests_n=1000, errors_n=1)
+    _minutes(aws, alb)
     target = GateTarget("green", probe_url=healthy_url, target_group_arn=alb.target_groups["green"],
                         load_balancer_arn=alb.load_balancer)
     v = run_gate(target, session=session, elbv2=aws.client("elbv2"), cloudwatch=aws.client("cloudwatch"))
     assert v.passed, explain(v)
-    assert [c.name for c in v.checks] == ["http-probes", "target-health", "metrics"]
+    assert [c.name for c in v.checks] == ["http-probes", "target-health", "metrics", "judge"]
+    assert v.judge["verdict"] == "pass" and "no regression" in check(v, "judge").reason
     assert v.message().startswith("green passed its health gate: 10/10 probes of /healthz passed")
 
 
 def test_full_gate_builds_its_own_clients_from_the_environment(aws, healthy_url, session):
     alb = aws.build_alb()
+    _minutes(aws, alb)
     target = GateTarget("green", probe_url=healthy_url, target_group_arn=alb.target_groups["green"],
                         load_balancer_arn=alb.load_balancer)
     v = run_gate(target, session=session)
@@ -532,9 +548,11 @@ def test_full_gate_reports_only_failed_checks(aws, unhealthy_url, session):
     v = run_gate(target, session=session, elbv2=aws.client("elbv2"), cloudwatch=aws.client("cloudwatch"))
     assert not v.passed
     assert v.message() == (
-        "green must pass its health gate before it gets more traffic: 10/10 probes of /healthz: HTTP 503 "
-        "(expected 200); bg-green metrics: 5xx ratio 30 % (300/1000 requests in the last 5 min) > 1 %"
+        "green must pass its health gate before it gets more traffic: 20/20 probes of /healthz: HTTP 503 "
+        "(expected 200); bg-green metrics: 5xx ratio 30 % (300/1000 requests in the last 5 min) > 10 %; "
+        "judge: insufficient: no candidate requests in 60 min: nothing to judge yet"
     )
+    assert not v.pending, "a failed probe is a failure, not a pending judgement"
 
 
 # --------------------------------------------------------------------------- AWS faults
@@ -591,7 +609,9 @@ def test_no_aws_credentials(no_aws_credentials):
     assert not v.passed, explain(v)
     assert v.message() == (
         "green must pass its health gate before it gets more traffic: "
-        "target-health: no AWS credentials; metrics: no AWS credentials"
+        "target-health: no AWS credentials; metrics: no AWS credentials; "
+        "judge: no stable colour to compare green with: the production listener could not be read: "
+        "could not read the live load balancer state: no AWS credentials"
     )
 
 
