@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Iterable, Mapping, Sequence
 
 from .errors import ConfigError
@@ -52,6 +53,7 @@ __all__ = [
     "pass_log_factors",
     "mixture",
     "minutes_to_detect",
+    "bake_plan",
 ]
 
 KINDS = ("5xx", "connection", "slow")
@@ -331,12 +333,15 @@ def _kl(p: float, p1: float, p0: float) -> float:
 
 
 def minutes_to_detect(requests_per_minute: float, weight: int, bad_rate: float, ratio: float,
-                      config: JudgeConfig = JudgeConfig(), kinds: int = 1) -> float | None:
-    """Expected minutes for the fail e-process to reach 1/alpha against a ``ratio`` x regression.
+                      config: JudgeConfig = JudgeConfig(), kinds: int = 1, power: float = 0.9) -> float | None:
+    """Minutes until the fail e-process reaches 1/alpha against a ``ratio`` x regression in about
+    ``power`` of steps.
 
-    Planning arithmetic (expected log-growth; the real crossing time varies around it):
-    ``requests_per_minute`` of total traffic, ``weight`` % to the candidate, stable's
-    ``bad_rate`` bad events per request. None when it cannot be detected (no traffic, ratio not
+    Planning arithmetic, not a promise: ``requests_per_minute`` of total traffic, ``weight`` % to the
+    candidate, stable's ``bad_rate`` bad events per request, Poisson counts. Each event adds a log
+    likelihood ratio X of the best grid alternative; per minute the sum has mean m·E[X] and variance
+    m·E[X²] (m events per minute), and the time solves mean·t - z·sd·sqrt(t) = log(G·kinds/alpha)
+    with z the normal quantile of ``power``. None when it cannot be detected (no traffic, ratio not
     above the tolerated one).
     """
     n_c = requests_per_minute * weight / 100
@@ -344,9 +349,33 @@ def minutes_to_detect(requests_per_minute: float, weight: int, bad_rate: float, 
     if n_c <= 0 or n_s <= 0 or bad_rate <= 0 or ratio <= config.tolerated_ratio:
         return None
     events = bad_rate * (ratio * n_c + n_s)
-    p_true = _share(ratio, n_c, n_s)
+    p = _share(ratio, n_c, n_s)
     p0 = _share(config.tolerated_ratio, n_c, n_s)
-    growth = max(events * _kl(p_true, _share(config.tolerated_ratio * g, n_c, n_s), p0) for g in FAIL_GRID)
-    if growth <= 0:
-        return None
-    return (math.log(kinds / config.alpha) + math.log(len(FAIL_GRID))) / growth
+    level = math.log(kinds / config.alpha) + math.log(len(FAIL_GRID))
+    z = NormalDist().inv_cdf(power)
+    best = None
+    for g in FAIL_GRID:
+        p1 = _share(config.tolerated_ratio * g, n_c, n_s)
+        up, down = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
+        mean = events * (p * up + (1 - p) * down)
+        if mean <= 0:
+            continue
+        sd = math.sqrt(events * (p * up * up + (1 - p) * down * down))
+        root = (z * sd + math.sqrt(z * z * sd * sd + 4 * mean * level)) / (2 * mean)
+        t = root * root
+        best = t if best is None or t < best else best
+    return best
+
+
+def bake_plan(requests_per_minute: float, bad_rate: float, weights: Sequence[int], config: JudgeConfig = JudgeConfig(),
+              ratios: Sequence[float] = (2.0, 3.0), kinds: int = 2) -> list[dict]:
+    """Per step: how long it must bake for the judge to catch each regression ratio (expected minutes,
+    at least ``min_minutes``; None when it cannot at this traffic)."""
+    rows = []
+    for w in weights:
+        row: dict = {"weight": w, "minutes": {}}
+        for ratio in ratios:
+            m = minutes_to_detect(requests_per_minute, w, bad_rate, ratio, config, kinds) if w < 100 else None
+            row["minutes"][ratio] = None if m is None else max(float(config.min_minutes), m)
+        rows.append(row)
+    return rows

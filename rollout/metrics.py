@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 from .judge import Minute
 
-__all__ = ["NAMESPACE", "MinuteSeries", "dimension_value", "read_minutes", "slow_stat"]
+__all__ = ["NAMESPACE", "MinuteSeries", "dimension_value", "read_minutes", "read_traffic_summary", "slow_stat"]
 
 NAMESPACE = "AWS/ApplicationELB"
 _COUNTS = (("requests", "RequestCount"), ("5xx", "HTTPCode_Target_5XX_Count"), ("connection", "TargetConnectionErrorCount"))
@@ -145,3 +145,22 @@ def read_minutes(
     )
     return MinuteSeries(tuple(starts), minutes, tuple(at("elb5xx", m) for m in starts), tuple(kinds))
 
+
+
+def read_traffic_summary(cloudwatch, *, load_balancer_arn: str, target_group_arns: list[str], start: datetime,
+                         end: datetime) -> tuple[float, float]:
+    """(requests per minute, target 5xx per request) of these target groups together over [start, end),
+    from hourly sums: the traffic the bake planner assumes."""
+    lb = dimension_value(load_balancer_arn, "LoadBalancer")
+    queries = []
+    for i, arn in enumerate(target_group_arns):
+        dims = [{"Name": "TargetGroup", "Value": dimension_value(arn, "TargetGroup")}, {"Name": "LoadBalancer", "Value": lb}]
+        for key, metric in _COUNTS[:2]:
+            q = _query(f"t{i}_{key}", metric, dims, "Sum")
+            q["MetricStat"]["Period"] = 3600
+            queries.append(q)
+    data = _fetch(cloudwatch, queries, start, end)
+    requests_n = sum(sum(v.values()) for k, v in data.items() if k.endswith("_requests"))
+    errors_n = sum(sum(v.values()) for k, v in data.items() if k.endswith("_5xx"))
+    minutes = max(1.0, (end - start).total_seconds() / 60)
+    return requests_n / minutes, (errors_n / requests_n if requests_n else 0.0)

@@ -508,15 +508,8 @@ def test_metrics_of_the_other_colour_are_not_counted(aws):
 
 
 def _minutes(aws, alb, *, stable=(20000, 100), candidate=(2000, 10), ago=range(2, 10), kind="HTTPCode_Target_5XX_Count"):
-    """Per-minute traffic of both colours, ``ago`` minutes back: (requests, bad events) per minute."""
-    now = datetime.now(timezone.utc).replace(second=30, microsecond=0)
-    for color, (n, bad) in (("blue", stable), ("green", candidate)):
-        tg = alb.target_groups[color]
-        for m in ago:
-            at = now - timedelta(minutes=m)
-            aws.put_metric(tg, alb.load_balancer, "RequestCount", value=n, at=at, unit="Count")
-            if bad:
-                aws.put_metric(tg, alb.load_balancer, kind, value=bad, at=at, unit="Count")
+    """Per-minute traffic of both colours (blue stable), ``ago`` minutes back: (requests, bad events) per minute."""
+    aws.put_minutes(alb, stable=stable, candidate=candidate, ago=ago, metric=kind)
 
 
 def test_full_gate_passes_on_a_healthy_candidate(aws, healthy_url, session):
