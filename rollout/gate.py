@@ -800,7 +800,7 @@ def _judge_check(cloudwatch, target: GateTarget, ctx: _Context, th: GateThreshol
         start = max(start, first_whole)
     if start >= end:
         minutes = ()
-        kinds = ("5xx", "connection") + (("slow",) if th.slow_request_ms is not None else ())
+        kinds = ("errors",) + (("slow",) if th.slow_request_ms is not None else ())
     else:
         series = read_minutes(
             cloudwatch, load_balancer_arn=target.load_balancer_arn, stable_target_group_arn=ctx.baseline_arn,

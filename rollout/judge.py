@@ -1,8 +1,8 @@
 """The relative judge: is the candidate's bad-event rate worse than stable's? Pure (no AWS, no Pulumi).
 
 Per minute it takes, for each colour, the request count and the bad-event counts by kind
-(``5xx`` target 5xx, ``connection`` target connection errors, ``slow`` requests slower than the
-configured threshold) and accumulates evidence in two e-processes per kind:
+(``errors``: target 5xx plus target connection errors, both a request that failed; ``slow``:
+requests slower than the configured threshold) and accumulates evidence in two e-processes per kind:
 
 * **fail** -- against H0 "candidate rate <= tolerated_ratio x stable rate". Given the ``E`` bad
   events of one kind in one minute, the number that came from the candidate is Binomial(E, p) with
@@ -56,7 +56,8 @@ __all__ = [
     "bake_plan",
 ]
 
-KINDS = ("5xx", "connection", "slow")
+KINDS = ("errors", "slow")
+_LABELS = {"errors": "failed requests (target 5xx, connection errors)", "slow": "slow requests"}
 FAIL, PASS, INSUFFICIENT = "fail", "pass", "insufficient"
 
 # Alternatives of the fail mixture, as multiples of the tolerated ratio; uniform weights.
@@ -196,7 +197,7 @@ def _kinds_in(minutes: Sequence[Minute], kinds: Iterable[str] | None) -> tuple[s
     if kinds is not None:
         return tuple(kinds)
     seen = {k for m in minutes for k in (*m.stable_bad, *m.candidate_bad)}
-    return tuple(k for k in KINDS if k in seen) or ("5xx",)
+    return tuple(k for k in KINDS if k in seen) or tuple(sorted(seen)) or ("errors",)
 
 
 def _clean(x: float | None) -> float:
@@ -257,7 +258,7 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
 
     if log_e >= math.log(threshold):
         worst = max(evidence, key=lambda e: e.log_e_fail)
-        what = f"{worst.candidate_events:g} {worst.kind} events from the candidate vs {worst.stable_events:g} from stable"
+        what = f"{worst.candidate_events:g} {_LABELS.get(worst.kind, worst.kind)} from the candidate vs {worst.stable_events:g} from stable"
         ratio = f" (observed ratio {worst.ratio:g}x)" if worst.ratio is not None else ""
         return Judgement(FAIL, f"evidence of a regression: e-value {e_value:.3g} >= {threshold:g}; {what}{ratio} "
                                f"over {n} min, tolerated ratio {cfg.tolerated_ratio:g}x", **base)

@@ -6,6 +6,7 @@ balancer alone (dimension ``LoadBalancer``; the ALB publishes no target-group di
 ``HTTPCode_ELB_5XX_Count``. Slow requests, when a threshold is set, come from a second
 GetMetricData call on ``TargetResponseTime`` with the trimmed-count statistic ``TC(x:)`` (the
 number of requests whose response time is above x seconds) -- a count, not a per-minute percentile.
+The judge's ``errors`` kind is target 5xx + target connection errors (both are requests that failed).
 
 A minute with no datapoint is zero (the ALB publishes nothing when nothing happened), never unknown.
 The client is passed in; every AWS fault propagates to the caller (the gate turns it into a reason).
@@ -121,7 +122,7 @@ def read_minutes(
         queries += [_query(f"{who}_{key}", metric, dims, "Sum") for key, metric in _COUNTS]
     queries.append(_query("elb5xx", "HTTPCode_ELB_5XX_Count", [{"Name": "LoadBalancer", "Value": lb}], "Sum"))
     data = _fetch(cloudwatch, queries, first, last)
-    kinds = ["5xx", "connection"]
+    kinds = ["errors"]
     if slow_threshold_ms is not None:
         stat = slow_stat(slow_threshold_ms)
         slow_queries = []
@@ -138,13 +139,20 @@ def read_minutes(
         Minute(
             stable_requests=at("s_requests", m),
             candidate_requests=at("c_requests", m),
-            stable_bad={k: at(f"s_{k}", m) for k in kinds},
-            candidate_bad={k: at(f"c_{k}", m) for k in kinds},
+            stable_bad={k: _bad(at, "s", k, m) for k in kinds},
+            candidate_bad={k: _bad(at, "c", k, m) for k in kinds},
         )
         for m in starts
     )
     return MinuteSeries(tuple(starts), minutes, tuple(at("elb5xx", m) for m in starts), tuple(kinds))
 
+
+
+def _bad(at, who: str, kind: str, minute: datetime) -> float:
+    """A colour's bad events of one kind in one minute; ``errors`` = target 5xx + target connection errors."""
+    if kind == "errors":
+        return at(f"{who}_5xx", minute) + at(f"{who}_connection", minute)
+    return at(f"{who}_{kind}", minute)
 
 
 def read_traffic_summary(cloudwatch, *, load_balancer_arn: str, target_group_arns: list[str], start: datetime,

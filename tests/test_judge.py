@@ -35,8 +35,8 @@ def _null_run(rng: random.Random, traffic: list[int], weights: list[int], rate: 
         n_c = total * w / 100
         n_s = total - n_c
         burst = rng.choice((0.2, 1.0, 1.0, 4.0))  # a shared burst multiplies both colours' rates
-        minutes.append(Minute(n_s, n_c, {"5xx": _poisson(rng, n_s * rate * burst)}, {"5xx": _poisson(rng, n_c * rate * ratio * burst)}))
-        if judge(minutes, cfg, kinds=("5xx",)).verdict == FAIL:
+        minutes.append(Minute(n_s, n_c, {"errors": _poisson(rng, n_s * rate * burst)}, {"errors": _poisson(rng, n_c * rate * ratio * burst)}))
+        if judge(minutes, cfg, kinds=("errors",)).verdict == FAIL:
             return True
     return False
 
@@ -74,37 +74,37 @@ def test_no_data_is_insufficient():
 
 
 def test_only_stable_traffic_is_insufficient():
-    j = judge([Minute(5000, 0, {"5xx": 20}, {})] * 10)
+    j = judge([Minute(5000, 0, {"errors": 20}, {})] * 10)
     assert j.verdict == INSUFFICIENT
 
 
 def test_thin_traffic_says_how_long_it_needs():
-    j = judge([Minute(270, 30, {"5xx": 1}, {"5xx": 0})] * 6, kinds=("5xx",))
+    j = judge([Minute(270, 30, {"errors": 1}, {"errors": 0})] * 6, kinds=("errors",))
     assert j.verdict == INSUFFICIENT
     assert j.minutes_needed is not None and j.minutes_needed > 0
     assert f"~{math.ceil(j.minutes_needed)} more min at current traffic" in j.reason
 
 
 def test_plenty_of_healthy_traffic_passes():
-    j = judge([Minute(27000, 3000, {"5xx": 135, "connection": 0}, {"5xx": 15, "connection": 0})] * 6)
+    j = judge([Minute(27000, 3000, {"errors": 135, "slow": 0}, {"errors": 15, "slow": 0})] * 6)
     assert j.verdict == PASS, j.reason
     assert j.kinds[0].ratio_upper is not None and j.kinds[0].ratio_upper <= 2
 
 
 def test_pass_needs_the_minimum_minutes():
-    j = judge([Minute(27000, 3000, {"5xx": 135}, {"5xx": 15})] * 3, JudgeConfig(min_minutes=5))
+    j = judge([Minute(27000, 3000, {"errors": 135}, {"errors": 15})] * 3, JudgeConfig(min_minutes=5))
     assert j.verdict == INSUFFICIENT and "at least 5 min of data required, 3 so far" in j.reason
 
 
 def test_a_kind_stable_never_shows_fails_when_the_candidate_shows_it_repeatedly():
-    j = judge([Minute(2700, 300, {"5xx": 10, "connection": 0}, {"5xx": 1, "connection": 4})] * 3)
-    assert j.verdict == FAIL and "connection" in j.reason
+    j = judge([Minute(2700, 300, {"errors": 10, "slow": 0}, {"errors": 1, "slow": 4})] * 3)
+    assert j.verdict == FAIL and "12 slow requests from the candidate vs 0 from stable" in j.reason
 
 
 def test_a_quiet_kind_needs_enough_candidate_requests():
-    few = judge([Minute(900, 10, {"connection": 0}, {"connection": 0})] * 6, kinds=("connection",))
+    few = judge([Minute(900, 10, {"slow": 0}, {"slow": 0})] * 6, kinds=("slow",))
     assert few.verdict == INSUFFICIENT and "needs 300" in few.reason
-    many = judge([Minute(9000, 100, {"connection": 0}, {"connection": 0})] * 6, kinds=("connection",))
+    many = judge([Minute(9000, 100, {"slow": 0}, {"slow": 0})] * 6, kinds=("slow",))
     assert many.verdict == PASS
 
 
@@ -116,7 +116,7 @@ def test_a_quiet_kind_needs_enough_candidate_requests():
 def test_monotone_in_evidence(n_s, n_c, s, c, extra, minutes):
     """More candidate bad events never lower the fail e-value; more stable bad events never raise it."""
     def e(cs, ss):
-        return judge([Minute(n_s, n_c, {"5xx": ss}, {"5xx": cs})] * minutes, kinds=("5xx",)).e_value
+        return judge([Minute(n_s, n_c, {"errors": ss}, {"errors": cs})] * minutes, kinds=("errors",)).e_value
 
     base = e(c, s)
     assert e(c + extra, s) >= base * (1 - 1e-9)
@@ -126,7 +126,7 @@ def test_monotone_in_evidence(n_s, n_c, s, c, extra, minutes):
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(*(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 10**9), st.none()),) * 4), max_size=8))
 def test_any_numbers_give_a_verdict_never_an_exception(rows):
-    ms = [Minute(a, b, {"5xx": c}, {"5xx": d}) for a, b, c, d in rows]
+    ms = [Minute(a, b, {"errors": c}, {"errors": d}) for a, b, c, d in rows]
     j = judge(ms)
     assert j.verdict in (FAIL, PASS, INSUFFICIENT)
     assert math.isfinite(j.e_value) or j.e_value == math.inf
@@ -134,7 +134,7 @@ def test_any_numbers_give_a_verdict_never_an_exception(rows):
 
 def test_changing_weights_mid_step_are_used_per_minute():
     """Evidence is computed with each minute's own weights: errors that follow the traffic shift are not a regression."""
-    ms = [Minute(9000, 1000, {"5xx": 45}, {"5xx": 5})] * 5 + [Minute(5000, 5000, {"5xx": 25}, {"5xx": 25})] * 5
+    ms = [Minute(9000, 1000, {"errors": 45}, {"errors": 5})] * 5 + [Minute(5000, 5000, {"errors": 25}, {"errors": 25})] * 5
     assert judge(ms).verdict != FAIL
 
 

@@ -29,14 +29,14 @@ def test_minutes_without_data_are_zero_and_both_colours_share_the_minutes(aws):
                           stable_target_group_arn=alb.target_groups["blue"], candidate_target_group_arn=alb.target_groups["green"],
                           start=now - timedelta(minutes=6), end=now)
     assert len(series.minutes) == 6 and series.starts[0] == now - timedelta(minutes=6)
-    assert series.kinds == ("5xx", "connection")
+    assert series.kinds == ("errors",)
     busy = series.starts.index(now - timedelta(minutes=3))
     m = series.minutes[busy]
     assert (m.stable_requests, m.candidate_requests) == (900, 100)
-    assert m.candidate_bad == {"5xx": 4, "connection": 0} and m.stable_bad == {"5xx": 0, "connection": 2}
+    assert m.candidate_bad == {"errors": 4} and m.stable_bad == {"errors": 2}, "errors = target 5xx + connection errors"
     quiet = [x for i, x in enumerate(series.minutes) if i != busy]
     assert all(x.stable_requests == 0 and x.candidate_requests == 0 and not any(x.candidate_bad.values()) for x in quiet)
-    assert series.totals()["candidate_5xx"] == 4
+    assert series.totals()["candidate_errors"] == 4
 
 
 def test_load_balancer_5xx_are_read_without_a_target_group_dimension(aws):
@@ -75,7 +75,7 @@ def test_slow_requests_are_a_trimmed_count_of_target_response_time(aws):
     with stub:
         series = read_minutes(cw, load_balancer_arn=LB, stable_target_group_arn=TG_B, candidate_target_group_arn=TG_G,
                               start=T0, end=T0 + timedelta(minutes=2), slow_threshold_ms=500)
-    assert series.kinds == ("5xx", "connection", "slow")
+    assert series.kinds == ("errors", "slow")
     assert [m.stable_bad["slow"] for m in series.minutes] == [30.0, 12.0]
     assert [m.candidate_bad["slow"] for m in series.minutes] == [0.0, 9.0]
 
