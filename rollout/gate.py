@@ -763,8 +763,9 @@ def _context(target: GateTarget, elbv2_factory: Callable[[], Any]) -> _Context:
     except Exception as exc:
         return _Context(None, target.live_share, target.since, f"the production listener could not be read: {exc}")
     prod = live.production
-    if prod is None:
-        return _Context(None, target.live_share, target.since, "no production listener (tag bluegreen:listener=production)")
+    if prod is None:  # nothing serves production traffic through this load balancer yet: nothing to compare
+        share = 0 if target.live_share is None else target.live_share
+        return _Context(None, share, target.since, "no production listener (tag bluegreen:listener=production)")
     other = "green" if target.color == "blue" else "blue"
     total = sum(prod.weights.values())
     share = target.live_share

@@ -805,3 +805,14 @@ def test_judge_settings_are_validated_with_their_key():
     with pytest.raises(ConfigError) as err:
         GateThresholds.from_mapping({"judgeToleratedRatio": 3, "judgePassRatio": 2}, prefix="healthy-promotion.")
     assert err.value.key == "healthy-promotion.judgePassRatio"
+
+
+def test_judge_is_not_needed_before_a_production_listener_exists(aws):
+    """First deployment: no production listener, so no colour carries production traffic yet."""
+    alb = aws.build_alb()
+    elbv2 = aws.client("elbv2")
+    elbv2.delete_listener(ListenerArn=alb.production_listener)
+    v = run_gate(GateTarget("green", target_group_arn=alb.target_groups["green"], load_balancer_arn=alb.load_balancer),
+                 elbv2=elbv2, cloudwatch=aws.client("cloudwatch"), checks=("target-health", "judge"))
+    assert v.passed, explain(v)
+    assert "carries no production traffic yet" in check(v, "judge").reason
