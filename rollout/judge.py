@@ -60,6 +60,7 @@ KINDS = ("errors", "slow")
 _LABELS = {"errors": "failed requests (target 5xx, connection errors)", "slow": "slow requests"}
 FAIL, PASS, INSUFFICIENT = "fail", "pass", "insufficient"
 
+_MAX_COUNT = 1e15
 # Alternatives of the fail mixture, as multiples of the tolerated ratio; uniform weights.
 FAIL_GRID = (1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 # Alternatives of the pass mixture, as fractions of the pass ratio; uniform weights.
@@ -205,7 +206,8 @@ def _clean(x: float | None) -> float:
         v = float(x or 0.0)
     except (TypeError, ValueError):
         return 0.0
-    return v if math.isfinite(v) and v > 0 else 0.0
+    # No ALB serves 10^15 requests a minute; the cap keeps every product and sum below float overflow.
+    return min(v, _MAX_COUNT) if math.isfinite(v) and v > 0 else 0.0
 
 
 def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kinds: Iterable[str] | None = None) -> Judgement:

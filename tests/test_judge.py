@@ -156,3 +156,8 @@ def test_planner_detects_bigger_regressions_sooner_and_needs_traffic():
     assert minutes_to_detect(30000, 10, 0.005, 3.0) < three
     assert minutes_to_detect(0, 10, 0.005, 3.0) is None
     assert minutes_to_detect(3000, 10, 0.005, 1.0) is None
+
+
+def test_absurd_counts_give_a_finite_answer():
+    j = judge([Minute(3.5e16, 0, {}, {}), Minute(1.0, 1.0, {}, {"errors": 5.3e307})])
+    assert j.verdict in (FAIL, INSUFFICIENT) and not math.isnan(j.e_value)
