@@ -757,15 +757,23 @@ def _context(target: GateTarget, elbv2_factory: Callable[[], Any]) -> _Context:
     from rollout.live import read_live_state
 
     try:
-        live = read_live_state(elbv2_factory(), target.load_balancer_arn)
-    except GateError:
-        raise
+        client = elbv2_factory()
+        live = read_live_state(client, target.load_balancer_arn)
+        prod = live.production
+        others = []
+        if prod is None:
+            listeners = client.describe_listeners(LoadBalancerArn=target.load_balancer_arn).get("Listeners", [])
+            others = [ls for ls in listeners if live.test is None or ls.get("ListenerArn") != live.test.arn]
     except Exception as exc:
         return _Context(None, target.live_share, target.since, f"the production listener could not be read: {exc}")
-    prod = live.production
-    if prod is None:  # nothing serves production traffic through this load balancer yet: nothing to compare
+    if prod is None:
+        if others:  # fail closed: a listener serves traffic, but which one is production is unknown
+            return _Context(None, target.live_share, target.since,
+                            f"no listener is tagged bluegreen:listener=production, yet the load balancer has "
+                            f"{len(others)} other listener(s); which one serves production cannot be told")
+        # nothing but the test listener (a first deployment): no colour carries production traffic yet
         share = 0 if target.live_share is None else target.live_share
-        return _Context(None, share, target.since, "no production listener (tag bluegreen:listener=production)")
+        return _Context(None, share, target.since, "no production listener yet")
     other = "green" if target.color == "blue" else "blue"
     total = sum(prod.weights.values())
     share = target.live_share

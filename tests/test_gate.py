@@ -816,3 +816,12 @@ def test_judge_is_not_needed_before_a_production_listener_exists(aws):
                  elbv2=elbv2, cloudwatch=aws.client("cloudwatch"), checks=("target-health", "judge"))
     assert v.passed, explain(v)
     assert "carries no production traffic yet" in check(v, "judge").reason
+
+
+def test_judge_fails_closed_when_the_production_listener_cannot_be_told(aws):
+    """An untagged production listener must not read as 'no traffic yet' (which would skip the judge)."""
+    alb = aws.build_alb(tag_production=False)
+    v = run_gate(GateTarget("green", target_group_arn=alb.target_groups["green"], load_balancer_arn=alb.load_balancer),
+                 elbv2=aws.client("elbv2"), cloudwatch=aws.client("cloudwatch"), checks=("target-health", "judge"))
+    assert not v.passed and not v.pending, explain(v)
+    assert "which one serves production cannot be told" in check(v, "judge").reason
