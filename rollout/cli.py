@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import sys
 from collections import Counter
@@ -267,8 +268,46 @@ def _run_gate(cfg, color: str, live, lb_arn: str | None, elbv2, probe_base_url: 
     if live:
         tg = (live.production.target_groups.get(color) if live.production else None) or (live.test.target_groups.get(color) if live.test else None)
     target = GateTarget(color, probe_url=probe_url, target_group_arn=tg, load_balancer_arn=lb_arn if tg else None,
-                        probe_stack=None if probe_base_url else in_vpc_probe_stack(live))
+                        probe_stack=None if probe_base_url else in_vpc_probe_stack(live),
+                        **_judge_context(cfg, color, live))
     return run_gate(target, thresholds, elbv2=elbv2, cloudwatch=cloudwatch_client(cfg.region) if tg else None, checks=checks)
+
+
+def _judge_context(cfg, color: str, live) -> dict[str, Any]:
+    """The stable target group to compare with, the colour's live share, the share the next step gives
+    it, and when the live weights began (the listener's bluegreen:weights-since stamp)."""
+    from datetime import datetime, timezone
+
+    from .desired import TAG_SINCE, parse_since
+    from .operations import percentages
+    from .rules import other
+
+    out: dict[str, Any] = {}
+    prod = live.production if live else None
+    if prod is None:
+        return out
+    out["baseline_target_group_arn"] = prod.target_groups.get(other(color))
+    out["live_share"] = percentages(prod.weights).get(color, 0)
+    r = cfg.rollout
+    if color == r.candidate and r.step < r.last_step:
+        out["share"] = r.steps[r.step]
+    stamp = parse_since(prod.tags.get(TAG_SINCE))
+    if stamp is not None:
+        out["since"] = datetime.fromtimestamp(stamp[0], timezone.utc)
+    return out
+
+
+def _judge_line(verdict) -> str | None:
+    """One line for operators: the judge's verdict, e-value and what it still needs."""
+    j = verdict.judge
+    if not j:
+        return None
+    text = f"judge: {j['verdict']} · e-value {j['eValue'] if j['eValue'] is not None else 'inf'} (alarm at {j['threshold']:g})"
+    text += f" · {j['minutes']} min · candidate {j['candidateRequests']:g} / stable {j['stableRequests']:g} requests"
+    if j["verdict"] == "insufficient":
+        needed = j.get("minutesNeeded")
+        text += " · " + (f"~{math.ceil(needed)} more min at current traffic" if needed is not None else "time needed unknown")
+    return text
 
 
 def _print_verdict(console: Console, verdict) -> None:
@@ -279,6 +318,42 @@ def _print_verdict(console: Console, verdict) -> None:
     for c in verdict.checks:
         mark = "skipped" if c.data.get("skipped") else ("[green]pass[/green]" if c.ok else "[red]FAIL[/red]")
         table.add_row(c.name, mark, c.reason)
+    console.print(table)
+
+
+def _bake_plan(cfg, live, lb_arn: str, th, days: int) -> dict[str, Any]:
+    """From the last ``days`` days of both colours' traffic: per step, minutes to catch 2x and 3x."""
+    from datetime import datetime, timedelta, timezone
+
+    from .judge import bake_plan
+    from .live import aws_fault_reason, cloudwatch_client
+    from .metrics import read_traffic_summary
+
+    tgs = [a for a in live.production.target_groups.values() if a]
+    end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    try:
+        rpm, rate = read_traffic_summary(cloudwatch_client(cfg.region), load_balancer_arn=lb_arn, target_group_arns=tgs,
+                                         start=end - timedelta(days=days), end=end)
+    except Exception as e:  # reported, status goes on
+        return {"error": aws_fault_reason(e, lb_arn), "days": days}
+    kinds = 3 if th.slow_request_ms is not None else 2
+    rows = bake_plan(rpm, rate, list(cfg.rollout.steps), th.judge_config(), kinds=kinds)
+    return {"days": days, "requestsPerMinute": round(rpm, 1), "badRate": rate,
+            "steps": [{"weight": row["weight"], "minutes2x": row["minutes"][2.0], "minutes3x": row["minutes"][3.0]} for row in rows]}
+
+
+def _print_bake_plan(console: Console, plan: dict[str, Any]) -> None:
+    if "error" in plan:
+        click.echo(f"bake plan: CloudWatch could not be read: {plan['error']}")
+        return
+    click.echo(f"bake plan from the last {plan['days']} day(s): {plan['requestsPerMinute']:g} requests/min, "
+               f"{plan['badRate']:.3%} target 5xx (minutes for the judge to catch a regression in ~90 % of steps)")
+    table = Table(show_lines=False)
+    for col in ("step", "candidate", "2x regression", "3x regression"):
+        table.add_column(col, justify="right")
+    for i, row in enumerate(plan["steps"], 1):
+        cells = [f"{m:.0f} min" if m is not None else "—" for m in (row["minutes2x"], row["minutes3x"])]
+        table.add_row(str(i), f"{row['weight']}%", *cells)
     console.print(table)
 
 
@@ -363,11 +438,17 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
 @click.option("--watch", "watch_", is_flag=True, help="Keep watching: weights, health, how long the weights held, when the next promotion is allowed.")
 @click.option("--interval", type=click.FloatRange(1, 3600), default=15.0, show_default=True, help="Seconds between rounds with --watch.")
 @click.option("--count", type=click.IntRange(1), default=None, help="Stop --watch after this many rounds (default: until Ctrl-C).")
-def status(stack: str, load_balancer_arn: str | None, fmt: str, watch_: bool, interval: float, count: int | None) -> None:
-    """Live weights and target health per colour, and drift from the declared step (exit 1 on drift).
+@click.option("--thresholds", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSON file of gate thresholds (judge settings).")
+@click.option("--bake-plan", "bake_plan_days", type=click.IntRange(1, 14), default=None, metavar="DAYS",
+              help="Also plan each step's bake from the last DAYS days of traffic: minutes to catch a 2x and a 3x regression.")
+def status(stack: str, load_balancer_arn: str | None, fmt: str, watch_: bool, interval: float, count: int | None,
+           thresholds: Path | None, bake_plan_days: int | None) -> None:
+    """Live weights and target health per colour, the relative judge's verdict on the candidate, and
+    drift from the declared step (exit 1 on drift).
 
-    Reads the production listener and target health from AWS (read-only elbv2 calls). With --watch it
-    repeats every --interval seconds (one line per round) until Ctrl-C.
+    Reads the production listener and target health from AWS (read-only elbv2 calls) and, while a
+    step is in flight, CloudWatch for the judge (e-value, verdict, minutes still needed). With --watch
+    it repeats every --interval seconds (one line per round) until Ctrl-C.
 
     Example: python -m rollout status --stack production --watch
     """
@@ -394,6 +475,11 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str, watch_: bool, in
         _fail(str(e), EXIT_FAILED)
     header = (cfg.traffic.header_route_name, cfg.traffic.header_route_value) if cfg.traffic.header_route_name else None
     route_problems = undeclared_routes(routes, header, r.candidate, r.weights)
+    th = _thresholds(thresholds)
+    judged = None
+    if live_w[r.candidate] > 0:
+        judged = _run_gate(cfg, r.candidate, live, arn, elbv2, None, th, ("judge",))
+    plan_rows = _bake_plan(cfg, live, arn, th, bake_plan_days) if bake_plan_days else None
 
     if fmt == "json":
         click.echo(json.dumps({
@@ -406,6 +492,8 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str, watch_: bool, in
             "drift": None if drift is None else {"kind": drift.kind, "explanation": drift.explanation},
             "routes": [{"priority": x.priority, "conditions": x.conditions, "action": x.action, "forwards": dict(x.forwards)} for x in routes],
             "undeclaredRoutes": route_problems,
+            "judge": None if judged is None else (dict(judged.judge) if judged.judge else {"error": judged.message()}),
+            "bakePlan": plan_rows,
         }, indent=2))
     else:
         console = _console()
@@ -429,6 +517,10 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str, watch_: bool, in
         for x in routes:
             to = ", ".join(f"{c} {w}" for c, w in x.forwards.items()) or x.action
             console.print(f"rule {x.priority:>5}  {x.conditions} → {to}")
+        if judged is not None:
+            click.echo(_judge_line(judged) or f"judge: {judged.message()}")
+        if plan_rows is not None:
+            _print_bake_plan(console, plan_rows)
         if drift is None and not route_problems:
             console.print(f"[green]in sync[/green]: the production listener sends what Pulumi.{stack}.yaml declares")
     if drift is not None:
@@ -479,7 +571,7 @@ def _watch_status(stack: str, load_balancer_arn: str | None, interval: float, co
 # --------------------------------------------------------------------------- gate
 
 
-_CHECKS_HELP = "Checks to run (repeatable): http-probes, target-health, metrics. [default: all]"
+_CHECKS_HELP = "Checks to run (repeatable): http-probes, target-health, metrics, judge. [default: all]"
 
 
 @cli.command()
@@ -489,13 +581,15 @@ _CHECKS_HELP = "Checks to run (repeatable): http-probes, target-health, metrics.
 @click.option("--probe-base-url", default=None, metavar="URL", help="Probe URL base instead of the test listener, e.g. http://127.0.0.1:8080.")
 @click.option("--thresholds", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="JSON file of gate thresholds (camelCase keys). [default: built-in]")
-@click.option("--check", "checks", multiple=True, type=click.Choice(["http-probes", "target-health", "metrics"]), help=_CHECKS_HELP)
+@click.option("--check", "checks", multiple=True, type=click.Choice(["http-probes", "target-health", "metrics", "judge"]), help=_CHECKS_HELP)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def gate(stack: str, color: str | None, load_balancer_arn: str | None, probe_base_url: str | None, thresholds: Path | None,
          checks: tuple[str, ...], fmt: str) -> None:
-    """The health verdict the policy pack would reach: exit 0 pass, 1 fail.
+    """The health verdict the policy pack would reach: exit 0 pass, 1 fail or pending.
 
-    Probes the colour through the test listener, reads its ALB target health and CloudWatch metrics.
+    Probes the colour through the test listener, reads its ALB target health and CloudWatch metrics,
+    and judges it against the stable colour (the relative judge: pass, fail, or pending while the
+    evidence is insufficient, with the minutes it still needs).
 
     Example: python -m rollout gate --stack production --color green
     """
@@ -517,9 +611,14 @@ def gate(stack: str, color: str | None, load_balancer_arn: str | None, probe_bas
         console = _console()
         console.print(f"[bold]bluegreen gate[/bold] · stack [cyan]{stack}[/cyan] · colour [bold]{color}[/bold] · {verdict.elapsed_s:.1f} s")
         _print_verdict(console, verdict)
+        line = _judge_line(verdict)
+        if line:
+            click.echo(line)
     if verdict.passed:
         if fmt != "json":
             click.echo(f"PASS: {verdict.message()}")
+    elif verdict.pending:
+        _fail(f"PENDING: {verdict.message()}", EXIT_FAILED)
     else:
         _fail(f"FAIL: {verdict.message()}", EXIT_FAILED)
 
@@ -778,13 +877,14 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
         problem = str(e)
     verdict = None
     if live is not None and r.step > 0:
-        verdict = _run_gate(cfg, r.candidate, live, arn, elbv2, probe_base_url, th, ("http-probes", "target-health", "metrics"))
+        verdict = _run_gate(cfg, r.candidate, live, arn, elbv2, probe_base_url, th, ("http-probes", "target-health", "metrics", "judge"))
     decision = decide(
         stack, r,
         live.production.weights if live else None,
         verdict.passed if verdict else None,
         gate_message=(verdict.message() if verdict else problem),
         live_stable=live.production.tags.get("bluegreen:stable") if live else None,
+        gate_pending=bool(verdict and verdict.pending),
     )
     # The alert or rollback notice carries its cause (the gate's verdict, or why AWS could not be read).
     cause = verdict.message() if verdict else problem
@@ -800,6 +900,9 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
     else:
         if verdict:
             _print_verdict(_console(), verdict)
+            line = _judge_line(verdict)
+            if line:
+                click.echo(line)
         click.echo(f"{decision.action.value}: {decision.reason}")
     if decision.action is Action.ROLLBACK:
         _notify("rollback", stack, decision.reason)

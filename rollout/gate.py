@@ -22,6 +22,7 @@ import http.client
 import math
 import socket
 import ssl
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,7 @@ import requests.adapters
 import urllib3.exceptions
 
 from rollout.errors import ConfigError, GateError
+from rollout.judge import FAIL, INSUFFICIENT, PASS, JudgeConfig, judge as judge_minutes
 from rollout.live import aws_fault_reason, client_config, cloudwatch_client, elbv2_client
 
 __all__ = [
@@ -48,7 +50,7 @@ __all__ = [
     "run_gate",
 ]
 
-CHECKS = ("http-probes", "target-health", "metrics")
+CHECKS = ("http-probes", "target-health", "metrics", "judge")
 MAX_REDIRECTS = 5  # a probe follows at most this many redirects
 _CHUNK = 16384
 _NAMESPACE = "AWS/ApplicationELB"
@@ -66,6 +68,7 @@ class _Spec:
     hi: float | None = None
     lo_open: bool = False  # lo is exclusive
     nullable: bool = False
+    choices: tuple[str, ...] = ()  # for strings: the allowed values (empty: any)
 
 
 _SPECS: dict[str, _Spec] = {
@@ -83,6 +86,17 @@ _SPECS: dict[str, _Spec] = {
     "max_target_p95_ms": _Spec("maxTargetP95Ms", float, 0, None, lo_open=True),
     "metrics_window_min": _Spec("metricsWindowMinutes", int, 1, 1440),
     "min_requests": _Spec("minRequests", int, 0, None),
+    "probe_retries": _Spec("probeRetries", int, 0, 5),
+    "min_healthy_fraction": _Spec("minHealthyFraction", float, 0, 1),
+    "share_capacity_ratio": _Spec("shareCapacityRatio", float, 0, 10),
+    "judge": _Spec("judge", str, choices=("required", "advisory", "off")),
+    "judge_alpha": _Spec("judgeAlpha", float, 0, 0.5, lo_open=True),
+    "judge_tolerated_ratio": _Spec("judgeToleratedRatio", float, 1, 100),
+    "judge_pass_ratio": _Spec("judgePassRatio", float, 1, 100, lo_open=True),
+    "judge_min_minutes": _Spec("judgeMinMinutes", int, 1, 1440),
+    "judge_max_minutes": _Spec("judgeMaxMinutes", int, 1, 1440),
+    "judge_min_requests": _Spec("judgeMinRequests", int, 0, None),
+    "slow_request_ms": _Spec("slowRequestMs", float, 0, 600000, lo_open=True, nullable=True),
 }
 _FIELD_BY_KEY = {spec.key: name for name, spec in _SPECS.items()}
 
@@ -98,6 +112,8 @@ def _check_value(spec: _Spec, value: Any, key: str) -> Any:
             raise ConfigError(key, f"must be a string, got {type(value).__name__}")
         if value == "":
             raise ConfigError(key, "must not be empty (leave it unset to skip the body check)")
+        if spec.choices and value not in spec.choices:
+            raise ConfigError(key, f"must be {' | '.join(spec.choices)}; got {value!r}")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(key, f"must be a number, got {type(value).__name__}")
@@ -128,21 +144,44 @@ class GateThresholds:
     probes: int = 10  # probes: HTTP probes sent concurrently
     probe_timeout_s: float = 2.0  # probeTimeoutSeconds: per probe, connect + headers + body
     deadline_s: float = 15.0  # deadlineSeconds: the whole gate answers within this
-    min_success_ratio: float = 1.0  # minSuccessRatio: share of probes that must succeed
+    min_success_ratio: float = 0.9  # minSuccessRatio: share of probe attempts (retries included) that must succeed
     expected_status: int = 200  # expectedStatus
     expected_body: str | None = None  # expectedBody: substring the body must contain, if set
     max_body_bytes: int = 65536  # maxBodyBytes: a longer body fails the probe
     max_p95_ms: float = 500.0  # maxP95Ms: p95 probe latency
     min_healthy_targets: int = 1  # minHealthyTargets: ALB target health
     max_unhealthy_targets: int = 0  # maxUnhealthyTargets: target health and UnHealthyHostCount
-    max_5xx_ratio: float = 0.01  # max5xxRatio: HTTPCode_Target_5XX_Count / RequestCount
+    max_5xx_ratio: float = 0.1  # max5xxRatio: hard ceiling on (target 5xx + connection errors + ELB 5xx) / requests
     max_target_p95_ms: float = 500.0  # maxTargetP95Ms: CloudWatch TargetResponseTime p95
     metrics_window_min: int = 5  # metricsWindowMinutes
-    min_requests: int = 0  # minRequests: below this the 5xx ratio is not judged
+    min_requests: int = 50  # minRequests: below this the hard 5xx ceiling is not judged
+    probe_retries: int = 1  # probeRetries: a failed probe is retried this often; every attempt counts in the ratio
+    min_healthy_fraction: float = 0.8  # minHealthyFraction: healthy / registered targets (draining ones aside)
+    share_capacity_ratio: float = 1.0  # shareCapacityRatio: healthy targets >= share x stable's healthy x this
+    judge: str = "required"  # judge: required (promotion needs pass) | advisory (reported only) | off
+    judge_alpha: float = 0.05  # judgeAlpha: false-alarm bound of the relative judge per step
+    judge_tolerated_ratio: float = 1.0  # judgeToleratedRatio: fail on evidence the candidate is worse than this x stable
+    judge_pass_ratio: float = 2.0  # judgePassRatio: pass on evidence the candidate is better than this x stable
+    judge_min_minutes: int = 5  # judgeMinMinutes: a pass needs at least this many minutes of data
+    judge_max_minutes: int = 60  # judgeMaxMinutes: the judge reads at most this many minutes back
+    judge_min_requests: int = 300  # judgeMinRequests: candidate requests before a kind nobody showed counts as quiet
+    slow_request_ms: float | None = None  # slowRequestMs: count requests slower than this as bad events (unset: off)
 
     def __post_init__(self) -> None:
         for name, spec in _SPECS.items():
             _check_value(spec, getattr(self, name), spec.key)
+        self.judge_config()  # cross-field rules (pass ratio above tolerated, max >= min minutes)
+
+    def judge_config(self) -> JudgeConfig:
+        """The relative judge's settings."""
+        return JudgeConfig(
+            alpha=self.judge_alpha,
+            tolerated_ratio=self.judge_tolerated_ratio,
+            pass_ratio=self.judge_pass_ratio,
+            min_minutes=self.judge_min_minutes,
+            max_minutes=self.judge_max_minutes,
+            min_candidate_requests=self.judge_min_requests,
+        )
 
     @classmethod
     def json_schema(cls) -> dict[str, dict[str, Any]]:
@@ -156,6 +195,8 @@ class GateThresholds:
         for name, spec in _SPECS.items():
             kind = {int: "integer", float: "number", str: "string"}.get(spec.kind, "string")
             entry: dict[str, Any] = {"type": [kind, "null"] if spec.nullable else kind}
+            if spec.choices:
+                entry["enum"] = list(spec.choices)
             if spec.lo is not None:
                 entry["exclusiveMinimum" if spec.lo_open else "minimum"] = spec.lo
             if spec.hi is not None:
@@ -184,7 +225,10 @@ class GateThresholds:
                 known = ", ".join(sorted(_FIELD_BY_KEY))
                 raise ConfigError(prefix + key, f"unknown gate setting (known: {known})")
             values[name] = _check_value(_SPECS[name], value, prefix + key)
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ConfigError as e:  # a cross-field rule: name the key with its prefix
+            raise ConfigError(prefix + e.key, str(e).split(": ", 1)[-1]) from None
 
 
 # --------------------------------------------------------------------------- results
@@ -202,6 +246,12 @@ class GateTarget:
     # Set: the http-probes evidence is this stack's in-VPC probe function's CloudWatch metrics for
     # target_group_arn (rollout.probe_evidence), not probes sent from here; probe_url is not used.
     probe_stack: str | None = None
+    # The baseline and the traffic context. Left None, they are read from the production listener
+    # (rollout.live) when the load balancer ARN is known.
+    baseline_target_group_arn: str | None = None  # the other (stable) colour's target group
+    live_share: int | None = None  # % of production traffic the colour carries now
+    share: int | None = None  # % of production traffic the colour will carry after the change
+    since: datetime | None = None  # when the current weights began (the judge reads from here)
 
 
 @dataclass(frozen=True)
@@ -223,6 +273,18 @@ class GateVerdict:
     checks: tuple[CheckResult, ...]
     elapsed_s: float
 
+    @property
+    def judge(self) -> Mapping[str, Any] | None:
+        """The relative judge's judgement (verdict, eValue, minutesNeeded, ...) when it ran."""
+        found = [c for c in self.checks if c.name == "judge" and c.data.get("verdict")]
+        return found[0].data if found else None
+
+    @property
+    def pending(self) -> bool:
+        """Not passed only because the judge has not seen enough evidence yet (nothing failed)."""
+        failed = [c for c in self.checks if not c.ok]
+        return bool(failed) and all(c.name == "judge" and c.data.get("verdict") == INSUFFICIENT for c in failed)
+
     def message(self) -> str:
         """Operator text: on failure only the failed checks' reasons, on pass a summary."""
         if self.passed:
@@ -239,6 +301,8 @@ class GateVerdict:
             "passed": self.passed,
             "elapsed_s": round(self.elapsed_s, 3),
             "message": self.message(),
+            "pending": self.pending,
+            "judge": None if self.judge is None else dict(self.judge),
             "checks": [
                 {"name": c.name, "ok": c.ok, "reason": c.reason, "data": dict(c.data)} for c in self.checks
             ],
@@ -414,6 +478,15 @@ def _probe(session: requests.Session, url: str, th: GateThresholds, verify_tls: 
         return done(False, _http_fault(exc, current, timeout_reason))
 
 
+def _probe_slot(session: requests.Session, url: str, th: GateThresholds, verify_tls: bool, gate_end: float) -> list[_Probe]:
+    """One probe and up to ``probe_retries`` retries of it while it fails: every attempt is returned
+    and counts in the success ratio, so retries add evidence and cannot hide a dead colour."""
+    attempts = [_probe(session, url, th, verify_tls, gate_end)]
+    while not attempts[-1].ok and len(attempts) <= th.probe_retries and time.monotonic() < gate_end:
+        attempts.append(_probe(session, url, th, verify_tls, gate_end))
+    return attempts
+
+
 def _probe_check(url: str, th: GateThresholds, probes: list[_Probe]) -> CheckResult:
     n = len(probes)
     ok = sum(1 for p in probes if p.ok)
@@ -435,7 +508,7 @@ def _probe_check(url: str, th: GateThresholds, probes: list[_Probe]) -> CheckRes
             text += f" (tolerated: {'; '.join(parts)})"
     else:
         pieces = list(parts) if not ratio_ok else []
-        if not ratio_ok and th.min_success_ratio < 1:
+        if not ratio_ok and th.min_success_ratio < 1 and ok > 0:
             pieces.append(f"{ok}/{n} passed, {needed} required")
         if not p95_ok:
             pieces.append(f"p95 {_dur(p95)} > {_ms(th.max_p95_ms)}" + ("" if pieces else f" over {n} probes of {where}"))
@@ -443,6 +516,7 @@ def _probe_check(url: str, th: GateThresholds, probes: list[_Probe]) -> CheckRes
     data = {
         "url": url,
         "probes": n,
+        "retries": max(0, n - th.probes),
         "passed": ok,
         "required": needed,
         "failures": dict(failures),
@@ -478,7 +552,12 @@ def _tg_name(arn: str) -> str:
 _UNHEALTHY_STATES = frozenset({"unhealthy", "unhealthy.draining"})
 
 
-def _target_health(elbv2, arn: str, th: GateThresholds) -> CheckResult:
+def _healthy_count(elbv2, arn: str) -> int:
+    descs = elbv2.describe_target_health(TargetGroupArn=arn).get("TargetHealthDescriptions", [])
+    return sum(1 for d in descs if d.get("TargetHealth", {}).get("State") == "healthy")
+
+
+def _target_health(elbv2, arn: str, th: GateThresholds, *, share: int | None = None, baseline_healthy: int | None = None) -> CheckResult:
     resp = elbv2.describe_target_health(TargetGroupArn=arn)
     descs = resp.get("TargetHealthDescriptions", [])
     states = Counter(d.get("TargetHealth", {}).get("State", "unknown") for d in descs)
@@ -498,6 +577,17 @@ def _target_health(elbv2, arn: str, th: GateThresholds) -> CheckResult:
     problems = []
     if healthy < th.min_healthy_targets:
         problems.append(f"{healthy} healthy < {th.min_healthy_targets} required")
+    serving = total - states.get("draining", 0)  # draining targets are leaving on purpose
+    if serving > 0 and healthy < th.min_healthy_fraction * serving - 1e-9:
+        problems.append(f"{healthy} healthy of {serving} is below {_pct(th.min_healthy_fraction)}")
+    floor = None
+    if share is not None and baseline_healthy is not None and share > 0:
+        floor = math.ceil(share / 100 * baseline_healthy * th.share_capacity_ratio - 1e-9)
+        if healthy < floor:
+            problems.append(
+                f"{healthy} healthy < {floor} needed to carry {share}% of the traffic "
+                f"that {baseline_healthy} healthy stable target{'s' if baseline_healthy != 1 else ''} carry"
+            )
     if unhealthy > th.max_unhealthy_targets:
         problems.append(f"{unhealthy} unhealthy > {th.max_unhealthy_targets} allowed")
     if total == 0:
@@ -508,7 +598,8 @@ def _target_health(elbv2, arn: str, th: GateThresholds) -> CheckResult:
         text = f"target group {name}: {', '.join(summary)} of {total} target{'s' if total != 1 else ''}"
         if problems:
             text += f" ({'; '.join(problems)})"
-    data = {"target_group_arn": arn, "states": dict(states), "healthy": healthy, "unhealthy": unhealthy, "total": total}
+    data = {"target_group_arn": arn, "states": dict(states), "healthy": healthy, "unhealthy": unhealthy, "total": total,
+            "share": share, "baseline_healthy": baseline_healthy, "floor": floor}
     return CheckResult("target-health", not problems, text, data)
 
 
@@ -518,15 +609,15 @@ class _BadInput(ValueError):
 
 def _dimension(arn: str, kind: str) -> str:
     """CloudWatch dimension value: 'targetgroup/n/id' or 'app/n/id' from the ARN."""
-    resource = arn.split(":", 5)[-1] if arn.count(":") >= 5 else ""
-    if kind == "TargetGroup" and resource.startswith("targetgroup/") and resource.count("/") == 2:
-        return resource
-    if kind == "LoadBalancer" and resource.startswith("loadbalancer/app/") and resource.count("/") == 3:
-        return resource[len("loadbalancer/"):]
-    raise _BadInput(f"cannot derive the CloudWatch {kind} dimension from {arn!r} (an ALB is required)")
+    from rollout.metrics import dimension_value
+
+    try:
+        return dimension_value(arn, kind)
+    except ValueError as exc:
+        raise _BadInput(str(exc)) from None
 
 
-def _metrics(cloudwatch, tg_arn: str, lb_arn: str, th: GateThresholds, now: datetime) -> CheckResult:
+def _metrics(cloudwatch, tg_arn: str, lb_arn: str, th: GateThresholds, now: datetime, *, attribute_elb: bool = True) -> CheckResult:
     dims = [
         {"Name": "TargetGroup", "Value": _dimension(tg_arn, "TargetGroup")},
         {"Name": "LoadBalancer", "Value": _dimension(lb_arn, "LoadBalancer")},
@@ -536,11 +627,11 @@ def _metrics(cloudwatch, tg_arn: str, lb_arn: str, th: GateThresholds, now: date
     start = end - timedelta(minutes=window)
     period = window * 60
 
-    def query(qid: str, metric: str, stat: str) -> dict:
+    def query(qid: str, metric: str, stat: str, dimensions: list | None = None) -> dict:
         return {
             "Id": qid,
             "MetricStat": {
-                "Metric": {"Namespace": _NAMESPACE, "MetricName": metric, "Dimensions": dims},
+                "Metric": {"Namespace": _NAMESPACE, "MetricName": metric, "Dimensions": dimensions or dims},
                 "Period": period,
                 "Stat": stat,
             },
@@ -552,6 +643,8 @@ def _metrics(cloudwatch, tg_arn: str, lb_arn: str, th: GateThresholds, now: date
         query("target5xx", "HTTPCode_Target_5XX_Count", "Sum"),
         query("unhealthy", "UnHealthyHostCount", "Maximum"),
         query("rtmax", "TargetResponseTime", "Maximum"),
+        query("tconn", "TargetConnectionErrorCount", "Sum"),
+        query("elb5xx", "HTTPCode_ELB_5XX_Count", "Sum", [dims[1]]),
     ]
     values: dict[str, list[float]] = {q["Id"]: [] for q in queries}
     kwargs: dict[str, Any] = {"MetricDataQueries": queries, "StartTime": start, "EndTime": end}
@@ -582,7 +675,11 @@ def _metrics(cloudwatch, tg_arn: str, lb_arn: str, th: GateThresholds, now: date
     ]
 
     requests_n = sum(values["requests"])
-    errors_n = sum(values["target5xx"])
+    target_5xx = sum(values["target5xx"])
+    conn_n = sum(values["tconn"])
+    elb_n = sum(values["elb5xx"]) if attribute_elb else 0.0
+    errors_n = target_5xx + conn_n + elb_n
+    judged_n = requests_n + elb_n
     unhealthy_max = max(values["unhealthy"]) if values["unhealthy"] else None
     rt_max = max(values["rtmax"]) if values["rtmax"] else None
     problems: list[str] = []
@@ -590,13 +687,19 @@ def _metrics(cloudwatch, tg_arn: str, lb_arn: str, th: GateThresholds, now: date
     ratio: float | None = None
     span = f"in the last {window} min"
 
-    if requests_n <= 0:
+    parts = [f"{target_5xx:g} target 5xx"]
+    if conn_n:
+        parts.append(f"{conn_n:g} connection errors")
+    if elb_n:
+        parts.append(f"{elb_n:g} ELB 5xx counted against this colour (the ALB does not say which target group caused them)")
+    if judged_n <= 0:
         notes.append(f"no requests {span}; 5xx ratio not judged")
-    elif requests_n < th.min_requests:
-        notes.append(f"only {requests_n:g} requests {span} (< {th.min_requests}); 5xx ratio not judged")
+    elif judged_n < th.min_requests:
+        notes.append(f"only {judged_n:g} requests {span} (< {th.min_requests}); 5xx ceiling not judged")
     else:
-        ratio = errors_n / requests_n
-        text = f"5xx ratio {_pct(ratio)} ({errors_n:g}/{requests_n:g} requests {span})"
+        ratio = errors_n / judged_n
+        detail = f"; {', '.join(parts)}" if len(parts) > 1 else ""
+        text = f"5xx ratio {_pct(ratio)} ({errors_n:g}/{judged_n:g} requests {span}{detail})"
         if ratio > th.max_5xx_ratio:
             problems.append(f"{text} > {_pct(th.max_5xx_ratio)}")
         else:
@@ -625,7 +728,9 @@ def _metrics(cloudwatch, tg_arn: str, lb_arn: str, th: GateThresholds, now: date
     data = {
         "window_min": window,
         "requests": requests_n,
-        "target_5xx": errors_n,
+        "target_5xx": target_5xx,
+        "connection_errors": conn_n,
+        "elb_5xx_attributed": elb_n,
         "ratio_5xx": ratio,
         "target_p95_ms": None if p95 is None else round(p95 * 1000, 1),
         "target_p95_source": p95_source,
@@ -642,6 +747,92 @@ def _in_vpc_probes(target: GateTarget, th: GateThresholds, cloudwatch, now: date
     return in_vpc_probe_check(
         client, stack=target.probe_stack, color=target.color, target_group_arn=target.target_group_arn, thresholds=th, now=now
     )
+@dataclass(frozen=True)
+class _Context:
+    """What the judge and the capacity floor need beyond the colour itself."""
+
+    baseline_arn: str | None = None
+    live_share: int | None = None
+    since: datetime | None = None
+    problem: str = ""  # why the context is unknown, when it is
+
+
+def _context(target: GateTarget, elbv2_factory: Callable[[], Any]) -> _Context:
+    """The baseline target group, the live share and the weights' start: from the target, else read
+    from the production listener (its forward action and its bluegreen:weights-since tag)."""
+    if target.baseline_target_group_arn is not None or not target.load_balancer_arn:
+        return _Context(target.baseline_target_group_arn, target.live_share, target.since,
+                        "" if target.baseline_target_group_arn else "no load balancer ARN to find the stable colour")
+    from rollout.desired import TAG_SINCE, parse_since
+    from rollout.live import read_live_state
+
+    try:
+        client = elbv2_factory()
+        live = read_live_state(client, target.load_balancer_arn)
+        prod = live.production
+        others = []
+        if prod is None:
+            listeners = client.describe_listeners(LoadBalancerArn=target.load_balancer_arn).get("Listeners", [])
+            others = [ls for ls in listeners if live.test is None or ls.get("ListenerArn") != live.test.arn]
+    except Exception as exc:
+        return _Context(None, target.live_share, target.since, f"the production listener could not be read: {exc}")
+    if prod is None:
+        if others:  # fail closed: a listener serves traffic, but which one is production is unknown
+            return _Context(None, target.live_share, target.since,
+                            f"no listener is tagged bluegreen:listener=production, yet the load balancer has "
+                            f"{len(others)} other listener(s); which one serves production cannot be told")
+        # nothing but the test listener (a first deployment): no colour carries production traffic yet
+        share = 0 if target.live_share is None else target.live_share
+        return _Context(None, share, target.since, "no production listener yet")
+    other = "green" if target.color == "blue" else "blue"
+    total = sum(prod.weights.values())
+    share = target.live_share
+    if share is None:
+        share = round(100 * prod.weights.get(target.color, 0) / total) if total else 0
+    since = target.since
+    if since is None:
+        parsed = parse_since(prod.tags.get(TAG_SINCE))
+        if parsed is not None:
+            since = datetime.fromtimestamp(parsed[0], timezone.utc)
+    baseline = prod.target_groups.get(other)
+    return _Context(baseline, share, since, "" if baseline else f"the production listener forwards to no {other} target group")
+
+
+def _judge_check(cloudwatch, target: GateTarget, ctx: _Context, th: GateThresholds, now: datetime) -> CheckResult:
+    from rollout.metrics import read_minutes
+
+    if ctx.live_share == 0:
+        return CheckResult("judge", True, f"judge: {target.color} carries no production traffic yet, so there is nothing to "
+                                          "compare; this step rests on probes and target health", {"skipped": True, "verdict": None})
+    if not ctx.baseline_arn or not target.target_group_arn or not target.load_balancer_arn:
+        why = ctx.problem or "no target group or load balancer ARN"
+        return CheckResult("judge", th.judge == "advisory", f"judge: no stable colour to compare {target.color} with: {why}",
+                           {"verdict": None, "mode": th.judge})
+    for arn, kind in ((target.load_balancer_arn, "LoadBalancer"), (target.target_group_arn, "TargetGroup"), (ctx.baseline_arn, "TargetGroup")):
+        _dimension(arn, kind)
+    cfg = th.judge_config()
+    end = now.astimezone(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=1)  # ALB metrics lag ~1 min
+    start = end - timedelta(minutes=cfg.max_minutes)
+    if ctx.since is not None:
+        since = ctx.since.astimezone(timezone.utc)
+        first_whole = since.replace(second=0, microsecond=0) + (timedelta(minutes=1) if since.second or since.microsecond else timedelta())
+        start = max(start, first_whole)
+    if start >= end:
+        minutes = ()
+        kinds = ("errors",) + (("slow",) if th.slow_request_ms is not None else ())
+    else:
+        series = read_minutes(
+            cloudwatch, load_balancer_arn=target.load_balancer_arn, stable_target_group_arn=ctx.baseline_arn,
+            candidate_target_group_arn=target.target_group_arn, start=start, end=end, slow_threshold_ms=th.slow_request_ms,
+        )
+        minutes, kinds = series.minutes, series.kinds
+    j = judge_minutes(minutes, cfg, kinds=kinds)
+    ok = j.verdict == PASS or th.judge == "advisory"
+    text = f"judge: {j.verdict}: {j.reason}"
+    if th.judge == "advisory" and j.verdict != PASS:
+        text += " (advisory: not blocking)"
+    data = {**j.to_dict(), "mode": th.judge, "from": start.isoformat(), "to": end.isoformat(), "kindsCounted": list(kinds)}
+    return CheckResult("judge", ok, text, data)
 
 
 def _guarded(name: str, subject: str | None, fn: Callable[[], CheckResult]) -> CheckResult:
@@ -687,17 +878,51 @@ def run_gate(
     aws_futures: dict[str, Future] = {}
 
     want = [c for c in CHECKS if c in checks]
-    pool = ThreadPoolExecutor(max_workers=th.probes + 2, thread_name_prefix=f"gate-{target.color}")
+    if th.judge == "off" and "judge" in want:
+        results["judge"] = _skipped("judge", "judge is off (bluegreen gate setting judge: off)")
+        want_judge = False
+    else:
+        want_judge = "judge" in want
+    pool = ThreadPoolExecutor(max_workers=th.probes + 5, thread_name_prefix=f"gate-{target.color}")
+    made: dict[str, Any] = {}
+    made_lock = threading.Lock()
+
+    def elbv2_get():
+        if elbv2 is not None:
+            return elbv2
+        with made_lock:  # one client per gate: building one costs ~0.5 s of CPU that the probes feel
+            if "elbv2" not in made:
+                made["elbv2"] = elbv2_client(config=_aws_config(th))
+            return made["elbv2"]
+
+    def cloudwatch_get():
+        if cloudwatch is not None:
+            return cloudwatch
+        with made_lock:
+            if "cloudwatch" not in made:
+                made["cloudwatch"] = cloudwatch_client(config=_aws_config(th))
+            return made["cloudwatch"]
+
+    def context() -> _Context:
+        if ctx_future is None:
+            return _Context(target.baseline_target_group_arn, target.live_share, target.since, "not needed")
+        try:
+            return ctx_future.result(timeout=max(0.0, gate_end - time.monotonic()))
+        except Exception as exc:  # noqa: BLE001 - the context is best effort; its users say what is missing
+            return _Context(None, target.live_share, target.since, f"the production listener could not be read: {exc}")
+
+    needs_context = target.target_group_arn and (want_judge or "metrics" in want or target.share is not None)
+    ctx_future = pool.submit(_context, target, elbv2_get) if needs_context else None
     try:
         if "http-probes" in want:
             if target.probe_stack and target.target_group_arn:
                 aws_futures["http-probes"] = pool.submit(
-                    _guarded, "http-probes", target.target_group_arn, lambda: _in_vpc_probes(target, th, cloudwatch, clock())
+                    _guarded, "http-probes", target.target_group_arn, lambda: _in_vpc_probes(target, th, cloudwatch_get(), clock())
                 )
             elif target.probe_url:
                 sess = session or _default_session(th.probes)
                 probe_futures = [
-                    pool.submit(_probe, sess, target.probe_url, th, target.verify_tls, gate_end)
+                    pool.submit(_probe_slot, sess, target.probe_url, th, target.verify_tls, gate_end)
                     for _ in range(th.probes)
                 ]
             else:
@@ -707,8 +932,12 @@ def run_gate(
                 arn = target.target_group_arn
 
                 def health() -> CheckResult:
-                    client = elbv2 or elbv2_client(config=_aws_config(th))
-                    return _target_health(client, arn, th)
+                    client = elbv2_get()
+                    baseline_healthy = None
+                    if target.share is not None:
+                        base = context().baseline_arn
+                        baseline_healthy = _healthy_count(client, base) if base else None
+                    return _target_health(client, arn, th, share=target.share, baseline_healthy=baseline_healthy)
 
                 aws_futures["target-health"] = pool.submit(_guarded, "target-health", arn, health)
             else:
@@ -718,12 +947,23 @@ def run_gate(
                 tg, lb = target.target_group_arn, target.load_balancer_arn
 
                 def metrics() -> CheckResult:
-                    client = cloudwatch or cloudwatch_client(config=_aws_config(th))
-                    return _metrics(client, tg, lb, th, clock())
+                    client = cloudwatch_get()
+                    return _metrics(client, tg, lb, th, clock(), attribute_elb=context().live_share != 0)
 
                 aws_futures["metrics"] = pool.submit(_guarded, "metrics", tg, metrics)
             else:
                 results["metrics"] = _skipped("metrics", "needs both target group and load balancer ARNs")
+        if want_judge:
+            if target.target_group_arn and target.load_balancer_arn:
+                tg = target.target_group_arn
+
+                def judged() -> CheckResult:
+                    client = cloudwatch_get()
+                    return _judge_check(client, target, context(), th, clock())
+
+                aws_futures["judge"] = pool.submit(_guarded, "judge", tg, judged)
+            else:
+                results["judge"] = _skipped("judge", "needs both target group and load balancer ARNs")
 
         pending = probe_futures + list(aws_futures.values())
         if pending:
@@ -733,7 +973,7 @@ def run_gate(
 
     if probe_futures:
         late = _Probe(False, f"no answer within the {th.deadline_s:g} s gate deadline", th.deadline_s)
-        probes = [f.result() if f.done() and not f.cancelled() else late for f in probe_futures]
+        probes = [p for f in probe_futures for p in (f.result() if f.done() and not f.cancelled() else [late])]
         results["http-probes"] = _probe_check(target.probe_url or "", th, probes)
     for name, fut in aws_futures.items():
         if fut.done() and not fut.cancelled():
@@ -743,7 +983,7 @@ def run_gate(
                 name, False, f"{name}: no answer from AWS within the {th.deadline_s:g} s gate deadline", {"timeout": True}
             )
 
-    ordered = tuple(results[c] for c in want)
+    ordered = tuple(results[c] for c in want if c in results)
     ran = [c for c in ordered if not c.data.get("skipped")]
     passed = bool(ran) and all(c.ok for c in ordered)
     if not ran:

@@ -118,6 +118,14 @@ _POLICY_NOTE = (
 )
 
 
+_JUDGE_NOTE = (
+    "_Health gate: a step that gives more traffic to a colour already carrying some needs the relative judge's `pass` "
+    "(its 5xx, connection-error and slow-request rates against stable's over the same minutes, valid at every look); "
+    "`insufficient` holds the step until the evidence is there. See how long each step needs: "
+    "`python -m rollout status --stack <stack> --bake-plan 3`._"
+)
+
+
 def render_markdown(plan: Plan) -> str:
     r = plan.rollout
     lines = [
@@ -140,6 +148,7 @@ def render_markdown(plan: Plan) -> str:
             cell += f" {_verdict_markdown(*per_row[i])} |"
         lines.append(cell)
     lines += ["", "_Simulated offline: the real program under Pulumi's mock runtime with the real stack file._"]
+    lines += ["", _JUDGE_NOTE]
     if plan.verdicts:
         lines += ["", _POLICY_NOTE]
         if skipped:

@@ -1,7 +1,9 @@
 """The scheduled watcher's decision: given the declared step, the live weights and the gate, act how? Pure.
 
 The watcher runs every few minutes. It rolls back only when the one thing it is for happens: the
-candidate fails its health gate while it carries live traffic. Everything it does not understand
+candidate fails its health gate while it carries live traffic. "Pending" -- the gate failed only
+because the relative judge has not seen enough evidence yet (`insufficient`) -- is never a reason
+to roll back: the step keeps baking. Everything it does not understand
 (drift, an unreadable load balancer, a gate that could not reach a verdict) is an alert for a human,
 never an automatic change.
 
@@ -11,6 +13,8 @@ never an automatic change.
 | 0             | candidate > 0       | (not run)    | alert    |
 | > 0           | unreadable          | (not run)    | alert    |
 | > 0           | candidate > 0       | fail         | rollback |
+| > 0           | as declared         | pending      | none     |
+| > 0           | not as declared     | pending      | alert    |
 | > 0           | candidate = 0       | fail         | alert    |
 | > 0           | as declared         | pass         | none     |
 | > 0           | not as declared     | pass         | alert    |
@@ -57,6 +61,7 @@ def decide(
     *,
     gate_message: str = "",
     live_stable: str | None = None,
+    gate_pending: bool = False,
 ) -> Decision:
     """Decide from plain data.
 
@@ -76,6 +81,14 @@ def decide(
             return Decision(Action.NONE, f"{stack}: no rollout in flight; {declared.stable} stable with all traffic")
         return Decision(Action.ALERT, f"no rollout in flight, but {drift.explanation}")
     detail = f" ({gate_message})" if gate_message else ""
+    if gate_passed is False and gate_pending:
+        if drift is not None:
+            return Decision(Action.ALERT, f"{candidate} is still earning its evidence, but {drift.explanation}")
+        return Decision(
+            Action.NONE,
+            f"{stack}: {candidate} at step {declared.step} of {declared.last_step} ({describe_weights(live)}) is still "
+            f"earning its evidence{detail}; keep baking",
+        )
     if gate_passed is False:
         if live[candidate] > 0:
             return Decision(

@@ -297,10 +297,32 @@ def test_status_unknown_load_balancer_fails_without_traceback(aws, tmp_path, no_
 
 def test_gate_passes_on_a_healthy_candidate(aws, tmp_path, healthy_url, no_pulumi):
     alb = aws.build_alb(stable="blue", candidate_weight=10)
+    aws.put_minutes(alb, stable=(20000, 100), candidate=(2000, 10), ago=range(2, 10))
     proj = make_project(tmp_path, step=1)
     r = invoke("--project-dir", str(proj), "gate", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
                "--probe-base-url", base(healthy_url))
-    expect(r, 0, "colour green", "http-probes", "target-health", "metrics", "PASS: green passed its health gate: 10/10 probes")
+    expect(r, 0, "colour green", "http-probes", "target-health", "metrics", "judge: pass · e-value",
+           "PASS: green passed its health gate: 10/10 probes", "judge: pass: no regression")
+
+
+def test_gate_is_pending_on_thin_traffic_and_says_how_long(aws, tmp_path, healthy_url, no_pulumi):
+    alb = aws.build_alb(stable="blue", candidate_weight=10)
+    aws.put_minutes(alb, stable=(270, 1), candidate=(30, 0), ago=range(2, 8))
+    proj = make_project(tmp_path, step=1)
+    r = invoke("--project-dir", str(proj), "gate", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
+               "--probe-base-url", base(healthy_url))
+    expect(r, 1, "judge: insufficient · e-value", "more min at current traffic", "error: PENDING: green must pass")
+
+
+def test_gate_fails_a_regressed_candidate_on_the_judge(aws, tmp_path, healthy_url, no_pulumi):
+    alb = aws.build_alb(stable="blue", candidate_weight=10)
+    aws.put_minutes(alb, stable=(20000, 100), candidate=(2000, 60), ago=range(2, 5))
+    proj = make_project(tmp_path, step=1)
+    r = invoke("--project-dir", str(proj), "gate", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
+               "--probe-base-url", base(healthy_url), "--format", "json")
+    expect(r, 1, "error: FAIL: green must pass its health gate")
+    data = json.loads(r.output[: r.output.rindex("}") + 1])
+    assert data["judge"]["verdict"] == "fail" and data["pending"] is False
 
 
 def test_gate_fails_on_a_503_candidate(aws, tmp_path, unhealthy_url, no_pulumi):
@@ -315,7 +337,7 @@ def test_gate_thresholds_file_and_json(aws, tmp_path, healthy_url, no_pulumi):
     alb = aws.build_alb(stable="blue", candidate_weight=10)
     proj = make_project(tmp_path, step=1)
     th = tmp_path / "th.json"
-    th.write_text(json.dumps({"probes": 3, "maxP95Ms": 2000}))
+    th.write_text(json.dumps({"probes": 3, "maxP95Ms": 2000, "judge": "advisory"}))
     r = invoke("--project-dir", str(proj), "gate", "--stack", "production", "--color", "blue", "--load-balancer-arn", alb.load_balancer,
                "--probe-base-url", base(healthy_url), "--thresholds", str(th), "--format", "json")
     expect(r, 0)
@@ -518,6 +540,40 @@ def test_watch_rolls_back_a_failing_candidate_carrying_traffic(aws, tmp_path, un
     lines = out.read_text().splitlines()
     assert lines[:2] == ["action=rollback", "to_step=0"] and lines[2].startswith("reason=production: green failed")
     assert "HTTP 503" in webhook.received[0][1]["text"]
+
+
+def test_watch_keeps_baking_while_the_evidence_is_insufficient(aws, tmp_path, healthy_url, no_pulumi):
+    alb = aws.build_alb(stable="blue", candidate_weight=25)
+    aws.put_minutes(alb, stable=(270, 1), candidate=(90, 0), ago=range(2, 6))
+    proj = make_project(tmp_path, step=2)
+    r = invoke("--project-dir", str(proj), "watch", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
+               "--probe-base-url", base(healthy_url))
+    expect(r, 0, "judge: insufficient", "none: production: green at step 2 of 5", "still earning its evidence")
+
+
+def test_watch_rolls_back_on_the_judge_s_fail(aws, tmp_path, healthy_url, no_pulumi):
+    alb = aws.build_alb(stable="blue", candidate_weight=25)
+    aws.put_minutes(alb, stable=(15000, 75), candidate=(5000, 150), ago=range(2, 5))
+    proj = make_project(tmp_path, step=2)
+    r = invoke("--project-dir", str(proj), "watch", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
+               "--probe-base-url", base(healthy_url))
+    expect(r, 1, "judge: fail", "rollback: production: green failed its health gate while carrying 25% of traffic",
+           "evidence of a regression")
+
+
+def test_status_shows_the_judge_and_a_bake_plan(aws, tmp_path, no_pulumi):
+    alb = aws.build_alb(stable="blue", candidate_weight=25)
+    aws.put_minutes(alb, stable=(2250, 11), candidate=(750, 4), ago=range(2, 30))
+    proj = make_project(tmp_path, step=2)
+    r = invoke("--project-dir", str(proj), "status", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
+               "--bake-plan", "1")
+    expect(r, 0, "judge: ", "e-value", "bake plan from the last 1 day(s)", "2x regression", "3x regression")
+    data = json.loads(invoke("--project-dir", str(proj), "status", "--stack", "production", "--load-balancer-arn",
+                             alb.load_balancer, "--bake-plan", "1", "--format", "json").output)
+    assert data["judge"]["verdict"] in ("pass", "insufficient") and data["judge"]["minutes"] > 0
+    steps = data["bakePlan"]["steps"]
+    assert [s["weight"] for s in steps] == [10, 25, 50, 75, 100]
+    assert steps[0]["minutes3x"] < steps[0]["minutes2x"], steps
 
 
 def test_watch_healthy_candidate_does_nothing(aws, tmp_path, healthy_url, no_pulumi):

@@ -35,6 +35,8 @@ def session():
 
 
 def probe(url, session, **thresholds) -> GateVerdict:
+    """Probes only. No retries unless asked, so each fault test counts one attempt per probe."""
+    thresholds.setdefault("probe_retries", 0)
     return run_gate(
         GateTarget("green", probe_url=url), GateThresholds(**thresholds), session=session, checks=("http-probes",)
     )
@@ -151,7 +153,7 @@ def test_not_http_answer_fails(not_http_url, session):
 def test_flapping_fails_the_success_ratio(flapping_url, session):
     v = probe(flapping_url, session)
     assert not v.passed, explain(v)
-    assert check(v, "http-probes").reason == "5/10 probes of /healthz: HTTP 503 (expected 200)"
+    assert check(v, "http-probes").reason == "5/10 probes of /healthz: HTTP 503 (expected 200); 5/10 passed, 9 required"
     assert check(v, "http-probes").data["passed"] == 5
 
 
@@ -365,7 +367,7 @@ def test_target_health_stopped_targets_are_not_healthy(aws):
     aws.client("ec2").stop_instances(InstanceIds=alb.targets["green"])
     v = aws_gate(alb, elbv2=aws.client("elbv2"), checks=("target-health",))
     assert not v.passed, explain(v)
-    assert "0 healthy, 2 unused of 2 targets (0 healthy < 1 required)" in v.message()
+    assert "0 healthy, 2 unused of 2 targets (0 healthy < 1 required; 0 healthy of 2 is below 80 %)" in v.message()
 
 
 def test_target_health_unhealthy_targets(aws):
@@ -389,7 +391,7 @@ def test_target_health_unhealthy_targets(aws):
     assert not v.passed, explain(v)
     assert check(v, "target-health").reason == (
         "target group bg-green: 1 healthy, 1 unhealthy (Target.ResponseCodeMismatch), 1 draining, 1 initial "
-        "of 4 targets (1 unhealthy > 0 allowed)"
+        "of 4 targets (1 healthy of 3 is below 80 %; 1 unhealthy > 0 allowed)"
     )
 
 
@@ -416,8 +418,8 @@ def _traffic(aws, alb, *, requests_n, errors_n, response_times=(0.05, 0.1), unhe
 @pytest.mark.parametrize(
     ("errors_n", "passed", "reason"),
     [
-        (5, True, "bg-green metrics: 5xx ratio 0.5 % (5/1000 requests in the last 5 min)"),
-        (20, False, "bg-green metrics: 5xx ratio 2 % (20/1000 requests in the last 5 min) > 1 %"),
+        (20, True, "bg-green metrics: 5xx ratio 2 % (20/1000 requests in the last 5 min)"),
+        (200, False, "bg-green metrics: 5xx ratio 20 % (200/1000 requests in the last 5 min) > 10 %"),
     ],
 )
 def test_metrics_5xx_ratio(aws, errors_n, passed, reason):
@@ -445,7 +447,7 @@ def test_metrics_below_min_requests_not_judged(aws):
     _traffic(aws, alb, requests_n=50, errors_n=10)
     v = aws_gate(alb, th=GateThresholds(min_requests=100), cloudwatch=aws.client("cloudwatch"), checks=("metrics",))
     assert v.passed, explain(v)
-    assert "only 50 requests in the last 5 min (< 100); 5xx ratio not judged" in v.message()
+    assert "only 50 requests in the last 5 min (< 100); 5xx ceiling not judged" in v.message()
 
 
 @pytest.mark.parametrize(
@@ -505,19 +507,26 @@ def test_metrics_of_the_other_colour_are_not_counted(aws):
     assert "no requests in the last 5 min" in v.message()
 
 
+def _minutes(aws, alb, *, stable=(20000, 100), candidate=(2000, 10), ago=range(2, 10), kind="HTTPCode_Target_5XX_Count"):
+    """Per-minute traffic of both colours (blue stable), ``ago`` minutes back: (requests, bad events) per minute."""
+    aws.put_minutes(alb, stable=stable, candidate=candidate, ago=ago, metric=kind)
+
+
 def test_full_gate_passes_on_a_healthy_candidate(aws, healthy_url, session):
     alb = aws.build_alb()
-    _traffic(aws, alb, requests_n=1000, errors_n=1)
+    _minutes(aws, alb)
     target = GateTarget("green", probe_url=healthy_url, target_group_arn=alb.target_groups["green"],
                         load_balancer_arn=alb.load_balancer)
     v = run_gate(target, session=session, elbv2=aws.client("elbv2"), cloudwatch=aws.client("cloudwatch"))
     assert v.passed, explain(v)
-    assert [c.name for c in v.checks] == ["http-probes", "target-health", "metrics"]
+    assert [c.name for c in v.checks] == ["http-probes", "target-health", "metrics", "judge"]
+    assert v.judge["verdict"] == "pass" and "no regression" in check(v, "judge").reason
     assert v.message().startswith("green passed its health gate: 10/10 probes of /healthz passed")
 
 
 def test_full_gate_builds_its_own_clients_from_the_environment(aws, healthy_url, session):
     alb = aws.build_alb()
+    _minutes(aws, alb)
     target = GateTarget("green", probe_url=healthy_url, target_group_arn=alb.target_groups["green"],
                         load_balancer_arn=alb.load_balancer)
     v = run_gate(target, session=session)
@@ -532,9 +541,11 @@ def test_full_gate_reports_only_failed_checks(aws, unhealthy_url, session):
     v = run_gate(target, session=session, elbv2=aws.client("elbv2"), cloudwatch=aws.client("cloudwatch"))
     assert not v.passed
     assert v.message() == (
-        "green must pass its health gate before it gets more traffic: 10/10 probes of /healthz: HTTP 503 "
-        "(expected 200); bg-green metrics: 5xx ratio 30 % (300/1000 requests in the last 5 min) > 1 %"
+        "green must pass its health gate before it gets more traffic: 20/20 probes of /healthz: HTTP 503 "
+        "(expected 200); bg-green metrics: 5xx ratio 30 % (300/1000 requests in the last 5 min) > 10 %; "
+        "judge: insufficient: no candidate requests in 60 min: nothing to judge yet"
     )
+    assert not v.pending, "a failed probe is a failure, not a pending judgement"
 
 
 # --------------------------------------------------------------------------- AWS faults
@@ -591,7 +602,9 @@ def test_no_aws_credentials(no_aws_credentials):
     assert not v.passed, explain(v)
     assert v.message() == (
         "green must pass its health gate before it gets more traffic: "
-        "target-health: no AWS credentials; metrics: no AWS credentials"
+        "target-health: no AWS credentials; metrics: no AWS credentials; "
+        "judge: no stable colour to compare green with: the production listener could not be read: "
+        "could not read the live load balancer state: no AWS credentials"
     )
 
 
@@ -613,3 +626,202 @@ def test_hung_aws_endpoint_is_cut_by_the_deadline(aws, hung_url):
     assert time.monotonic() - t0 < 2.0 + EPSILON_S
     assert "target-health: no answer from AWS within the 2 s gate deadline" in v.message(), explain(v)
     assert "metrics: no answer from AWS within the 2 s gate deadline" in v.message()
+
+
+# --------------------------------------------------------------------------- gate arithmetic (issue 9, invariant 7)
+
+
+def test_one_transient_probe_failure_does_not_fail_a_healthy_colour(http_server, session):
+    """The default gate (10 probes, one retry, 90 % of all attempts) tolerates a single 503."""
+    v = run_gate(GateTarget("green", probe_url=http_server("fail_first")), session=session, checks=("http-probes",))
+    assert v.passed, explain(v)
+    assert check(v, "http-probes").data["probes"] == 11 and check(v, "http-probes").data["passed"] == 10
+    assert "tolerated: 1/11 probes of /healthz: HTTP 503" in v.message()
+
+
+def test_two_transient_failures_are_not_tolerated(http_server, session):
+    v = run_gate(GateTarget("green", probe_url=http_server("fail_first", failures=2)), session=session, checks=("http-probes",))
+    assert not v.passed, explain(v)
+    assert "10/12 passed, 11 required" in v.message()
+
+
+def test_retries_cannot_turn_a_dead_colour_healthy(unhealthy_url, session):
+    v = run_gate(GateTarget("green", probe_url=unhealthy_url), GateThresholds(probe_retries=5), session=session,
+                 checks=("http-probes",))
+    assert not v.passed, explain(v)
+    assert check(v, "http-probes").reason == "60/60 probes of /healthz: HTTP 503 (expected 200)"
+
+
+def test_retries_cannot_turn_a_flapping_colour_healthy(flapping_url, session):
+    v = run_gate(GateTarget("green", probe_url=flapping_url), GateThresholds(probe_retries=3), session=session,
+                 checks=("http-probes",))
+    assert not v.passed, explain(v)
+    d = check(v, "http-probes").data
+    assert d["passed"] / d["probes"] < 0.9
+
+
+def test_one_healthy_target_of_six_fails(aws):
+    alb = aws.build_alb(target_type="instance", targets_per_color=6)
+    aws.client("ec2").stop_instances(InstanceIds=alb.targets["green"][1:])
+    v = aws_gate(alb, elbv2=aws.client("elbv2"), checks=("target-health",))
+    assert not v.passed, explain(v)
+    assert "1 healthy of 6 is below 80 %" in v.message()
+
+
+@pytest.mark.parametrize(("share", "passed"), [(50, True), (100, False)])
+def test_a_colour_needs_enough_healthy_targets_for_its_share(aws, share, passed):
+    alb = aws.build_alb()  # 2 healthy targets per colour
+    elbv2 = aws.client("elbv2")
+    elbv2.deregister_targets(TargetGroupArn=alb.target_groups["green"], Targets=[{"Id": alb.targets["green"][0], "Port": 8080}])
+    target = GateTarget("green", target_group_arn=alb.target_groups["green"], load_balancer_arn=alb.load_balancer, share=share)
+    v = run_gate(target, elbv2=elbv2, checks=("target-health",))
+    assert v.passed is passed, explain(v)
+    assert check(v, "target-health").data["baseline_healthy"] == 2
+    if not passed:
+        assert "1 healthy < 2 needed to carry 100% of the traffic that 2 healthy stable targets carry" in v.message()
+
+
+# --------------------------------------------------------------------------- the relative judge in the gate (issue 11)
+
+
+def judge_gate(aws, alb, **kwargs) -> GateVerdict:
+    target = GateTarget("green", target_group_arn=alb.target_groups["green"], load_balancer_arn=alb.load_balancer)
+    return run_gate(target, elbv2=aws.client("elbv2"), cloudwatch=aws.client("cloudwatch"), checks=("judge",), **kwargs)
+
+
+def test_judge_fails_a_regressed_candidate(aws):
+    alb = aws.build_alb()
+    _minutes(aws, alb, stable=(20000, 100), candidate=(2000, 60), ago=range(2, 5))
+    v = judge_gate(aws, alb)
+    assert not v.passed and not v.pending, explain(v)
+    assert v.judge["verdict"] == "fail"
+    assert "judge: fail: evidence of a regression" in v.message()
+    assert "180 failed requests (target 5xx, connection errors) from the candidate vs 300 from stable" in v.message()
+
+
+def test_judge_counts_connection_errors_as_failed_requests(aws):
+    alb = aws.build_alb()
+    _minutes(aws, alb, stable=(20000, 100), candidate=(2000, 10), ago=range(2, 8))
+    _minutes(aws, alb, stable=(0, 0), candidate=(0, 30), ago=range(2, 5), kind="TargetConnectionErrorCount")
+    v = judge_gate(aws, alb)
+    assert v.judge["verdict"] == "fail", explain(v)
+    assert "failed requests (target 5xx, connection errors) from the candidate" in v.message()
+
+
+def test_judge_is_pending_on_thin_traffic_and_says_how_long(aws):
+    alb = aws.build_alb()
+    _minutes(aws, alb, stable=(270, 1), candidate=(30, 0), ago=range(2, 8))
+    v = judge_gate(aws, alb)
+    assert not v.passed and v.pending, explain(v)
+    assert v.judge["verdict"] == "insufficient"
+    assert v.judge["minutesNeeded"] is not None and v.judge["minutesNeeded"] > 0
+    assert "more min at current traffic" in v.message()
+
+
+def test_judge_with_absent_traffic_is_pending(aws):
+    alb = aws.build_alb()
+    v = judge_gate(aws, alb)
+    assert v.pending and "no candidate requests in 60 min" in v.message(), explain(v)
+
+
+def test_judge_advisory_reports_without_blocking(aws):
+    alb = aws.build_alb()
+    v = judge_gate(aws, alb, thresholds=GateThresholds(judge="advisory"))
+    assert v.passed, explain(v)
+    assert "(advisory: not blocking)" in check(v, "judge").reason
+
+
+def test_judge_off_is_skipped(aws):
+    alb = aws.build_alb()
+    v = run_gate(GateTarget("green", probe_url=None, target_group_arn=alb.target_groups["green"], load_balancer_arn=alb.load_balancer),
+                 GateThresholds(judge="off"), elbv2=aws.client("elbv2"), checks=("target-health", "judge"))
+    assert v.passed and check(v, "judge").data.get("skipped"), explain(v)
+
+
+def test_judge_is_not_needed_before_the_candidate_carries_traffic(aws):
+    alb = aws.build_alb(candidate_weight=0)
+    v = judge_gate(aws, alb)
+    assert not v.passed and "nothing was checked" in v.message(), "a skipped judge alone proves nothing"
+    v = run_gate(GateTarget("green", target_group_arn=alb.target_groups["green"], load_balancer_arn=alb.load_balancer),
+                 elbv2=aws.client("elbv2"), cloudwatch=aws.client("cloudwatch"), checks=("target-health", "judge"))
+    assert v.passed, explain(v)
+    assert "carries no production traffic yet" in check(v, "judge").reason
+
+
+def test_judge_reads_only_since_the_current_weights_began(aws):
+    """Bad minutes before the live bluegreen:weights-since stamp belong to an earlier step."""
+    from rollout.desired import TAG_SINCE, format_since
+
+    alb = aws.build_alb()
+    _minutes(aws, alb, stable=(20000, 100), candidate=(2000, 60), ago=range(6, 10))
+    stamp = datetime.now(timezone.utc) - timedelta(minutes=4)
+    aws.client("elbv2").add_tags(ResourceArns=[alb.production_listener],
+                                 Tags=[{"Key": TAG_SINCE, "Value": format_since(stamp.timestamp(), {"blue": 90, "green": 10})}])
+    v = judge_gate(aws, alb)
+    assert v.judge["verdict"] == "insufficient", explain(v)
+    assert v.judge["from"] > (stamp - timedelta(minutes=1)).isoformat()
+
+
+def _elb_5xx(aws, alb, count: float, ago: int = 1) -> None:
+    lb = alb.load_balancer.split(":")[-1].removeprefix("loadbalancer/")
+    aws.client("cloudwatch").put_metric_data(Namespace="AWS/ApplicationELB", MetricData=[{
+        "MetricName": "HTTPCode_ELB_5XX_Count", "Dimensions": [{"Name": "LoadBalancer", "Value": lb}], "Unit": "Count",
+        "Value": count, "Timestamp": datetime.now(timezone.utc) - timedelta(minutes=ago)}])
+
+
+def test_load_balancer_5xx_count_against_a_colour_that_carries_traffic(aws):
+    alb = aws.build_alb()
+    _traffic(aws, alb, requests_n=1000, errors_n=0)
+    _elb_5xx(aws, alb, 300)
+    v = aws_gate(alb, cloudwatch=aws.client("cloudwatch"), checks=("metrics",))
+    assert not v.passed, explain(v)
+    assert "300 ELB 5xx counted against this colour" in v.message()
+    assert check(v, "metrics").data["elb_5xx_attributed"] == 300
+
+
+def test_load_balancer_5xx_are_not_blamed_on_a_colour_without_traffic(aws):
+    alb = aws.build_alb(candidate_weight=0)
+    _traffic(aws, alb, requests_n=1000, errors_n=0, color="blue")
+    _elb_5xx(aws, alb, 300)
+    v = aws_gate(alb, cloudwatch=aws.client("cloudwatch"), checks=("metrics",))
+    assert v.passed, explain(v)
+    assert check(v, "metrics").data["elb_5xx_attributed"] == 0
+
+
+def test_target_connection_errors_count_in_the_hard_ceiling(aws):
+    alb = aws.build_alb()
+    _traffic(aws, alb, requests_n=1000, errors_n=0)
+    aws.put_metric(alb.target_groups["green"], alb.load_balancer, "TargetConnectionErrorCount", value=150,
+                   at=datetime.now(timezone.utc) - timedelta(minutes=1), unit="Count")
+    v = aws_gate(alb, cloudwatch=aws.client("cloudwatch"), checks=("metrics",))
+    assert not v.passed, explain(v)
+    assert "150 connection errors" in v.message()
+
+
+def test_judge_settings_are_validated_with_their_key():
+    with pytest.raises(ConfigError) as err:
+        GateThresholds.from_mapping({"judge": "maybe"}, prefix="healthy-promotion.")
+    assert err.value.key == "healthy-promotion.judge" and "required | advisory | off" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        GateThresholds.from_mapping({"judgeToleratedRatio": 3, "judgePassRatio": 2}, prefix="healthy-promotion.")
+    assert err.value.key == "healthy-promotion.judgePassRatio"
+
+
+def test_judge_is_not_needed_before_a_production_listener_exists(aws):
+    """First deployment: no production listener, so no colour carries production traffic yet."""
+    alb = aws.build_alb()
+    elbv2 = aws.client("elbv2")
+    elbv2.delete_listener(ListenerArn=alb.production_listener)
+    v = run_gate(GateTarget("green", target_group_arn=alb.target_groups["green"], load_balancer_arn=alb.load_balancer),
+                 elbv2=elbv2, cloudwatch=aws.client("cloudwatch"), checks=("target-health", "judge"))
+    assert v.passed, explain(v)
+    assert "carries no production traffic yet" in check(v, "judge").reason
+
+
+def test_judge_fails_closed_when_the_production_listener_cannot_be_told(aws):
+    """An untagged production listener must not read as 'no traffic yet' (which would skip the judge)."""
+    alb = aws.build_alb(tag_production=False)
+    v = run_gate(GateTarget("green", target_group_arn=alb.target_groups["green"], load_balancer_arn=alb.load_balancer),
+                 elbv2=aws.client("elbv2"), cloudwatch=aws.client("cloudwatch"), checks=("target-health", "judge"))
+    assert not v.passed and not v.pending, explain(v)
+    assert "which one serves production cannot be told" in check(v, "judge").reason

@@ -86,10 +86,13 @@ def proposed(alb: AlbArns, step: int, *, since: str | None | bool = True, **over
 def live_alb(
     aws: AwsEnv, step: int, *, stable: str = "blue", since_minutes: float | None = 30, extra_tags: dict | None = None, **kw
 ) -> AlbArns:
-    """A moto ALB whose production listener is live at `step`, stamped `since_minutes` ago."""
+    """A moto ALB whose production listener is live at `step`, stamped `since_minutes` ago, with ten minutes of
+    healthy per-minute CloudWatch traffic for both colours when the candidate carries some."""
     w = weights_at(step, stable)
     cand = "green" if stable == "blue" else "blue"
     alb = aws.build_alb(stable=stable, candidate_weight=w[cand], **kw)
+    if w[cand]:  # healthy CloudWatch evidence, so the relative judge can say pass (rollout.judge)
+        aws.put_minutes(alb, stable=(20000, 100), candidate=(2000, 10), ago=range(2, 12), stable_color=stable)
     tags = {"bluegreen:steps": "10/25/50/75/100"}
     if since_minutes is not None:
         tags[SINCE] = stamp(w, since_minutes)
@@ -202,7 +205,9 @@ def test_bake_time_not_elapsed_is_refused(aws, pack, configure):
 
 
 def test_bake_time_is_configurable(aws, pack, configure):
-    configure("healthy", bake_time={"minutes": 1})
+    # A 2-minute-old step has too little CloudWatch evidence for the relative judge to say pass; it is
+    # advisory here so that this test is about bake-time alone.
+    configure("healthy", bake_time={"minutes": 1}, healthy_promotion={"judge": "advisory"})
     alb = live_alb(aws, step=1, since_minutes=2)
     props, name, urn = proposed(alb, step=2)
     expect_clean(analyze(pack, props, name, urn))
@@ -242,7 +247,7 @@ def test_unhealthy_candidate_is_refused(aws, pack, configure):
     ec2.stop_instances(InstanceIds=alb.targets["green"])  # moto: stopped targets are not healthy
     props, name, urn = proposed(alb, step=2)
     result = analyze(pack, props, name, urn)
-    expect(result, "healthy-promotion", "green must pass its health gate before it gets more traffic: 4/4 probes of /healthz: HTTP 503")
+    expect(result, "healthy-promotion", "green must pass its health gate before it gets more traffic: 8/8 probes of /healthz: HTTP 503")
     expect(result, "healthy-promotion", "0 healthy < 1 required")
     expect(result, "healthy-promotion", "this update moves green from 10% to 25%")
 

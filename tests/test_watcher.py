@@ -87,3 +87,26 @@ def test_only_a_failing_candidate_with_traffic_is_ever_rolled_back(step, stable,
     assert rolled == (readable and step > 0 and gate is False and cand > 0), d
     if d.action is Action.NONE:
         assert readable and live == c.weights and (step == 0 or gate is True)
+
+
+@pytest.mark.parametrize(
+    "live, action, text",
+    [
+        (w(75, 25), Action.NONE, "is still earning its evidence (judge: insufficient"),
+        (w(90, 10), Action.ALERT, "still earning its evidence, but"),
+    ],
+)
+def test_insufficient_evidence_is_never_a_rollback(live, action, text):
+    d = decide("production", cfg(2), live, False, gate_pending=True, gate_message="judge: insufficient: ~12 more min")
+    assert d.action is action and text in d.reason, d
+
+
+@given(
+    step=st.integers(1, len(STEPS)),
+    cand=st.integers(0, 100),
+)
+def test_pending_never_rolls_back_and_failure_always_does(step, cand):
+    c = cfg(step)
+    live = {c.candidate: cand, c.stable: 100 - cand}
+    assert decide("s", c, live, False, gate_pending=True).action is not Action.ROLLBACK
+    assert (decide("s", c, live, False).action is Action.ROLLBACK) == (cand > 0)

@@ -1,0 +1,384 @@
+"""The relative judge: is the candidate's bad-event rate worse than stable's? Pure (no AWS, no Pulumi).
+
+Per minute it takes, for each colour, the request count and the bad-event counts by kind
+(``errors``: target 5xx plus target connection errors, both a request that failed; ``slow``:
+requests slower than the configured threshold) and accumulates evidence in two e-processes per kind:
+
+* **fail** -- against H0 "candidate rate <= tolerated_ratio x stable rate". Given the ``E`` bad
+  events of one kind in one minute, the number that came from the candidate is Binomial(E, p) with
+  ``p = r·n_c / (r·n_c + n_s)`` when the rate ratio is ``r`` (the conditional form of two Poisson
+  processes; a burst that multiplies both colours' rates in a minute cancels out). Under H0,
+  ``p <= p0 = ρ·n_c/(ρ·n_c + n_s)``. The likelihood ratio of an alternative ``r > ρ`` against p0
+  has conditional expectation <= 1 for every p <= p0, so the product over minutes is a
+  non-negative supermartingale under every H0 distribution, whatever the weights and traffic do
+  from minute to minute (they only need to be known when the minute's counts are). A fixed grid
+  mixture over alternatives keeps that property (Lindon & Malek, NeurIPS 2022, reduce
+  time-inhomogeneous Poisson processes with a common multiplicative time effect to exactly this
+  "which colour did the next event come from" multinomial; their Dirichlet mixture is closed-form
+  only for a fixed allocation, so with weights that change per step a grid mixture is used
+  instead). The kinds are combined by averaging their e-processes (an average of
+  supermartingales is one), and ``fail`` is declared when the average reaches ``1/alpha``:
+  Ville's inequality bounds the false-alarm probability by alpha however often anyone looks.
+* **pass** -- the mirror image, against H0' "candidate rate >= pass_ratio x stable rate", with
+  alternatives below pass_ratio. Rejecting it is the upper end of a confidence sequence for the
+  rate ratio lying below pass_ratio. Each kind the stable colour shows must reject it at
+  ``alpha/K``; a kind that neither colour showed over at least ``min_candidate_requests``
+  candidate requests is quiet (nothing to compare, nothing wrong).
+
+Verdicts: ``fail`` (evidence of a regression), ``pass`` (at least ``min_minutes`` of data and the
+evidence above), ``insufficient`` (with an estimate of how many more minutes at the current
+traffic it needs). See docs/health-gate.md.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from statistics import NormalDist
+from typing import Iterable, Mapping, Sequence
+
+from .errors import ConfigError
+
+__all__ = [
+    "KINDS",
+    "FAIL",
+    "PASS",
+    "INSUFFICIENT",
+    "JudgeConfig",
+    "Minute",
+    "KindEvidence",
+    "Judgement",
+    "judge",
+    "fail_log_factors",
+    "pass_log_factors",
+    "mixture",
+    "minutes_to_detect",
+    "bake_plan",
+]
+
+KINDS = ("errors", "slow")
+_LABELS = {"errors": "failed requests (target 5xx, connection errors)", "slow": "slow requests"}
+FAIL, PASS, INSUFFICIENT = "fail", "pass", "insufficient"
+
+_MAX_COUNT = 1e15
+# Alternatives of the fail mixture, as multiples of the tolerated ratio; uniform weights.
+FAIL_GRID = (1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
+# Alternatives of the pass mixture, as fractions of the pass ratio; uniform weights.
+PASS_GRID = (0.75, 0.5, 0.3, 0.15)
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """What the judge requires. Config keys (camelCase, under the gate's settings) in comments."""
+
+    alpha: float = 0.05  # judgeAlpha: false-alarm (and false-pass) probability bound per step
+    tolerated_ratio: float = 1.0  # judgeToleratedRatio: fail only on evidence the candidate is worse than this x stable
+    pass_ratio: float = 2.0  # judgePassRatio: pass needs evidence the candidate is better than this x stable
+    min_minutes: int = 5  # judgeMinMinutes: a pass needs at least this many minutes of data
+    max_minutes: int = 60  # judgeMaxMinutes: the judge reads at most this far back
+    min_candidate_requests: int = 300  # judgeMinRequests: a kind nobody showed is quiet only after this many
+
+    def __post_init__(self) -> None:
+        checks = (
+            ("judgeAlpha", self.alpha, 0 < self.alpha < 1, "between 0 and 1 (exclusive)"),
+            ("judgeToleratedRatio", self.tolerated_ratio, self.tolerated_ratio >= 1, "at least 1"),
+            ("judgePassRatio", self.pass_ratio, self.pass_ratio > self.tolerated_ratio, "greater than judgeToleratedRatio"),
+            ("judgeMinMinutes", self.min_minutes, self.min_minutes >= 1, "at least 1"),
+            ("judgeMaxMinutes", self.max_minutes, self.max_minutes >= self.min_minutes, "at least judgeMinMinutes"),
+            ("judgeMinRequests", self.min_candidate_requests, self.min_candidate_requests >= 0, "at least 0"),
+        )
+        for key, value, ok, what in checks:
+            if not (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and ok):
+                raise ConfigError(key, f"must be {what}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class Minute:
+    """One minute of both colours: requests and bad events by kind. Missing kinds count zero."""
+
+    stable_requests: float = 0.0
+    candidate_requests: float = 0.0
+    stable_bad: Mapping[str, float] = field(default_factory=dict)
+    candidate_bad: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KindEvidence:
+    """The evidence for one kind of bad event."""
+
+    kind: str
+    stable_events: float
+    candidate_events: float
+    log_e_fail: float  # log of the fail e-process
+    log_e_pass: float  # log of the pass e-process
+    ratio: float | None  # observed rate ratio candidate/stable (None when undefined)
+    ratio_upper: float | None  # confidence-sequence upper bound of the ratio (None: not yet bounded)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The verdict with its evidence. ``minutes_needed`` only for ``insufficient`` (None: unknown)."""
+
+    verdict: str
+    reason: str
+    minutes: int
+    stable_requests: float
+    candidate_requests: float
+    e_value: float  # the fail e-process (average over kinds); alarm at 1/alpha
+    threshold: float  # 1/alpha
+    kinds: tuple[KindEvidence, ...]
+    minutes_needed: float | None = None
+
+    def to_dict(self) -> dict:
+        return {
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "minutes": self.minutes,
+            "stableRequests": self.stable_requests,
+            "candidateRequests": self.candidate_requests,
+            "eValue": _finite(self.e_value),
+            "threshold": self.threshold,
+            "minutesNeeded": None if self.minutes_needed is None else round(self.minutes_needed, 1),
+            "kinds": [
+                {
+                    "kind": k.kind,
+                    "stableEvents": k.stable_events,
+                    "candidateEvents": k.candidate_events,
+                    "eFail": _finite(math.exp(min(k.log_e_fail, 700))),
+                    "ePass": _finite(math.exp(min(k.log_e_pass, 700))),
+                    "ratio": k.ratio,
+                    "ratioUpper": k.ratio_upper,
+                }
+                for k in self.kinds
+            ],
+        }
+
+
+def _finite(x: float) -> float | None:
+    return round(x, 4) if math.isfinite(x) else None
+
+
+def _logsumexp_mean(logs: Sequence[float]) -> float:
+    top = max(logs)
+    if top == -math.inf:
+        return -math.inf
+    return top + math.log(sum(math.exp(v - top) for v in logs) / len(logs))
+
+
+def _share(ratio: float, n_c: float, n_s: float) -> float:
+    return ratio * n_c / (ratio * n_c + n_s)
+
+
+def _minute_log_lr(c: float, s: float, n_c: float, n_s: float, null_ratio: float, alt_ratio: float) -> float:
+    """log of (p1/p0)^c ((1-p1)/(1-p0))^s for one minute; 0 when the minute says nothing."""
+    if c + s <= 0 or n_c <= 0 or n_s <= 0:
+        return 0.0  # no events, or one colour had no traffic: the split is not informative
+    # log(p1/p0) = log(alt/null) + log(q), log((1-p1)/(1-p0)) = log(q), q = (null·n_c + n_s)/(alt·n_c + n_s):
+    # the same ratio, written so that no share rounds to 0 or 1 whatever the counts.
+    log_q = math.log((null_ratio * n_c + n_s) / (alt_ratio * n_c + n_s))
+    return c * math.log(alt_ratio / null_ratio) + (c + s) * log_q
+
+
+def fail_log_factors(c: float, s: float, n_c: float, n_s: float, tolerated_ratio: float) -> list[float]:
+    """One minute's log likelihood ratios for each alternative of the fail mixture (bench and judge share it)."""
+    return [_minute_log_lr(c, s, n_c, n_s, tolerated_ratio, tolerated_ratio * g) for g in FAIL_GRID]
+
+
+def pass_log_factors(c: float, s: float, n_c: float, n_s: float, pass_ratio: float) -> list[float]:
+    """One minute's log likelihood ratios for each alternative of the pass mixture."""
+    return [_minute_log_lr(c, s, n_c, n_s, pass_ratio, pass_ratio * g) for g in PASS_GRID]
+
+
+def mixture(per_alt: Sequence[float]) -> float:
+    """log of the uniform mixture of the alternatives' accumulated likelihood ratios (given as logs)."""
+    return _logsumexp_mean(per_alt)
+
+
+def _kinds_in(minutes: Sequence[Minute], kinds: Iterable[str] | None) -> tuple[str, ...]:
+    if kinds is not None:
+        return tuple(kinds)
+    seen = {k for m in minutes for k in (*m.stable_bad, *m.candidate_bad)}
+    return tuple(k for k in KINDS if k in seen) or tuple(sorted(seen)) or ("errors",)
+
+
+def _clean(x: float | None) -> float:
+    try:
+        v = float(x or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+    # No ALB serves 10^15 requests a minute; the cap keeps every product and sum below float overflow.
+    return min(v, _MAX_COUNT) if math.isfinite(v) and v > 0 else 0.0
+
+
+def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kinds: Iterable[str] | None = None) -> Judgement:
+    """Judge the candidate on these minutes (oldest first; at most ``max_minutes`` of the newest are used).
+
+    ``kinds`` are the bad-event kinds being counted (default: those present in the data, at least
+    ``5xx``); a kind that is counted but had no events in a minute is zero for that minute.
+    """
+    cfg = config
+    window = list(minutes)[-cfg.max_minutes:] if cfg.max_minutes else list(minutes)
+    ks = _kinds_in(window, kinds)
+    K = len(ks)
+    threshold = 1.0 / cfg.alpha
+    n_s_total = sum(_clean(m.stable_requests) for m in window)
+    n_c_total = sum(_clean(m.candidate_requests) for m in window)
+
+    evidence: list[KindEvidence] = []
+    for k in ks:
+        fail_alts = [0.0] * len(FAIL_GRID)
+        pass_alts = [0.0] * len(PASS_GRID)
+        bounds = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
+        upper_alts = {b: [0.0] * len(PASS_GRID) for b in bounds}
+        c_tot = s_tot = 0.0
+        for m in window:
+            n_c, n_s = _clean(m.candidate_requests), _clean(m.stable_requests)
+            c, s = _clean(m.candidate_bad.get(k)), _clean(m.stable_bad.get(k))
+            c_tot += c
+            s_tot += s
+            if c + s <= 0 or n_c <= 0 or n_s <= 0:
+                continue
+            for i, g in enumerate(FAIL_GRID):
+                fail_alts[i] += _minute_log_lr(c, s, n_c, n_s, cfg.tolerated_ratio, cfg.tolerated_ratio * g)
+            for i, g in enumerate(PASS_GRID):
+                pass_alts[i] += _minute_log_lr(c, s, n_c, n_s, cfg.pass_ratio, cfg.pass_ratio * g)
+            for b in bounds:
+                for i, g in enumerate(PASS_GRID):
+                    upper_alts[b][i] += _minute_log_lr(c, s, n_c, n_s, b, b * g)
+        ratio = None
+        if s_tot > 0 and n_c_total > 0 and n_s_total > 0:
+            ratio = round((c_tot / n_c_total) / (s_tot / n_s_total), 3)
+        level = math.log(threshold * K)
+        upper = next((b for b in bounds if mixture(upper_alts[b]) >= level), None)
+        evidence.append(KindEvidence(k, s_tot, c_tot, mixture(fail_alts), mixture(pass_alts), ratio, upper))
+
+    log_e = _logsumexp_mean([e.log_e_fail for e in evidence])
+    e_value = math.exp(min(log_e, 700.0))
+    n = len(window)
+    base = dict(minutes=n, stable_requests=n_s_total, candidate_requests=n_c_total, e_value=e_value,
+                threshold=threshold, kinds=tuple(evidence))
+
+    if log_e >= math.log(threshold):
+        worst = max(evidence, key=lambda e: e.log_e_fail)
+        what = f"{worst.candidate_events:g} {_LABELS.get(worst.kind, worst.kind)} from the candidate vs {worst.stable_events:g} from stable"
+        ratio = f" (observed ratio {worst.ratio:g}x)" if worst.ratio is not None else ""
+        return Judgement(FAIL, f"evidence of a regression: e-value {e_value:.3g} >= {threshold:g}; {what}{ratio} "
+                               f"over {n} min, tolerated ratio {cfg.tolerated_ratio:g}x", **base)
+
+    if n_c_total <= 0:
+        return Judgement(INSUFFICIENT, f"no candidate requests in {n} min: nothing to judge yet", minutes_needed=None, **base)
+
+    level = math.log(threshold * K)
+    pending: list[str] = []
+    for e in evidence:
+        if e.stable_events <= 0 and e.candidate_events <= 0:
+            if n_c_total < cfg.min_candidate_requests:
+                pending.append(f"{e.kind}: none yet in {n_c_total:g} candidate requests (needs {cfg.min_candidate_requests})")
+            continue
+        if e.log_e_pass < level:
+            pending.append(f"{e.kind}: ratio not yet shown below {cfg.pass_ratio:g}x")
+    if not pending and n >= cfg.min_minutes:
+        bounds = ", ".join(f"{e.kind} < {e.ratio_upper:g}x" for e in evidence if e.ratio_upper is not None)
+        return Judgement(PASS, f"no regression: over {n} min the candidate's rates are below {cfg.pass_ratio:g}x stable's"
+                               + (f" ({bounds})" if bounds else "") + f"; e-value {e_value:.3g} < {threshold:g}", **base)
+    try:
+        needed = _minutes_needed(window, evidence, cfg, K)
+    except (ArithmeticError, ValueError):  # extreme counts: an estimate is not worth an exception
+        needed = None
+    if not pending:
+        needed = max(needed or 0.0, float(cfg.min_minutes - n))
+        pending.append(f"at least {cfg.min_minutes} min of data required, {n} so far")
+    if needed is not None and not (math.isfinite(needed) and needed < 1e7):
+        needed = None
+    more = "unknown at the current ratio" if needed is None else f"~{math.ceil(needed)} more min at current traffic"
+    return Judgement(INSUFFICIENT, f"not enough evidence yet ({more}): " + "; ".join(pending), minutes_needed=needed, **base)
+
+
+def _minutes_needed(window: Sequence[Minute], evidence: Sequence[KindEvidence], cfg: JudgeConfig, K: int) -> float | None:
+    """Expected minutes until every pending kind passes, if the recent traffic and the observed rates hold."""
+    recent = list(window)[-5:]
+    if not recent:
+        return None
+    n_c = sum(_clean(m.candidate_requests) for m in recent) / len(recent)
+    n_s = sum(_clean(m.stable_requests) for m in recent) / len(recent)
+    n_c_total = sum(_clean(m.candidate_requests) for m in window)
+    n_s_total = sum(_clean(m.stable_requests) for m in window)
+    if n_c <= 0 or n_s <= 0:
+        return None
+    level = math.log(K / cfg.alpha) + math.log(len(PASS_GRID))
+    worst = 0.0
+    for e in evidence:
+        if e.stable_events <= 0 and e.candidate_events <= 0:
+            worst = max(worst, max(0.0, cfg.min_candidate_requests - n_c_total) / n_c)
+            continue
+        if e.log_e_pass >= math.log(K / cfg.alpha):
+            continue
+        rate_s = max(e.stable_events, 0.5) / max(n_s_total, 1.0)
+        rate_c = max(e.candidate_events, 0.5) / max(n_c_total, 1.0)
+        ratio = rate_c / rate_s
+        if ratio >= cfg.pass_ratio:
+            return None
+        events = rate_s * n_s + rate_c * n_c  # expected events per minute
+        p_true = rate_c * n_c / events
+        p0 = _share(cfg.pass_ratio, n_c, n_s)
+        alt = max((g for g in PASS_GRID), key=lambda g: _kl(p_true, _share(cfg.pass_ratio * g, n_c, n_s), p0))
+        p1 = _share(cfg.pass_ratio * alt, n_c, n_s)
+        growth = events * _kl(p_true, p1, p0)
+        if growth <= 0:
+            return None
+        worst = max(worst, max(0.0, level - max(e.log_e_pass, 0.0)) / growth)
+    return worst
+
+
+def _kl(p: float, p1: float, p0: float) -> float:
+    """Expected log LR of p1 against p0 per event when events split with probability p."""
+    return p * math.log(p1 / p0) + (1 - p) * math.log((1 - p1) / (1 - p0))
+
+
+def minutes_to_detect(requests_per_minute: float, weight: int, bad_rate: float, ratio: float,
+                      config: JudgeConfig = JudgeConfig(), kinds: int = 1, power: float = 0.9) -> float | None:
+    """Minutes until the fail e-process reaches 1/alpha against a ``ratio`` x regression in about
+    ``power`` of steps.
+
+    Planning arithmetic, not a promise: ``requests_per_minute`` of total traffic, ``weight`` % to the
+    candidate, stable's ``bad_rate`` bad events per request, Poisson counts. Each event adds a log
+    likelihood ratio X of the best grid alternative; per minute the sum has mean m·E[X] and variance
+    m·E[X²] (m events per minute), and the time solves mean·t - z·sd·sqrt(t) = log(G·kinds/alpha)
+    with z the normal quantile of ``power``. None when it cannot be detected (no traffic, ratio not
+    above the tolerated one).
+    """
+    n_c = requests_per_minute * weight / 100
+    n_s = requests_per_minute - n_c
+    if n_c <= 0 or n_s <= 0 or bad_rate <= 0 or ratio <= config.tolerated_ratio:
+        return None
+    events = bad_rate * (ratio * n_c + n_s)
+    p = _share(ratio, n_c, n_s)
+    p0 = _share(config.tolerated_ratio, n_c, n_s)
+    level = math.log(kinds / config.alpha) + math.log(len(FAIL_GRID))
+    z = NormalDist().inv_cdf(power)
+    best = None
+    for g in FAIL_GRID:
+        p1 = _share(config.tolerated_ratio * g, n_c, n_s)
+        up, down = math.log(p1 / p0), math.log((1 - p1) / (1 - p0))
+        mean = events * (p * up + (1 - p) * down)
+        if mean <= 0:
+            continue
+        sd = math.sqrt(events * (p * up * up + (1 - p) * down * down))
+        root = (z * sd + math.sqrt(z * z * sd * sd + 4 * mean * level)) / (2 * mean)
+        t = root * root
+        best = t if best is None or t < best else best
+    return best
+
+
+def bake_plan(requests_per_minute: float, bad_rate: float, weights: Sequence[int], config: JudgeConfig = JudgeConfig(),
+              ratios: Sequence[float] = (2.0, 3.0), kinds: int = 2) -> list[dict]:
+    """Per step: how long it must bake for the judge to catch each regression ratio (expected minutes,
+    at least ``min_minutes``; None when it cannot at this traffic)."""
+    rows = []
+    for w in weights:
+        row: dict = {"weight": w, "minutes": {}}
+        for ratio in ratios:
+            m = minutes_to_detect(requests_per_minute, w, bad_rate, ratio, config, kinds) if w < 100 else None
+            row["minutes"][ratio] = None if m is None else max(float(config.min_minutes), m)
+        rows.append(row)
+    return rows
