@@ -246,8 +246,9 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
                 for i, g in enumerate(PASS_GRID):
                     upper_alts[b][i] += _minute_log_lr(c, s, n_c, n_s, b, b * g)
         ratio = None
-        if s_tot > 0 and n_c_total > 0 and n_s_total > 0:
-            ratio = round((c_tot / n_c_total) / (s_tot / n_s_total), 3)
+        stable_rate = s_tot / n_s_total if n_s_total > 0 else 0.0  # may underflow to 0 for absurd counts
+        if stable_rate > 0 and n_c_total > 0 and math.isfinite(stable_rate):
+            ratio = round((c_tot / n_c_total) / stable_rate, 3)
         level = math.log(threshold * K)
         upper = next((b for b in bounds if mixture(upper_alts[b]) >= level), None)
         evidence.append(KindEvidence(k, s_tot, c_tot, mixture(fail_alts), mixture(pass_alts), ratio, upper))
