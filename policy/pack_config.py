@@ -39,6 +39,7 @@ ENFORCEMENT: dict[str, EnforcementLevel] = {
     "bake-time": MANDATORY,
     "valid-weights": MANDATORY,
     "migration-guard": MANDATORY,
+    "abort-marker": MANDATORY,  # the reflex rolled back: only step 0 until the config says so
     "live-state-readable": ADVISORY,  # notes only: the blocking happens in the policies above
     # ALB security baseline (safe default: mandatory; staging.json makes them advisory)
     "alb-https-only": MANDATORY,
@@ -54,6 +55,7 @@ TRAFFIC_POLICIES = (
     "bake-time",
     "valid-weights",
     "migration-guard",
+    "abort-marker",
     "live-state-readable",
 )
 SECURITY_POLICIES = (

@@ -56,6 +56,7 @@ __all__ = [
     "RunReport",
     "Abort",
     "recorded_stable_target_group",
+    "stable_target_group_from",
     "read_listener",
     "healthy_targets",
     "observe",
@@ -207,17 +208,24 @@ def recorded_stable_target_group(elbv2, listener: ListenerView) -> str | None:
     tags. None when neither is recorded. Raises on AWS faults (the colour fallback reads tags).
 
     One function on purpose: where the pack records stable is decided elsewhere, and this is the one
-    place the reflex reads it.
+    place the reflex reads it (`stable_target_group_from` is the same rule on data already read).
     """
-    arn = (listener.tags.get(TAG_STABLE_TG) or "").strip()
+    recorded = stable_target_group_from(listener.tags, {})
+    if recorded is not None or not (listener.tags.get(STABLE_TAG) or "").strip():
+        return recorded
+    arns = [a for a, _ in listener.groups]
+    colours = {tags[COLOR_TAG]: a for a, tags in _tags(elbv2, arns).items() if COLOR_TAG in tags}
+    return stable_target_group_from(listener.tags, colours)
+
+
+def stable_target_group_from(tags: Mapping[str, str], target_groups: Mapping[str, str]) -> str | None:
+    """The recorded stable target group from a production listener's tags and its colour -> target group
+    ARN map (as `rollout.live` reads them): `bluegreen:stable-tg`, else the `bluegreen:stable` colour's."""
+    arn = (tags.get(TAG_STABLE_TG) or "").strip()
     if arn.startswith("arn:") and ":targetgroup/" in arn:
         return arn
-    colour = (listener.tags.get(STABLE_TAG) or "").strip()
-    if not colour:
-        return None
-    arns = [a for a, _ in listener.groups]
-    matches = [a for a, tags in _tags(elbv2, arns).items() if tags.get(COLOR_TAG) == colour]
-    return matches[0] if len(matches) == 1 else None
+    colour = (tags.get(STABLE_TAG) or "").strip()
+    return target_groups.get(colour) if colour else None
 
 
 def healthy_targets(elbv2, target_group_arn: str) -> tuple[int, int]:

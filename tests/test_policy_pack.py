@@ -21,6 +21,7 @@ EXPECTED_LEVELS = {
     "bake-time": "mandatory",
     "valid-weights": "mandatory",
     "migration-guard": "mandatory",
+    "abort-marker": "mandatory",
     "live-state-readable": "advisory",
     "alb-https-only": "mandatory",
     "alb-tls-policy": "mandatory",
