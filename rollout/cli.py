@@ -326,6 +326,7 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str) -> None:
     live_stable = live.production.tags.get("bluegreen:stable")
     drift = compare_traffic(stack, r, live.production.weights, live_stable)
     health = {c: _target_health(elbv2, live.production.target_groups.get(c)) for c in COLORS}
+    aborted = _aborted(live.production.tags)
 
     if fmt == "json":
         click.echo(json.dumps({
@@ -336,12 +337,15 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str) -> None:
             "live": {"weights": live_w, "stable": live_stable, "listenerArn": live.production.arn},
             "health": health,
             "drift": None if drift is None else {"kind": drift.kind, "explanation": drift.explanation},
+            "aborted": aborted,
         }, indent=2))
     else:
         console = _console()
         console.print(f"[bold]bluegreen status[/bold] · stack [cyan]{stack}[/cyan] · {cfg.region or 'default region'}")
         console.print(f"load balancer  {arn}" + (f" ({live.dns_name})" if live.dns_name else ""))
         console.print(f"declared       step {r.step} of {r.last_step}, {r.stable} stable, {r.candidate} candidate (steps {list(r.steps)})")
+        if aborted:
+            console.print(f"[bold red]ABORTED[/bold red]        {aborted['text']}")
         table = Table(show_lines=False)
         table.add_column("colour")
         table.add_column("role")
@@ -360,6 +364,20 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str) -> None:
             console.print(f"[green]in sync[/green]: the production listener sends what Pulumi.{stack}.yaml declares")
     if drift is not None:
         _fail(f"drift: {drift.explanation}", EXIT_FAILED)
+
+
+def _aborted(tags) -> dict | None:
+    """The reflex's abort marker on the live production listener, for `status` (None when absent)."""
+    from .reflex import TAG_ABORTED, parse_abort
+
+    m = parse_abort(tags.get(TAG_ABORTED))
+    if m is None:
+        return None
+    what = f"{m.code} at {m.when}" if m.code != "unknown" else f"marker {m.raw!r}"
+    had = f", {m.colour} had {m.weight}%" if m.colour else ""
+    text = (f"the reflex moved all traffic to stable ({what}{had}); only step 0 may be deployed until "
+            "the config says step 0 and `pulumi up --refresh` clears the marker")
+    return {"reason": m.code, "at": m.when, "colour": m.colour, "weight": m.weight, "marker": m.raw, "text": text}
 
 
 # --------------------------------------------------------------------------- gate
@@ -593,6 +611,7 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
 
     Example: python -m rollout watch --stack production
     """
+    from .reflex import TAG_ABORTED
     from .watcher import Action, decide
 
     _, cfg = _load(stack)
@@ -611,7 +630,8 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
     except LiveStateError as e:
         problem = str(e)
     verdict = None
-    if live is not None and r.step > 0:
+    aborted = live.production.tags.get(TAG_ABORTED) if live else None
+    if live is not None and r.step > 0 and not aborted:
         verdict = _run_gate(cfg, r.candidate, live, arn, elbv2, probe_base_url, th, ("http-probes", "target-health", "metrics"))
     decision = decide(
         stack, r,
@@ -619,6 +639,7 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
         verdict.passed if verdict else None,
         gate_message=(verdict.message() if verdict else problem),
         live_stable=live.production.tags.get("bluegreen:stable") if live else None,
+        aborted=aborted,
     )
     if github_output:
         with open(github_output, "a", encoding="utf-8") as fh:
