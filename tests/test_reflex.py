@@ -10,9 +10,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rollout.reflex import (
     TAG_ABORTED,
+    BreachCounter,
+    Check,
     TAG_STABLE_TG,
     ListenerView,
     ReflexSettings,
@@ -335,3 +339,44 @@ def test_the_marker_is_elb_legal_and_parses_back():
     assert (a.when, a.code, a.colour, a.weight) == ("2026-09-21T14:13:20Z", "probes-failed", "green", 25)
     assert parse_abort("") is None and parse_abort(None) is None
     assert parse_abort("garbage!").code == "unknown"  # a stop sign that cannot be read still stops
+
+
+# --------------------------------------------------------------------------- the breach rule, pure
+
+
+signal = st.sampled_from([True, False, None])
+
+
+def _breaches(seq, k):
+    """The rule in its plainest words: k bad looks with no good look in between (blind looks skipped)."""
+    run = 0
+    for bad in seq:
+        if bad is True:
+            run += 1
+            if run >= k:
+                return True
+        elif bad is False:
+            run = 0
+    return False
+
+
+@given(st.lists(st.tuples(signal, signal), max_size=30), st.integers(1, 4))
+def test_a_breach_is_k_consecutive_bad_looks_of_one_signal(checks, k):
+    counter = BreachCounter(k)
+    first = None
+    for i, (targets, probes) in enumerate(checks):
+        if counter.add(Check(0.0, None, "tg", {"c": 10}, targets, probes)) is not None:
+            first = i
+            break
+    seen = checks[: (first + 1) if first is not None else len(checks)]
+    expected = _breaches([t for t, _ in seen], k) or _breaches([p for _, p in seen], k)
+    assert (first is not None) == expected, (checks, k, first)
+    if first is not None:  # it fires at the first check where the rule holds, not later
+        earlier = checks[:first]
+        assert not (_breaches([t for t, _ in earlier], k) or _breaches([p for _, p in earlier], k))
+
+
+@given(st.lists(st.tuples(st.sampled_from([False, None]), st.sampled_from([False, None])), max_size=40))
+def test_never_a_breach_without_a_bad_look(checks):
+    counter = BreachCounter(1)
+    assert all(counter.add(Check(0.0, None, "tg", {"c": 10}, t, p)) is None for t, p in checks)
