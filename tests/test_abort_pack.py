@@ -71,20 +71,10 @@ def test_without_a_marker_the_policy_says_nothing(aws, pack, configure):
 def test_end_to_end_the_real_reflex_then_the_pack(aws, pack, configure):
     """The reflex rolls a breaking candidate (step 2, 25 %) back on moto_server; then the pack refuses the
     stale step the config still declares and lets step 0 (the converging update) through."""
-    from rollout.reflex import ReflexSettings, run
-    from tests.fixtures.candidate import CandidateServer
+    from tests.test_reflex_reconcile import reflex_rolls_back
 
     configure("healthy")
-    alb = live_alb(aws, step=2)
-    server = CandidateServer()
-    try:
-        aws.client("elbv2").modify_listener(ListenerArn=alb.test_listener, Port=server.port)
-        server.fail("dead")
-        settings = ReflexSettings("production", alb.load_balancer, alb.production_listener, probes=3, timeout_s=0.5, interval_s=0.2)
-        report = run(settings, elbv2=aws.client("elbv2"), ec2=aws.client("ec2"), addresses=lambda: ["127.0.0.1"], budget_s=1)
-    finally:
-        server.stop()
-    assert report.rollback and report.rollback.moved and report.rollback.marked, report.to_dict()
+    alb = reflex_rolls_back(aws, live_alb(aws, step=2), fault="dead")
     props, name, urn = proposed(alb, step=2)
     expect(analyze(pack, props, name, urn), "abort-marker", "probes-failed at ")
     props, name, urn = proposed(alb, step=0)

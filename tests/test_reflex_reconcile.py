@@ -17,18 +17,18 @@ from tests.test_cli import expect, invoke, make_project, no_pulumi  # noqa: F401
 MARKER = "2026-11-23T16:05:03Z probes-failed green=25"
 
 
-def reflex_rolls_back(aws) -> object:
-    """A candidate at 25 % (step 2) breaks; the real reflex rolls it back."""
-    alb = aws.build_alb(stable="blue", candidate_weight=25)
+def reflex_rolls_back(aws, alb=None, fault: str = "5xx"):
+    """The candidate (default: green at 25 %, step 2) breaks; the real reflex rolls it back. Returns the ALB."""
+    alb = alb or aws.build_alb(stable="blue", candidate_weight=25)
     server = CandidateServer()
     try:
         aws.client("elbv2").modify_listener(ListenerArn=alb.test_listener, Port=server.port)
-        server.fail("5xx")
+        server.fail(fault)
         settings = ReflexSettings("production", alb.load_balancer, alb.production_listener, probes=3, timeout_s=0.5, interval_s=0.2)
         report = run(settings, elbv2=aws.client("elbv2"), ec2=aws.client("ec2"), addresses=lambda: ["127.0.0.1"], budget_s=1)
     finally:
         server.stop()
-    assert report.rollback and report.rollback.moved, report.to_dict()
+    assert report.rollback and report.rollback.moved and report.rollback.marked, report.to_dict()
     return alb
 
 
