@@ -16,6 +16,7 @@ from pulumi.runtime import config as _runtime_config  # noqa: E402
 
 from components import ColorEnvironment, ColorEnvironmentArgs, Network, NetworkArgs, TrafficLayer, TrafficLayerArgs  # noqa: E402
 from components.probe import ProbeFunction, ProbeFunctionArgs, probe_security_group  # noqa: E402
+from components.reflex import ReflexFunction, ReflexFunctionArgs  # noqa: E402
 from rollout.config import NAMESPACE, StackConfig, check_secrets_are_secret, parse_stack_config  # noqa: E402
 from rollout.desired import listener_plan, since_stamp, stamp_clock  # noqa: E402
 from rollout.errors import ConfigError  # noqa: E402
@@ -121,6 +122,25 @@ def main() -> None:
                 probes=cfg.probe.probes,
                 timeout_seconds=cfg.probe.timeout_seconds,
                 expected_status=cfg.probe.expected_status,
+                tags=tags,
+            ),
+        )
+    if probe_sg and cfg.reflex.enabled:
+        ReflexFunction(
+            f"{name}-reflex",
+            ReflexFunctionArgs(
+                stack=stack,
+                load_balancer_arn=traffic.alb_arn,
+                listener_arn=traffic.production_listener.arn,
+                subnet_ids=cfg.probe.subnet_ids,
+                security_group_id=probe_sg.id,
+                hostname=cfg.traffic.test_hostname,
+                probes=cfg.reflex.probes,
+                timeout_seconds=cfg.probe.timeout_seconds,
+                expected_status=cfg.probe.expected_status,
+                interval_seconds=cfg.reflex.interval_seconds,
+                breach_checks=cfg.reflex.breach_checks,
+                topic_arn=cfg.reflex.notify_topic_arn,
                 tags=tags,
             ),
         )

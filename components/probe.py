@@ -20,9 +20,10 @@ import pulumi
 import pulumi_aws as aws
 
 from rollout.names import explicit_name
+from components.scheduled import LOG_RETENTION_DAYS, RUNTIME, SCHEDULE, scheduled_vpc_function
 from rollout.probe_runner import NAMESPACE, ProbeSettings
 
-__all__ = ["ProbeFunction", "ProbeFunctionArgs", "probe_security_group", "LAMBDA_MODULES", "lambda_code", "SCHEDULE", "probe_policy"]
+__all__ = ["ProbeFunction", "ProbeFunctionArgs", "probe_security_group", "LAMBDA_MODULES", "lambda_code", "SCHEDULE", "probe_policy", "VPC_ACCESS_ACTIONS", "RUNTIME", "LOG_RETENTION_DAYS"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 # What the function's package holds: the handler and the rollout modules it imports (stdlib + boto3 only).
@@ -34,14 +35,20 @@ LAMBDA_MODULES = (
     "rollout/probe_lambda.py",
 )
 HANDLER = "rollout.probe_lambda.handler"
-RUNTIME = "python3.12"
-SCHEDULE = "rate(1 minute)"
-LOG_RETENTION_DAYS = 14
+# What Lambda needs to attach a function to the VPC (as in AWSLambdaVPCAccessExecutionRole); Resource must be *.
+VPC_ACCESS_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
 
 
-def lambda_code(root: Path = _ROOT) -> pulumi.AssetArchive:
-    """The function's package: exactly LAMBDA_MODULES, from this checkout."""
-    return pulumi.AssetArchive({rel: pulumi.FileAsset(str(root / rel)) for rel in LAMBDA_MODULES})
+def lambda_code(root: Path = _ROOT, modules: Sequence[str] = LAMBDA_MODULES) -> pulumi.AssetArchive:
+    """A function's package: exactly `modules` (default LAMBDA_MODULES), from this checkout."""
+    return pulumi.AssetArchive({rel: pulumi.FileAsset(str(root / rel)) for rel in modules})
 
 
 def probe_policy(log_group_arn: str) -> str:
@@ -72,19 +79,7 @@ def probe_policy(log_group_arn: str) -> str:
                     "Resource": "*",
                     "Condition": {"StringEquals": {"cloudwatch:namespace": NAMESPACE}},
                 },
-                {
-                    "Sid": "RunInTheVpc",
-                    "Effect": "Allow",
-                    "Action": [
-                        "ec2:CreateNetworkInterface",
-                        "ec2:DescribeNetworkInterfaces",
-                        "ec2:DescribeSubnets",
-                        "ec2:DeleteNetworkInterface",
-                        "ec2:AssignPrivateIpAddresses",
-                        "ec2:UnassignPrivateIpAddresses",
-                    ],
-                    "Resource": "*",
-                },
+                {"Sid": "RunInTheVpc", "Effect": "Allow", "Action": list(VPC_ACCESS_ACTIONS), "Resource": "*"},
                 {
                     "Sid": "WriteItsLog",
                     "Effect": "Allow",
@@ -142,22 +137,6 @@ class ProbeFunction(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ProbeFunctionArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("bluegreen:index:ProbeFunction", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        tags = dict(args.tags)
-        role = aws.iam.Role(
-            f"{name}-role",
-            description="bluegreen probe function",
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
-                }
-            ),
-            tags=tags,
-            opts=child,
-        )
-        logs = aws.cloudwatch.LogGroup(f"{name}-logs", retention_in_days=LOG_RETENTION_DAYS, tags=tags, opts=child)
-        policy = aws.iam.RolePolicy(f"{name}-policy", role=role.id, policy=logs.arn.apply(probe_policy), opts=child)
         env = ProbeSettings(
             stack=args.stack,
             load_balancer_arn="",  # an Output: set below
@@ -169,31 +148,22 @@ class ProbeFunction(pulumi.ComponentResource):
         variables = pulumi.Output.from_input(args.load_balancer_arn).apply(
             lambda arn: {**env, ProbeSettings.ENV["load_balancer_arn"]: arn}
         )
-        fn = aws.lambda_.Function(
-            f"{name}-fn",
+        made = scheduled_vpc_function(
+            self,
+            name,
+            role_description="bluegreen probe function",
             description="bluegreen: probes the test listener from inside the VPC every minute",
-            runtime=RUNTIME,
-            architectures=["arm64"],
+            rule_description="bluegreen probe round",
             handler=HANDLER,
             code=lambda_code(),
-            role=role.arn,
-            memory_size=128,
             timeout=30,
-            environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
-            vpc_config=aws.lambda_.FunctionVpcConfigArgs(subnet_ids=list(args.subnet_ids), security_group_ids=[args.security_group_id]),
-            logging_config=aws.lambda_.FunctionLoggingConfigArgs(log_format="Text", log_group=logs.name),
-            tags=tags,
-            # Lambda checks the role's ENI permissions when it creates a VPC function.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+            policy=lambda log_group_arn: log_group_arn.apply(probe_policy),
+            variables=variables,
+            subnet_ids=args.subnet_ids,
+            security_group_id=args.security_group_id,
+            tags=args.tags,
         )
-        rule = aws.cloudwatch.EventRule(
-            f"{name}-schedule", description="bluegreen probe round", schedule_expression=SCHEDULE, tags=tags, opts=child
-        )
-        aws.lambda_.Permission(
-            f"{name}-invoke", action="lambda:InvokeFunction", function=fn.name, principal="events.amazonaws.com",
-            source_arn=rule.arn, opts=child,
-        )
-        aws.cloudwatch.EventTarget(f"{name}-target", rule=rule.name, arn=fn.arn, opts=child)
+        fn, role = made.function, made.role
         self.function_arn = fn.arn
         self.function_name = fn.name
         self.role_arn = role.arn

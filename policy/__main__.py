@@ -29,6 +29,7 @@ if os.environ.get(OFFLINE_TOKEN_ENV):
 from pulumi_policy import PolicyPack  # noqa: E402
 
 import pack_config  # noqa: E402
+from abort import abort_marker  # noqa: E402
 from health import healthy_promotion  # noqa: E402
 from security import (  # noqa: E402
     alb_access_logs,
@@ -56,6 +57,7 @@ PolicyPack(
         bake_time(),
         valid_weights(),
         migration_guard(),
+        abort_marker(),
         live_state_readable(),
         workload_frozen_while_live(),
         workload_steady_during_shift(),

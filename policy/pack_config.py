@@ -40,6 +40,7 @@ ENFORCEMENT: dict[str, EnforcementLevel] = {
     "bake-time": MANDATORY,
     "valid-weights": MANDATORY,
     "migration-guard": MANDATORY,
+    "abort-marker": MANDATORY,  # the reflex rolled back: only step 0 until the config says so
     "live-state-readable": ADVISORY,  # notes only: the blocking happens in the policies above
     # workload (a colour carrying traffic keeps its workload; policy/workload.py)
     "workload-frozen-while-live": MANDATORY,
@@ -60,6 +61,7 @@ TRAFFIC_POLICIES = (
     "bake-time",
     "valid-weights",
     "migration-guard",
+    "abort-marker",
     "live-state-readable",
 )
 WORKLOAD_POLICIES = ("workload-frozen-while-live", "workload-steady-during-shift", "workload-break-glass", "no-plain-secrets")

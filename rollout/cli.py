@@ -480,6 +480,7 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str, watch_: bool, in
     if live_w[r.candidate] > 0:
         judged = _run_gate(cfg, r.candidate, live, arn, elbv2, None, th, ("judge",))
     plan_rows = _bake_plan(cfg, live, arn, th, bake_plan_days) if bake_plan_days else None
+    aborted = _aborted(live.production.tags)
 
     if fmt == "json":
         click.echo(json.dumps({
@@ -494,12 +495,15 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str, watch_: bool, in
             "undeclaredRoutes": route_problems,
             "judge": None if judged is None else (dict(judged.judge) if judged.judge else {"error": judged.message()}),
             "bakePlan": plan_rows,
+            "aborted": aborted,
         }, indent=2))
     else:
         console = _console()
         console.print(f"[bold]bluegreen status[/bold] · stack [cyan]{stack}[/cyan] · {cfg.region or 'default region'}")
         console.print(f"load balancer  {arn}" + (f" ({live.dns_name})" if live.dns_name else ""))
         console.print(f"declared       step {r.step} of {r.last_step}, {r.stable} stable, {r.candidate} candidate (steps {list(r.steps)})")
+        if aborted:
+            console.print(f"[bold red]ABORTED[/bold red]        {aborted['text']}")
         table = Table(show_lines=False)
         table.add_column("colour")
         table.add_column("role")
@@ -566,6 +570,20 @@ def _watch_status(stack: str, load_balancer_arn: str | None, interval: float, co
             time.sleep(interval)
     except KeyboardInterrupt:
         click.echo("stopped")
+
+
+def _aborted(tags) -> dict | None:
+    """The reflex's abort marker on the live production listener, for `status` (None when absent)."""
+    from .reflex import TAG_ABORTED, parse_abort
+
+    m = parse_abort(tags.get(TAG_ABORTED))
+    if m is None:
+        return None
+    what = f"{m.code} at {m.when}" if m.code != "unknown" else f"marker {m.raw!r}"
+    had = f", {m.colour} had {m.weight}%" if m.colour else ""
+    text = (f"the reflex moved all traffic to stable ({what}{had}); only step 0 may be deployed until "
+            "the config says step 0 and `pulumi up --refresh` clears the marker")
+    return {"reason": m.code, "at": m.when, "colour": m.colour, "weight": m.weight, "marker": m.raw, "text": text}
 
 
 # --------------------------------------------------------------------------- gate
@@ -858,6 +876,7 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
 
     Example: python -m rollout watch --stack production
     """
+    from .reflex import TAG_ABORTED
     from .watcher import Action, decide
 
     _, cfg = _load(stack)
@@ -876,7 +895,8 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
     except LiveStateError as e:
         problem = str(e)
     verdict = None
-    if live is not None and r.step > 0:
+    aborted = live.production.tags.get(TAG_ABORTED) if live else None
+    if live is not None and r.step > 0 and not aborted:  # the reflex already rolled back: reconcile, no gate
         verdict = _run_gate(cfg, r.candidate, live, arn, elbv2, probe_base_url, th, ("http-probes", "target-health", "metrics", "judge"))
     decision = decide(
         stack, r,
@@ -885,6 +905,7 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
         gate_message=(verdict.message() if verdict else problem),
         live_stable=live.production.tags.get("bluegreen:stable") if live else None,
         gate_pending=bool(verdict and verdict.pending),
+        aborted=aborted,
     )
     # The alert or rollback notice carries its cause (the gate's verdict, or why AWS could not be read).
     cause = verdict.message() if verdict else problem

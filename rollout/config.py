@@ -29,6 +29,7 @@ __all__ = [
     "IdleConfig",
     "KubernetesConfig",
     "ProbeConfig",
+    "ReflexConfig",
     "StackConfig",
     "parse_stack_config",
     "decode_raw",
@@ -324,6 +325,17 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True)
+class ReflexConfig:
+    """`bluegreen:reflex`: the function that rolls a breaking live candidate back within seconds."""
+
+    enabled: bool = False  # default in config: the value of bluegreen:probe.enabled
+    interval_seconds: int = 5  # one check every interval, for ~50 s of each one-minute invocation
+    breach_checks: int = 2  # consecutive bad checks of one signal that make a breach
+    probes: int = 5  # probes of the candidate per check
+    notify_topic_arn: str | None = None  # SNS topic told of every rollback
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """The whole, validated stack config."""
 
@@ -338,6 +350,7 @@ class StackConfig:
     region: str | None = None
     probe: ProbeConfig = ProbeConfig()
     break_glass_reason: str | None = None  # bluegreen:breakGlass.reason: a workload may change while live
+    reflex: ReflexConfig = ReflexConfig()
 
     def replicas(self, color: str) -> int:
         """Tasks or pods for a colour: full size unless it is the parked idle colour."""
@@ -346,7 +359,7 @@ class StackConfig:
         return self.service.desired_count
 
 
-TOP_LEVEL_KEYS = ("rollout", "platform", "service", "colors", "network", "traffic", "idle", "kubernetes", "probe", "breakGlass")
+TOP_LEVEL_KEYS = ("rollout", "platform", "service", "colors", "network", "traffic", "idle", "kubernetes", "probe", "reflex", "breakGlass")
 
 
 def decode_raw(value: Any) -> Any:
@@ -587,6 +600,24 @@ def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig) -> ProbeCon
     return probe
 
 
+def _reflex(raw: Any, probe: ProbeConfig) -> ReflexConfig:
+    s = _Section(_k("reflex"), raw, ("enabled", "intervalSeconds", "breachChecks", "probes", "notifyTopicArn"))
+    reflex = ReflexConfig(
+        enabled=s.bool("enabled", probe.enabled),
+        interval_seconds=s.int("intervalSeconds", 5, 2, 30),
+        breach_checks=s.int("breachChecks", 2, 1, 10),
+        probes=s.int("probes", 5, 1, 20),
+        notify_topic_arn=s.str("notifyTopicArn", None, _check_prefix("arn:aws:sns:", "an SNS topic ARN")),
+    )
+    if reflex.enabled and not probe.enabled:
+        raise ConfigError(
+            s.sub("enabled"),
+            f"is true but {_k('probe', 'enabled')} is false: the reflex runs where the probe function runs (its subnets and "
+            "security group, admitted by the test listener); turn the probe function on or set reflex.enabled: false",
+        )
+    return reflex
+
+
 def _idle(raw: Any, rollout: RolloutConfig) -> IdleConfig:
     s = _Section(_k("idle"), raw, ("policy", "replicas", "parked", "delayMinutes"))
     idle = IdleConfig(
@@ -730,6 +761,7 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
     traffic = _traffic(values.get("traffic"), service)
     idle = _idle(values.get("idle"), rollout)
     probe = _probe(values.get("probe"), network, traffic)
+    reflex = _reflex(values.get("reflex"), probe)
     kubernetes = None
     if platform == "kubernetes":
         kubernetes = _kubernetes(values.get("kubernetes"))
@@ -753,4 +785,5 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
         region=region,
         probe=probe,
         break_glass_reason=_break_glass(values.get("breakGlass")),
+        reflex=reflex,
     )

@@ -81,9 +81,11 @@ class DeployPlan:
 def deploy_plan(stack: str, policy_pack: str | None, policy_pack_config: str | None) -> DeployPlan:
     pack = (["--policy-pack", policy_pack] if policy_pack else []) + (["--policy-pack-config", policy_pack_config] if policy_pack and policy_pack_config else [])
     return DeployPlan(
-        preview=["pulumi", "preview", "--stack", stack, "--diff", *pack],
-        up=["pulumi", "up", "--yes", "--stack", stack, "--diff", *pack],  # never --skip-preview
-        verify=["pulumi", "preview", "--stack", stack, "--expect-no-changes", *pack],
+        # --refresh: read what AWS has before diffing, so an out-of-band change (the reflex's rollback and
+        # its bluegreen:aborted marker) shows in the preview and the converging update clears it.
+        preview=["pulumi", "preview", "--refresh", "--stack", stack, "--diff", *pack],
+        up=["pulumi", "up", "--refresh", "--yes", "--stack", stack, "--diff", *pack],  # never --skip-preview
+        verify=["pulumi", "preview", "--refresh", "--stack", stack, "--expect-no-changes", *pack],
     )
 
 

@@ -193,7 +193,7 @@ def config_set_argv(stack: str, path: str, value: Any) -> list[str]:
 
 def up_argv(stack: str, *, policy_pack: str | None = POLICY_PACK, policy_pack_config: str | None = None, yes: bool = True) -> list[str]:
     """`pulumi up --stack S --policy-pack policy [--policy-pack-config policy/S.json] --yes`."""
-    argv = ["pulumi", "up", "--stack", stack]
+    argv = ["pulumi", "up", "--refresh", "--stack", stack]  # --refresh: see (and clear) out-of-band changes such as the reflex's abort marker
     if policy_pack:
         argv += ["--policy-pack", policy_pack]
         if policy_pack_config:

@@ -19,6 +19,11 @@ never an automatic change.
 | > 0           | as declared         | pass         | none     |
 | > 0           | not as declared     | pass         | alert    |
 | > 0           | any                 | no verdict   | alert    |
+| > 0           | abort marker (reflex rolled back) | (not run) | rollback |
+
+The last row: the reflex (`rollout/reflex.py`) already moved the traffic to stable and marked the
+listener `bluegreen:aborted`; git must follow with step 0 and the reason, so the `pulumi up --refresh`
+that follows converges and clears the marker.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from .operations import compare_traffic, percentages
+from .reflex import parse_abort
 from .rules import RolloutConfig, describe_weights
 
 __all__ = ["Action", "Decision", "decide"]
@@ -62,6 +68,7 @@ def decide(
     gate_message: str = "",
     live_stable: str | None = None,
     gate_pending: bool = False,
+    aborted: str | None = None,
 ) -> Decision:
     """Decide from plain data.
 
@@ -70,6 +77,14 @@ def decide(
     stable colour, the one state known to have been healthy.
     """
     candidate = declared.candidate
+    marker = parse_abort(aborted)
+    if marker is not None and declared.step > 0:
+        return Decision(
+            Action.ROLLBACK,
+            f"{stack}: the reflex rolled production back to {declared.stable} ({marker.code} at {marker.when}"
+            f"{f', {marker.colour} had {marker.weight}%' if marker.colour else ''}); committing step 0 so git and Pulumi follow",
+            to_step=0,
+        )
     if live_weights is None:
         if declared.step == 0:
             return Decision(Action.ALERT, f"{stack}: the live load balancer could not be read, so drift cannot be ruled out")
@@ -77,6 +92,9 @@ def decide(
     live = percentages(live_weights)
     drift = compare_traffic(stack, declared, live_weights, live_stable)
     if declared.step == 0:
+        if drift is None and marker is not None:
+            return Decision(Action.NONE, f"{stack}: step 0 after the reflex's abort ({marker.code} at {marker.when}); "
+                            "`pulumi up --refresh` clears the marker")
         if drift is None:
             return Decision(Action.NONE, f"{stack}: no rollout in flight; {declared.stable} stable with all traffic")
         return Decision(Action.ALERT, f"no rollout in flight, but {drift.explanation}")

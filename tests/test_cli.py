@@ -251,7 +251,7 @@ def test_status_drift_declared_step_not_deployed(aws, tmp_path, no_pulumi):
     proj = make_project(tmp_path, step=3)
     r = invoke("--project-dir", str(proj), "status", "--stack", "production", "--load-balancer-arn", alb.load_balancer)
     expect(r, 1, "declares step 3 of 5", "sends blue 90% · green 10%", "less traffic than declared (10% < 50%)",
-           "pulumi up --stack production --policy-pack policy")
+           "pulumi up --refresh --stack production --policy-pack policy")
 
 
 def test_status_json(aws, tmp_path, no_pulumi):
@@ -372,7 +372,7 @@ def test_advance_without_pulumi_prints_the_commands_and_changes_nothing(tmp_path
     r = invoke("--project-dir", str(proj), "advance", "--stack", "production", "--yes")
     expect(r, 1, "not on PATH, so nothing was changed",
            "pulumi config set --path bluegreen:rollout.step 3 --stack production",
-           "pulumi up --stack production --policy-pack policy --policy-pack-config policy/production.json --yes")
+           "pulumi up --refresh --stack production --policy-pack policy --policy-pack-config policy/production.json --yes")
     assert (proj / "Pulumi.production.yaml").read_text() == before
 
 

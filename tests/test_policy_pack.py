@@ -21,6 +21,7 @@ EXPECTED_LEVELS = {
     "bake-time": "mandatory",
     "valid-weights": "mandatory",
     "migration-guard": "mandatory",
+    "abort-marker": "mandatory",
     "live-state-readable": "advisory",
     "workload-frozen-while-live": "mandatory",
     "workload-steady-during-shift": "mandatory",

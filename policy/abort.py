@@ -1,0 +1,64 @@
+"""abort-marker: while the reflex's abort marker stands on the live production listener, production traffic
+stays on the stable target group.
+
+The reflex (`rollout/reflex.py`) moves traffic back to stable by itself and tags the live listener
+`bluegreen:aborted`; git and Pulumi state still say the old step. Until the stack config says step 0
+again (the watcher or an operator commits it), an update from that config would send traffic back to
+the candidate that just broke. This policy refuses any production-listener update that gives a target
+group other than the live-recorded stable one traffic while the marker stands. The all-on-stable shape
+(step 0) always passes, and that update is the one that clears the marker: the program never writes
+`bluegreen:aborted`, so its proposed tags lack it, and AWS drops it when the update is applied with
+`--refresh` (so state knows the tag is there to remove).
+
+When live AWS cannot be read the marker cannot be seen; the traffic policies already fail closed for
+promotions then, and a rollback is never refused.
+"""
+
+from __future__ import annotations
+
+from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
+
+from rollout.reflex import TAG_ABORTED, parse_abort, stable_target_group_from
+
+from common import assess, resource_policy
+
+__all__ = ["abort_marker"]
+
+NAME = "abort-marker"
+
+
+def _check(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    view = assess(args)
+    if view is None or view.live_state is None or view.live_state.production is None:
+        return
+    live = view.live_state.production
+    marker = parse_abort(live.tags.get(TAG_ABORTED))
+    if marker is None:
+        return
+    stable = stable_target_group_from(live.tags, live.target_groups)
+    gaining = [(arn, w) for arn, w in view.groups if w > 0 and arn != stable]
+    if stable is not None and not gaining:
+        return  # all on the recorded stable target group: step 0, the update that converges and clears the marker
+    why = f"{marker.code} at {marker.when}" if marker.code != "unknown" else f"marker {marker.raw!r}"
+    if stable is None:
+        report_violation(
+            f"the reflex rolled production back ({why}) and no stable target group is recorded on the live listener; "
+            "no update may give traffic to any target group until a human restores the record"
+        )
+        return
+    names = ", ".join(f"{view.colors.get(arn, arn)} {w}" for arn, w in gaining)
+    report_violation(
+        f"the reflex rolled production back to stable ({why}); while {TAG_ABORTED} stands, only the all-on-stable "
+        f"shape (rollout.step 0) may be deployed, but this update gives traffic to {names}. Commit step 0 "
+        "(`python -m rollout rollback --to-step 0`) and `pulumi up --refresh`, which clears the marker"
+    )
+
+
+def abort_marker() -> ResourceValidationPolicy:
+    return resource_policy(
+        NAME,
+        "Checks whether an update keeps production traffic on the recorded stable target group while the reflex's "
+        "abort marker (bluegreen:aborted) stands on the live listener; step 0 always passes and clears it.",
+        _check,
+        Severity.CRITICAL,
+    )

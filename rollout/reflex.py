@@ -1,0 +1,541 @@
+"""The reflex: move production traffic back to the recorded stable target group when a live candidate breaks.
+
+Runs inside AWS Lambda (``rollout.reflex_lambda.handler``, a one-minute EventBridge schedule) with the
+standard library and boto3 only; every AWS client is passed in, so tests run it against ``moto_server``
+and loopback servers. It is active only while a candidate carries production traffic; an invocation
+keeps checking every ``interval_s`` (5 s) for ``budget_s`` (50 s) and returns at once when nothing is
+under way.
+
+One check reads the production listener (its forward weights and tags) and looks at two fast signals
+of every non-stable target group with weight > 0 (the candidate):
+
+* ``no-healthy-targets`` -- ALB target health (``describe_target_health``): no target ``healthy``;
+* ``probes-failed`` -- one round of HTTP probes of the test listener from inside the VPC
+  (``rollout.probe_runner.probe_round``, the probe function's code), counted only when the test
+  listener forwards to the candidate's target group; a round fails when at least
+  ``probe_failure_ratio`` of its probes fail.
+
+A breach is ``breach_checks`` (2) consecutive bad checks of one signal; a good check resets the count,
+a check that could not look (an AWS fault, no network interfaces) neither counts nor resets it. On a
+breach it makes ONE ``modify_listener`` call: the live forward action with the recorded stable target
+group at weight 100 and every other at 0 (stickiness as live), then tags the listener
+``bluegreen:aborted`` = ``<UTC time> <reason code> <colour>=<weight it had>`` and notifies.
+
+What it never does: promote (it only ever writes "stable 100"), touch anything but the production
+listener's default action and its tags, or act on a label the program wrote for the update being
+judged: the stable target group is the live record (``recorded_stable_target_group``). Faults open
+for the rollback: the record and the listener's target groups are remembered from the last good read,
+a failed write is retried at every later check, and a fault in one signal never hides the other.
+"""
+
+from __future__ import annotations
+
+import re
+import ssl
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from typing import Any
+
+from rollout.live import COLOR_TAG, STABLE_TAG, aws_fault_reason
+from rollout.probe_runner import ProbeSettings, probe_round
+
+__all__ = [
+    "TAG_ABORTED",
+    "TAG_STABLE_TG",
+    "REASON_NO_HEALTHY_TARGETS",
+    "REASON_PROBES_FAILED",
+    "ReflexSetupError",
+    "ReflexSettings",
+    "ListenerView",
+    "Check",
+    "Breach",
+    "BreachCounter",
+    "Rollback",
+    "RunReport",
+    "Abort",
+    "recorded_stable_target_group",
+    "stable_target_group_from",
+    "read_listener",
+    "healthy_targets",
+    "observe",
+    "roll_back",
+    "abort_value",
+    "parse_abort",
+    "run",
+]
+
+TAG_ABORTED = "bluegreen:aborted"  # on the production listener: "<UTC time> <reason code> [<colour>=<w>]"
+TAG_STABLE_TG = "bluegreen:stable-tg"  # on the production listener: the stable target group's ARN (the record)
+REASON_NO_HEALTHY_TARGETS = "no-healthy-targets"
+REASON_PROBES_FAILED = "probes-failed"
+REASONS = (REASON_NO_HEALTHY_TARGETS, REASON_PROBES_FAILED)
+_ISO = "%Y-%m-%dT%H:%M:%SZ"
+
+
+class ReflexSetupError(ValueError):
+    """The reflex function's settings (environment) are missing or invalid."""
+
+
+@dataclass(frozen=True)
+class ReflexSettings:
+    """What the reflex watches and how often. Built by the handler from its environment."""
+
+    stack: str
+    load_balancer_arn: str
+    listener_arn: str  # the production listener: the only resource the reflex may change
+    hostname: str | None = None  # SNI/Host/TLS name of the probes (bluegreen:traffic.testHostname)
+    probes: int = 5  # probes per check
+    timeout_s: float = 2.0  # per probe
+    expected_status: int = 200
+    interval_s: float = 5.0  # one check every interval
+    budget_s: float = 50.0  # how long one invocation keeps checking
+    breach_checks: int = 2  # consecutive bad checks of one signal that make a breach
+    probe_failure_ratio: float = 0.5  # a probe round fails when at least this share of its probes fail
+    topic_arn: str | None = None  # SNS topic notified of a rollback (optional)
+
+    ENV = {
+        "stack": "BLUEGREEN_STACK",
+        "load_balancer_arn": "BLUEGREEN_LOAD_BALANCER_ARN",
+        "listener_arn": "BLUEGREEN_LISTENER_ARN",
+        "hostname": "BLUEGREEN_TEST_HOSTNAME",
+        "probes": "BLUEGREEN_PROBES",
+        "timeout_s": "BLUEGREEN_PROBE_TIMEOUT_SECONDS",
+        "expected_status": "BLUEGREEN_EXPECTED_STATUS",
+        "interval_s": "BLUEGREEN_REFLEX_INTERVAL_SECONDS",
+        "budget_s": "BLUEGREEN_REFLEX_BUDGET_SECONDS",
+        "breach_checks": "BLUEGREEN_REFLEX_BREACH_CHECKS",
+        "probe_failure_ratio": "BLUEGREEN_REFLEX_PROBE_FAILURE_RATIO",
+        "topic_arn": "BLUEGREEN_REFLEX_TOPIC_ARN",
+    }
+    _NUMBERS = {  # attr: (type, low, high)
+        "probes": (int, 1, 50),
+        "timeout_s": (float, 0.1, 10),
+        "expected_status": (int, 100, 599),
+        "interval_s": (float, 0.1, 60),
+        "budget_s": (float, 0, 900),
+        "breach_checks": (int, 1, 20),
+        "probe_failure_ratio": (float, 0.01, 1),
+    }
+
+    def to_env(self) -> dict[str, str]:
+        """The environment the program gives the function: the probe settings' own variables, plus the reflex's."""
+        own = {attr: getattr(self, attr) for attr in self.ENV if attr not in ProbeSettings.ENV}
+        return {
+            **self.probe_settings().to_env(),
+            **{self.ENV[a]: (format(v, "g") if isinstance(v, float) else str(v)) for a, v in own.items() if v not in (None, "")},
+        }
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> ReflexSettings:
+        """Read the settings from `environ`; ReflexSetupError names the variable that is wrong."""
+        values: dict[str, Any] = {}
+        for attr in ("stack", "load_balancer_arn", "listener_arn"):
+            value = (environ.get(cls.ENV[attr]) or "").strip()
+            if not value:
+                raise ReflexSetupError(f"{cls.ENV[attr]} is not set")
+            values[attr] = value
+        for attr in ("hostname", "topic_arn"):
+            values[attr] = (environ.get(cls.ENV[attr]) or "").strip() or None
+        for attr, (kind, lo, hi) in cls._NUMBERS.items():
+            raw = (environ.get(cls.ENV[attr]) or "").strip()
+            if not raw:
+                continue
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ReflexSetupError(f"{cls.ENV[attr]} must be a number, got {raw!r}") from None
+            if not lo <= value <= hi:
+                raise ReflexSetupError(f"{cls.ENV[attr]} must be between {lo:g} and {hi:g}, got {raw!r}")
+            values[attr] = value
+        return cls(**values)
+
+    def probe_settings(self) -> ProbeSettings:
+        return ProbeSettings(
+            stack=self.stack, load_balancer_arn=self.load_balancer_arn, hostname=self.hostname,
+            probes=self.probes, timeout_s=self.timeout_s, expected_status=self.expected_status,
+        )
+
+
+# --------------------------------------------------------------------------- live reads
+
+
+@dataclass(frozen=True)
+class ListenerView:
+    """The production listener's default forward action and tags, as AWS has them now."""
+
+    arn: str
+    groups: tuple[tuple[str, int], ...]  # (target group ARN, weight), in the live order
+    stickiness: Mapping[str, Any]
+    tags: Mapping[str, str]
+
+
+def _forward(actions: Sequence[Mapping[str, Any]]) -> tuple[tuple[tuple[str, int], ...], dict[str, Any]] | None:
+    for action in sorted(actions or [], key=lambda a: a.get("Order", 0)):
+        if action.get("Type") != "forward":
+            continue
+        cfg = action.get("ForwardConfig") or {}
+        groups = cfg.get("TargetGroups") or []
+        if groups:
+            sole = len(groups) == 1
+            return tuple((g["TargetGroupArn"], int(g.get("Weight", 100 if sole else 1))) for g in groups), dict(
+                cfg.get("TargetGroupStickinessConfig") or {"Enabled": False}
+            )
+        if action.get("TargetGroupArn"):
+            return ((action["TargetGroupArn"], 100),), {"Enabled": False}
+    return None
+
+
+def _tags(elbv2, arns: Sequence[str]) -> dict[str, dict[str, str]]:
+    resp = elbv2.describe_tags(ResourceArns=list(arns))
+    return {d["ResourceArn"]: {t["Key"]: t.get("Value", "") for t in d.get("Tags", [])} for d in resp.get("TagDescriptions", [])}
+
+
+def read_listener(elbv2, listener_arn: str) -> ListenerView:
+    """The production listener now. Raises on AWS faults and on a default action that is not a forward."""
+    (raw,) = elbv2.describe_listeners(ListenerArns=[listener_arn])["Listeners"]
+    fwd = _forward(raw.get("DefaultActions") or [])
+    if fwd is None:
+        raise ValueError(f"the production listener {listener_arn} does not forward to target groups")
+    groups, stickiness = fwd
+    return ListenerView(listener_arn, groups, stickiness, _tags(elbv2, [listener_arn]).get(listener_arn, {}))
+
+
+def recorded_stable_target_group(elbv2, listener: ListenerView) -> str | None:
+    """The live record of the stable target group: the listener's `bluegreen:stable-tg` tag (an ARN),
+    else its `bluegreen:stable` colour mapped through the forwarded target groups' `bluegreen:color`
+    tags. None when neither is recorded. Raises on AWS faults (the colour fallback reads tags).
+
+    One function on purpose: where the pack records stable is decided elsewhere, and this is the one
+    place the reflex reads it (`stable_target_group_from` is the same rule on data already read).
+    """
+    recorded = stable_target_group_from(listener.tags, {})
+    if recorded is not None or not (listener.tags.get(STABLE_TAG) or "").strip():
+        return recorded
+    arns = [a for a, _ in listener.groups]
+    colours = {tags[COLOR_TAG]: a for a, tags in _tags(elbv2, arns).items() if COLOR_TAG in tags}
+    return stable_target_group_from(listener.tags, colours)
+
+
+def stable_target_group_from(tags: Mapping[str, str], target_groups: Mapping[str, str]) -> str | None:
+    """The recorded stable target group from a production listener's tags and its colour -> target group
+    ARN map (as `rollout.live` reads them): `bluegreen:stable-tg`, else the `bluegreen:stable` colour's."""
+    arn = (tags.get(TAG_STABLE_TG) or "").strip()
+    if arn.startswith("arn:") and ":targetgroup/" in arn:
+        return arn
+    colour = (tags.get(STABLE_TAG) or "").strip()
+    return target_groups.get(colour) if colour else None
+
+
+def healthy_targets(elbv2, target_group_arn: str) -> tuple[int, int]:
+    """(healthy, registered) targets of a target group, from ALB target health. Raises on AWS faults."""
+    descs = elbv2.describe_target_health(TargetGroupArn=target_group_arn).get("TargetHealthDescriptions", [])
+    states = [(d.get("TargetHealth") or {}).get("State") for d in descs]
+    return sum(1 for s in states if s == "healthy"), len(states)
+
+
+# --------------------------------------------------------------------------- one check
+
+
+@dataclass(frozen=True)
+class Check:
+    """What one check saw. A signal is True (bad), False (good) or None (could not look)."""
+
+    at: float  # wall clock, epoch seconds
+    listener: ListenerView | None
+    stable_tg: str | None
+    candidates: Mapping[str, int]  # non-stable target group ARN -> live weight > 0
+    no_healthy_targets: bool | None = None
+    probes_failed: bool | None = None
+    notes: tuple[str, ...] = ()  # what could not be read, and what was seen
+
+    @property
+    def active(self) -> bool:
+        """A candidate carries production traffic."""
+        return bool(self.candidates)
+
+
+def _short(exc: BaseException) -> str:
+    try:
+        return aws_fault_reason(exc)
+    except Exception:  # noqa: BLE001 - a reason is only ever text
+        return f"{type(exc).__name__}: {exc}"
+
+
+def observe(
+    settings: ReflexSettings,
+    *,
+    elbv2,
+    ec2,
+    previous: Check | None = None,
+    context: ssl.SSLContext | None = None,
+    addresses: Callable[[], Sequence[str]] | None = None,
+    wall: Callable[[], float] = time.time,
+) -> Check:
+    """One check. Never raises: what could not be read is a note, and the last good listener and
+    record (from `previous`) stand in for them, so a fault never hides a breach."""
+    notes: list[str] = []
+    listener = previous.listener if previous else None
+    stable = previous.stable_tg if previous else None
+    try:
+        listener = read_listener(elbv2, settings.listener_arn)
+    except Exception as exc:  # noqa: BLE001 - the last good view stands in
+        notes.append(f"listener unreadable ({_short(exc)})" + ("; using the last good read" if listener else ""))
+    if listener is not None:
+        try:
+            stable = recorded_stable_target_group(elbv2, listener) or stable
+        except Exception as exc:  # noqa: BLE001
+            notes.append(f"stable record unreadable ({_short(exc)})" + ("; using the last good read" if stable else ""))
+    if listener is None or stable is None:
+        if listener is not None:
+            notes.append(f"no stable target group recorded on {settings.listener_arn} ({TAG_STABLE_TG} or {STABLE_TAG})")
+        return Check(wall(), listener, stable, {}, notes=tuple(notes))
+    candidates = {arn: w for arn, w in listener.groups if arn != stable and w > 0}
+    if not candidates:
+        return Check(wall(), listener, stable, {}, notes=tuple(notes))
+
+    no_healthy: bool | None = None
+    seen: list[bool] = []
+    for arn in candidates:
+        try:
+            healthy, registered = healthy_targets(elbv2, arn)
+        except Exception as exc:  # noqa: BLE001
+            notes.append(f"target health of {arn} unreadable ({_short(exc)})")
+            continue
+        seen.append(healthy == 0)
+        notes.append(f"{healthy}/{registered} targets healthy in {arn.rsplit(':', 1)[-1]}")
+    if seen:
+        no_healthy = any(seen)
+
+    probes_failed: bool | None = None
+    rnd = probe_round(settings.probe_settings(), elbv2=elbv2, ec2=ec2, context=context, addresses=addresses)
+    if rnd.problem is not None:
+        notes.append(f"no probe round: {rnd.problem}")
+    else:
+        for colour in rnd.colours:
+            if colour.target_group_arn not in candidates:
+                notes.append(f"probes skipped: the test listener forwards to {colour.color}, not to the candidate")
+                continue
+            ratio = colour.failed / colour.sent if colour.sent else 0.0
+            probes_failed = ratio >= settings.probe_failure_ratio
+            reasons = ", ".join(f"{k} {n}" for k, n in sorted(colour.failures.items()))
+            notes.append(f"probes {colour.sent - colour.failed}/{colour.sent} ok" + (f" ({reasons})" if reasons else ""))
+    return Check(wall(), listener, stable, candidates, no_healthy, probes_failed, tuple(notes))
+
+
+# --------------------------------------------------------------------------- breach
+
+
+@dataclass(frozen=True)
+class Breach:
+    """Why the reflex rolls back: a reason code and what it saw."""
+
+    code: str  # one of REASONS
+    detail: str
+
+
+@dataclass
+class BreachCounter:
+    """Consecutive bad checks per signal; a good check resets, a blind one (None) leaves it as is."""
+
+    needed: int = 2
+    counts: dict[str, int] = field(default_factory=lambda: {code: 0 for code in REASONS})
+
+    def add(self, check: Check) -> Breach | None:
+        if not check.active:
+            self.counts = {code: 0 for code in REASONS}
+            return None
+        for code, bad in ((REASON_NO_HEALTHY_TARGETS, check.no_healthy_targets), (REASON_PROBES_FAILED, check.probes_failed)):
+            if bad is True:
+                self.counts[code] += 1
+            elif bad is False:
+                self.counts[code] = 0
+        for code in REASONS:
+            if self.counts[code] >= self.needed:
+                return Breach(code, f"{self.counts[code]} consecutive checks: " + "; ".join(check.notes))
+        return None
+
+
+# --------------------------------------------------------------------------- the rollback
+
+
+def abort_value(when: float, code: str, colour: str | None = None, weight: int | None = None) -> str:
+    """The `bluegreen:aborted` value: '<UTC time> <reason code>[ <colour>=<weight>]' (ELBv2-legal characters)."""
+    out = f"{datetime.fromtimestamp(int(when), timezone.utc).strftime(_ISO)} {code}"
+    return f"{out} {colour}={int(weight)}" if colour and weight is not None else out
+
+
+_ABORT_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z) ([a-z][a-z0-9-]*)(?: ([a-z]+)=(\d{1,3}))?$")
+
+
+@dataclass(frozen=True)
+class Abort:
+    """A parsed abort marker."""
+
+    at: float
+    code: str
+    colour: str | None
+    weight: int | None
+    raw: str
+
+    @property
+    def when(self) -> str:
+        return datetime.fromtimestamp(int(self.at), timezone.utc).strftime(_ISO)
+
+
+def parse_abort(value: Any) -> Abort | None:
+    """The abort marker from a tag value, or None when absent. A malformed but present marker is kept
+    (code 'unknown'): a marker is a stop sign, and a stop sign that cannot be read still stops."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    m = _ABORT_RE.match(value.strip())
+    if not m:
+        return Abort(0.0, "unknown", None, None, value.strip())
+    at = datetime.strptime(m.group(1), _ISO).replace(tzinfo=timezone.utc).timestamp()
+    return Abort(at, m.group(2), m.group(3), int(m.group(4)) if m.group(4) else None, value.strip())
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """The outcome of one rollback attempt."""
+
+    moved: bool  # the listener now sends 100 % to the stable target group
+    marked: bool  # the abort marker was written
+    marker: str
+    error: str = ""
+
+
+def roll_back(elbv2, listener: ListenerView, stable_tg: str, marker: str) -> Rollback:
+    """ONE modify_listener call (stable 100, the rest 0, stickiness as live), then the abort marker.
+    Never raises."""
+    groups = [arn for arn, _ in listener.groups]
+    if stable_tg not in groups:
+        groups.insert(0, stable_tg)
+    action = {
+        "Type": "forward",
+        "ForwardConfig": {
+            "TargetGroups": [{"TargetGroupArn": arn, "Weight": 100 if arn == stable_tg else 0} for arn in groups],
+            "TargetGroupStickinessConfig": dict(listener.stickiness) or {"Enabled": False},
+        },
+    }
+    try:
+        elbv2.modify_listener(ListenerArn=listener.arn, DefaultActions=[action])
+    except Exception as exc:  # noqa: BLE001 - reported, retried at the next check
+        return Rollback(False, False, marker, f"could not move traffic to stable: {_short(exc)}")
+    try:
+        elbv2.add_tags(ResourceArns=[listener.arn], Tags=[{"Key": TAG_ABORTED, "Value": marker}])
+    except Exception as exc:  # noqa: BLE001
+        return Rollback(True, False, marker, f"traffic is on stable, but the abort marker could not be written: {_short(exc)}")
+    return Rollback(True, True, marker)
+
+
+# --------------------------------------------------------------------------- an invocation
+
+
+@dataclass
+class RunReport:
+    """What one invocation did."""
+
+    checks: int = 0
+    active: bool = False
+    breach: Breach | None = None
+    rollback: Rollback | None = None
+    breach_at: float | None = None  # wall clock of the check that found the breach
+    moved_at: float | None = None  # wall clock when modify_listener first returned
+    rollbacks: int = 0  # modify_listener attempts
+    last_notes: tuple[str, ...] = ()
+    notified: str = ""
+
+    def summary(self, stack: str) -> str:
+        if self.rollback is not None:
+            state = "rolled back" if self.rollback.moved else "ROLLBACK FAILED"
+            extra = f" ({self.rollback.error})" if self.rollback.error else ""
+            return f"bluegreen reflex ({stack}): {state}: {self.breach.code if self.breach else '?'} [{self.rollback.marker}]{extra}"
+        if not self.active:
+            return f"bluegreen reflex ({stack}): idle, no candidate carries traffic ({'; '.join(self.last_notes) or 'ok'})"
+        return f"bluegreen reflex ({stack}): {self.checks} checks, no breach ({'; '.join(self.last_notes)})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checks": self.checks,
+            "rollbacks": self.rollbacks,
+            "active": self.active,
+            "breach": None if self.breach is None else {"code": self.breach.code, "detail": self.breach.detail},
+            "rollback": None if self.rollback is None else {
+                "moved": self.rollback.moved, "marked": self.rollback.marked, "marker": self.rollback.marker, "error": self.rollback.error,
+            },
+            "notes": list(self.last_notes),
+            "notified": self.notified,
+        }
+
+
+def _colour_of(elbv2, arn: str) -> str | None:
+    try:
+        return _tags(elbv2, [arn]).get(arn, {}).get(COLOR_TAG)
+    except Exception:  # noqa: BLE001 - the marker's colour is information only
+        return None
+
+
+def run(
+    settings: ReflexSettings,
+    *,
+    elbv2,
+    ec2,
+    notify: Callable[[str], str] | None = None,
+    context: ssl.SSLContext | None = None,
+    addresses: Callable[[], Sequence[str]] | None = None,
+    budget_s: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RunReport:
+    """One invocation: check every `interval_s` for `budget_s`; on a breach roll back, mark, notify.
+
+    Returns at once when no candidate carries traffic. After a rollback it keeps watching until the
+    budget ends and rolls back again if traffic goes back to the candidate (a racing `pulumi up`). A
+    rollback that fails (throttled, denied) is retried at every later check of the invocation.
+    `notify(text)` returns how it went ("" or a reason); it must never raise.
+    """
+    budget = settings.budget_s if budget_s is None else budget_s
+    end = clock() + budget
+    report = RunReport()
+    counter = BreachCounter(settings.breach_checks)
+    previous: Check | None = None
+    while True:
+        started = clock()
+        check = observe(settings, elbv2=elbv2, ec2=ec2, previous=previous, context=context, addresses=addresses, wall=wall)
+        report.checks += 1
+        report.last_notes = check.notes
+        previous = check
+        if not check.active:
+            if report.rollback is None:
+                return report  # nothing under way: the cheap path, most minutes of the month
+            if not report.rollback.moved and check.listener is not None:
+                report.rollback = replace(report.rollback, moved=True, error="traffic is on stable (moved by someone else)")
+            # rolled back: keep watching, a racing `pulumi up` may send traffic to the broken candidate again
+        else:
+            report.active = True
+            if report.breach is None:
+                breach = counter.add(check)
+                if breach is not None:
+                    report.breach, report.breach_at = breach, check.at
+            if report.breach is not None:
+                _act(settings, report, check, elbv2=elbv2, notify=notify, wall=wall)
+        if clock() + settings.interval_s > end:
+            return report
+        sleep(max(0.0, settings.interval_s - (clock() - started)))
+
+
+def _act(settings: ReflexSettings, report: RunReport, check: Check, *, elbv2, notify, wall) -> None:
+    """Roll back (again); notify on the first attempt and on every success."""
+    assert report.breach is not None and check.listener is not None and check.stable_tg is not None
+    (cand, weight), *_ = sorted(check.candidates.items(), key=lambda kv: -kv[1])
+    marker = abort_value(wall(), report.breach.code, _colour_of(elbv2, cand), weight)
+    first = report.rollback is None
+    report.rollback = roll_back(elbv2, check.listener, check.stable_tg, marker)
+    report.rollbacks += 1
+    if report.rollback.moved:
+        report.moved_at = report.moved_at or wall()
+    if notify is not None and (first or report.rollback.moved):
+        report.notified = notify(report.summary(settings.stack) + f" -- {report.breach.detail}")

@@ -1,0 +1,162 @@
+"""The program declares the reflex function (under Pulumi's mock runtime, with the real stack files): its
+role may change only the production listener, a one-minute schedule invokes it, it is on by default in
+production, and no traffic step, rollback or finish changes it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import boto3
+import pytest
+
+from components.reflex import BUDGET_SECONDS, REFLEX_HANDLER, REFLEX_MODULES, TIMEOUT_SECONDS
+from components.probe import lambda_code
+from rollout.config import parse_stack_config
+from rollout.errors import ConfigError
+from rollout.reflex import ReflexSettings
+from rollout.simulate import diff_resources, load_stack_file, run_program
+
+FN = "aws:lambda/function:Function"
+LISTENER = "aws:lb/listener:Listener"
+
+
+@lru_cache(maxsize=None)
+def sim(stack="production", step=None, stable=None):
+    overrides = {}
+    if step is not None:
+        overrides["bluegreen:rollout.step"] = step
+    if stable is not None:
+        overrides["bluegreen:rollout.stable"] = stable
+    return run_program(stack, overrides=overrides)
+
+
+def reflex_resources(s):
+    return [r for r in s.resources if "-reflex" in r.name]
+
+
+def test_production_declares_the_reflex_in_the_probe_subnets_with_the_probe_security_group():
+    s = sim()
+    fn = s.one(FN, "-reflex-fn")
+    i = fn.inputs
+    assert (i["runtime"], i["handler"], i["timeout"], i["memorySize"]) == ("python3.12", REFLEX_HANDLER, TIMEOUT_SECONDS, 128), fn.urn
+    probe = s.one(FN, "-probe-fn").inputs
+    assert i["vpcConfig"] == probe["vpcConfig"], f"{fn.urn}: {i['vpcConfig']}"
+    env = ReflexSettings.from_env(i["environment"]["variables"])
+    alb = s.by_type("aws:lb/loadBalancer:LoadBalancer")[0]
+    prod = s.one(LISTENER, "-production")
+    assert (env.load_balancer_arn, env.listener_arn) == (alb.outputs["arn"], prod.outputs["arn"]), env
+    assert (env.stack, env.hostname, env.interval_s, env.budget_s, env.breach_checks, env.probes) == (
+        "production", "canary.example.com", 5.0, float(BUDGET_SECONDS), 2, 5), env
+    assert env.budget_s + 8 <= TIMEOUT_SECONDS  # the last check ends inside the timeout
+
+
+def test_the_role_may_change_only_the_production_listener():
+    s = sim()
+    policy = json.loads(s.one("aws:iam/rolePolicy:RolePolicy", "-reflex-policy").inputs["policy"])
+    prod_arn = s.one(LISTENER, "-production").outputs["arn"]
+    writes = {}
+    for st in policy["Statement"]:
+        assert st["Effect"] == "Allow" and "NotAction" not in st and "NotResource" not in st, st
+        for action in [st["Action"]] if isinstance(st["Action"], str) else st["Action"]:
+            assert "*" not in action, action
+            if action.startswith("elasticloadbalancing:") and not action.split(":")[1].startswith("Describe"):
+                writes[action] = st["Resource"]
+    assert writes == {"elasticloadbalancing:ModifyListener": prod_arn, "elasticloadbalancing:AddTags": prod_arn}, writes
+    actions = {a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+    assert "elasticloadbalancing:DescribeTargetHealth" in actions and not any(a.startswith(("iam:", "lambda:", "ecs:")) for a in actions)
+    assert not any(a.startswith("sns:") for a in actions)  # no topic configured: no publish right
+
+
+def test_a_topic_gets_publish_on_that_topic_only():
+    topic = "arn:aws:sns:us-east-1:123456789012:rollbacks"
+    s = run_program("production", overrides={"bluegreen:reflex": {"notifyTopicArn": topic}})
+    policy = json.loads(s.one("aws:iam/rolePolicy:RolePolicy", "-reflex-policy").inputs["policy"])
+    (st,) = [st for st in policy["Statement"] if st["Sid"] == "NotifyRollbacks"]
+    assert (st["Action"], st["Resource"]) == ("sns:Publish", topic)
+    env = s.one(FN, "-reflex-fn").inputs["environment"]["variables"]
+    assert env["BLUEGREEN_REFLEX_TOPIC_ARN"] == topic
+
+
+def test_a_one_minute_schedule_invokes_it():
+    s = sim()
+    fn = s.one(FN, "-reflex-fn")
+    rule = s.one("aws:cloudwatch/eventRule:EventRule", "-reflex-schedule")
+    assert rule.inputs["scheduleExpression"] == "rate(1 minute)"
+    target = s.one("aws:cloudwatch/eventTarget:EventTarget", "-reflex-target").inputs
+    assert target["arn"] == fn.outputs["arn"]
+    perm = s.one("aws:lambda/permission:Permission", "-reflex-invoke").inputs
+    assert (perm["principal"], perm["sourceArn"]) == ("events.amazonaws.com", rule.outputs["arn"])
+
+
+def test_every_step_rollback_and_finish_leaves_the_reflex_alone():
+    """A traffic step changes exactly one resource (the production listener); the reflex never changes."""
+    steps = load_stack_file("production")["bluegreen:rollout"]["steps"]
+    base = {r.urn: r.inputs for r in reflex_resources(sim())}
+    assert len(base) == 8, sorted(base)  # component, role, logs, policy, function, rule, permission, target
+    for step in range(1, len(steps) + 1):
+        d = diff_resources(sim(step=step - 1), sim(step=step))
+        assert [u.rsplit("::", 1)[1] for u in d["update"]] == ["web-traffic-production"] and not d["create"] and not d["delete"], d
+    for other in (sim(step=len(steps)), sim(step=0, stable="green"), sim(step=2)):
+        assert {r.urn: r.inputs for r in reflex_resources(other)} == base
+
+
+def test_staging_without_the_probe_function_has_no_reflex():
+    assert reflex_resources(sim("staging")) == []
+
+
+def test_reflex_can_be_turned_off():
+    s = run_program("production", overrides={"bluegreen:reflex": {"enabled": False}})
+    assert reflex_resources(s) == [] and s.one(FN, "-probe-fn")
+
+
+def _cfg(**sections):
+    raw = {k.split(":", 1)[1]: v for k, v in load_stack_file("production").items() if k.startswith("bluegreen:")}
+    raw.update(sections)
+    return parse_stack_config(raw)
+
+
+@pytest.mark.parametrize(
+    "sections, key, words",
+    [
+        ({"probe": {"enabled": False}, "reflex": {"enabled": True}}, "bluegreen:reflex.enabled", "bluegreen:probe.enabled is false"),
+        ({"reflex": {"intervalSeconds": 1}}, "bluegreen:reflex.intervalSeconds", "between 2 and 30"),
+        ({"reflex": {"breachChecks": 0}}, "bluegreen:reflex.breachChecks", "between 1 and 10"),
+        ({"reflex": {"notifyTopicArn": "rollbacks"}}, "bluegreen:reflex.notifyTopicArn", "an SNS topic ARN"),
+        ({"reflex": {"enable": True}}, "bluegreen:reflex.enable", "did you mean 'enabled'"),
+    ],
+)
+def test_bad_reflex_config_names_the_key(sections, key, words):
+    with pytest.raises(ConfigError) as e:
+        _cfg(**sections)
+    assert e.value.key == key and words in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_defaults_follow_the_probe_function():
+    assert _cfg().reflex.enabled and not _cfg(probe={"enabled": False}).reflex.enabled
+
+
+def test_the_package_imports_with_the_lambda_runtime_only(tmp_path):
+    archive = lambda_code(modules=REFLEX_MODULES)
+    pkg = tmp_path / "pkg"
+    for rel, asset in archive.assets.items():
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_bytes(Path(asset.path).read_bytes())
+    site = str(Path(boto3.__file__).resolve().parent.parent)
+    module, func = REFLEX_HANDLER.rsplit(".", 1)
+    code = (
+        "import sys\n"
+        f"sys.path[:] = [{str(pkg)!r}] + [p for p in sys.path if 'site-packages' not in p] + [{site!r}]\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('requests', 'pulumi', 'pulumi_aws', 'click', 'rich', 'yaml'):\n"
+        "            raise ImportError(f'not in the Lambda runtime: {name}')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"import {module} as m\n"
+        f"assert callable(m.{func}) and m.__file__.startswith({str(pkg)!r}), m.__file__\n"
+    )
+    out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr

@@ -1,0 +1,80 @@
+"""Reconciliation after the reflex acts, end to end: the real reflex rolls a failing candidate back on
+moto_server; `status` then shows ABORTED with the reason and time; `watch` decides "commit step 0" with
+the reason (the workflow commits it); the watcher's decision table covers the marker."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rollout.reflex import TAG_ABORTED, ReflexSettings, run
+from rollout.rules import RolloutConfig
+from rollout.watcher import Action, decide
+from tests.fixtures.candidate import CandidateServer
+from tests.test_cli import expect, invoke, make_project, no_pulumi  # noqa: F401 - fixture
+
+MARKER = "2026-11-23T16:05:03Z probes-failed green=25"
+
+
+def reflex_rolls_back(aws, alb=None, fault: str = "5xx"):
+    """The candidate (default: green at 25 %, step 2) breaks; the real reflex rolls it back. Returns the ALB."""
+    alb = alb or aws.build_alb(stable="blue", candidate_weight=25)
+    server = CandidateServer()
+    try:
+        aws.client("elbv2").modify_listener(ListenerArn=alb.test_listener, Port=server.port)
+        server.fail(fault)
+        settings = ReflexSettings("production", alb.load_balancer, alb.production_listener, probes=3, timeout_s=0.5, interval_s=0.2)
+        report = run(settings, elbv2=aws.client("elbv2"), ec2=aws.client("ec2"), addresses=lambda: ["127.0.0.1"], budget_s=1)
+    finally:
+        server.stop()
+    assert report.rollback and report.rollback.moved and report.rollback.marked, report.to_dict()
+    return alb
+
+
+def test_status_shows_aborted_with_the_reason_and_time(aws, tmp_path, no_pulumi):
+    alb = reflex_rolls_back(aws)
+    proj = make_project(tmp_path, step=2)  # git still says step 2
+    r = invoke("--project-dir", str(proj), "status", "--stack", "production", "--load-balancer-arn", alb.load_balancer)
+    expect(r, 1, "ABORTED", "the reflex moved all traffic to stable (probes-failed at 20", "green had 25%", "drift")
+    r = invoke("--project-dir", str(proj), "status", "--stack", "production", "--load-balancer-arn", alb.load_balancer, "--format", "json")
+    data, _ = json.JSONDecoder().raw_decode(r.output)  # then the drift error line (exit 1)
+    assert r.exit_code == 1 and data["aborted"]["reason"] == "probes-failed" and data["aborted"]["weight"] == 25 and data["live"]["weights"] == {"blue": 100, "green": 0}
+
+
+def test_status_without_a_marker_says_nothing_of_it(aws, tmp_path, no_pulumi):
+    alb = aws.build_alb(stable="blue", candidate_weight=25)
+    r = invoke("--project-dir", str(make_project(tmp_path, step=2)), "status", "--stack", "production", "--load-balancer-arn", alb.load_balancer)
+    expect(r, 0, "in sync")
+    assert "ABORTED" not in r.output
+
+
+def test_watch_commits_step_zero_with_the_reason(aws, tmp_path, no_pulumi):
+    alb = reflex_rolls_back(aws)
+    proj = make_project(tmp_path, step=2)
+    out = tmp_path / "gh-output"
+    r = invoke("--project-dir", str(proj), "watch", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
+               "--github-output", str(out))
+    expect(r, 1, "rollback: production: the reflex rolled production back to blue (probes-failed at")
+    lines = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    assert lines["action"] == "rollback" and lines["to_step"] == "0" and "green had 25%" in lines["reason"], lines
+
+
+@pytest.mark.parametrize(
+    "step, live, action, text",
+    [
+        (2, {"blue": 100, "green": 0}, Action.ROLLBACK, "the reflex rolled production back to blue (probes-failed at 2026-11-23T16:05:03Z, green had 25%)"),
+        (5, None, Action.ROLLBACK, "committing step 0"),  # even with the load balancer unreadable now
+        (0, {"blue": 100, "green": 0}, Action.NONE, "`pulumi up --refresh` clears the marker"),
+    ],
+)
+def test_the_watcher_follows_the_marker(step, live, action, text):
+    d = decide("production", RolloutConfig("blue", (10, 25, 50, 75, 100), step), live, None, aborted=MARKER)
+    assert d.action is action and text in d.reason, d
+    assert d.to_step == (0 if action is Action.ROLLBACK else None)
+
+
+def test_the_reflex_marker_is_on_the_listener(aws):
+    alb = reflex_rolls_back(aws)
+    (d,) = aws.client("elbv2").describe_tags(ResourceArns=[alb.production_listener])["TagDescriptions"]
+    assert any(t["Key"] == TAG_ABORTED and t["Value"].endswith("probes-failed green=25") for t in d["Tags"])
