@@ -12,7 +12,7 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from rollout.desired import TAG_COLOR, TAG_LISTENER, TAG_SINCE, TAG_STACK, ListenerPlan
+from rollout.desired import TAG_COLOR, TAG_LISTENER, TAG_SINCE, TAG_STABLE_TG, TAG_STACK, ListenerPlan
 from rollout.rules import COLORS, other
 
 __all__ = ["TrafficLayer", "TrafficLayerArgs"]
@@ -42,6 +42,7 @@ class TrafficLayerArgs:
     internal: bool = False
     tags: Mapping[str, str] = field(default_factory=dict)
     weights_since: Optional[pulumi.Input[str]] = None  # bluegreen:weights-since stamp for the production listener
+    weights_since_from: Optional[object] = None  # callable(alb_arn Output) -> stamp Output; used when weights_since is None
 
 
 class TrafficLayer(pulumi.ComponentResource):
@@ -96,6 +97,9 @@ class TrafficLayer(pulumi.ComponentResource):
             tags=base_tags,
             opts=child,
         )
+        if args.weights_since is None and args.weights_since_from is not None:
+            args.weights_since = args.weights_since_from(alb.arn)
+        self.weights_since = args.weights_since
         tgs = {}
         for color in COLORS:
             tgs[color] = aws.lb.TargetGroup(
@@ -139,7 +143,12 @@ class TrafficLayer(pulumi.ComponentResource):
                     ),
                 )
             ],
-            tags={**base_tags, **plan.production_tags, **({TAG_SINCE: args.weights_since} if args.weights_since is not None else {})},
+            tags={
+                **base_tags,
+                **plan.production_tags,
+                TAG_STABLE_TG: tgs[args.stable].arn,  # the record the pack trusts (docs/safety-model.md)
+                **({TAG_SINCE: args.weights_since} if args.weights_since is not None else {}),
+            },
             opts=child,
             **tls,
         )

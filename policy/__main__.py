@@ -37,7 +37,33 @@ from security import (  # noqa: E402
     alb_https_only,
     alb_tls_policy,
 )
-from traffic import bake_time, live_state_readable, migration_guard, one_step_at_a_time, valid_weights  # noqa: E402
+from identity import colour_identity  # noqa: E402
+from routes import analyze_call  # noqa: E402
+from traffic import bake_time, live_state_readable, migration_guard, one_step_at_a_time, stable_by_finish, valid_weights  # noqa: E402
+
+
+def _one_live_read_per_analyze_call() -> None:
+    """Scope the route views (and their one read of AWS) to one Analyze call (docs/safety-model.md, invariant 8).
+
+    The SDK builds fresh arguments for each policy of a call, so the call itself is the only safe
+    boundary: wrap the SDK servicer's Analyze. Without the hook (another SDK version) each policy
+    reads AWS itself: slower, never stale.
+    """
+    from pulumi_policy import policy as sdk
+
+    servicer = getattr(sdk, "_PolicyAnalyzerServicer", None)
+    original = getattr(servicer, "Analyze", None)
+    if servicer is None or original is None:
+        return
+
+    def analyze(self, request, context):
+        with analyze_call():
+            return original(self, request, context)
+
+    servicer.Analyze = analyze
+
+
+_one_live_read_per_analyze_call()
 
 PolicyPack(
     name=pack_config.PACK_NAME,
@@ -53,6 +79,8 @@ PolicyPack(
         one_step_at_a_time(),
         bake_time(),
         valid_weights(),
+        stable_by_finish(),
+        colour_identity(),
         migration_guard(),
         live_state_readable(),
         alb_https_only(),

@@ -8,7 +8,6 @@ from AWS (`bluegreen:color` tags), never from the program.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -19,15 +18,13 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
-from pulumi_policy.deserialize import serialize_properties
 from pulumi_policy.proxy import UnknownValueError
 
 import pack_config
-from rollout.desired import TAG_BREAKING, TAG_LISTENER, TAG_SINCE, TAG_STABLE, TAG_STEPS, format_since, parse_since, parse_steps_tag
-from rollout.errors import ConfigError, LiveStateError
+from rollout.desired import TAG_BREAKING, TAG_LISTENER, TAG_SINCE, TAG_STABLE, TAG_STABLE_TG, TAG_STEPS, format_since, parse_since
 from rollout.analyzer import NOT_EVALUATED_OFFLINE, OFFLINE_KEY, OFFLINE_TOKEN_ENV
-from rollout.live import LiveListener, LiveState, aws_fault_reason, cloudwatch_client, elbv2_client, bounded_read, read_live_state, target_group_colors
-from rollout.rules import COLORS, ChangeKind, TrafficState, Transition, classify_traffic, describe_weights, other, validate_steps
+from rollout.live import LiveListener, LiveRoute, LiveState, Record, cloudwatch_client, elbv2_client
+from rollout.rules import ChangeKind, describe_weights
 
 try:  # private in pulumi_policy; raised by args.not_applicable()
     from pulumi_policy.policy import _NotApplicableError
@@ -47,8 +44,6 @@ __all__ = [
     "tags_of",
     "as_weight",
     "forward_actions",
-    "TrafficView",
-    "assess",
     "format_since",
     "parse_since",
     "weights_text",
@@ -208,68 +203,6 @@ def minutes_text(seconds: float) -> str:
     return f"{m:.1f} min" if m < 100 else f"{m:.0f} min"
 
 
-# --------------------------------------------------------------------------- the traffic view
-
-
-@dataclass
-class TrafficView:
-    """A production-listener update: proposed vs live, and what the change means."""
-
-    urn: str
-    load_balancer_arn: str
-    groups: list[tuple[str, int]]  # proposed (target group ARN, weight), valid integer weights
-    tags: dict[str, str]  # proposed listener tags
-    colors: dict[str, str] = field(default_factory=dict)  # ARN -> colour, read live
-    proposed: TrafficState | None = None  # by colour (None if colours unknown)
-    live_state: LiveState | None = None
-    live: TrafficState | None = None  # live production listener (None: there is none yet)
-    steps: tuple[int, ...] = ()
-    steps_problem: str | None = None
-    transition: Transition | None = None
-    problem: str | None = None  # why the change cannot be classified (live unreadable, ...)
-    live_fault: bool = False  # the problem lies in AWS (unreadable or uninterpretable), not in the inputs
-    offline: bool = False  # judged by `python -m rollout plan`: "live" is the previous simulated step
-
-    def not_evaluated_offline(self, policy: str, why: str) -> str:
-        """The note of a policy that needs live AWS, in an offline view."""
-        return f"{NOT_EVALUATED_OFFLINE}: {policy} {why}; it runs against live AWS at `pulumi preview` / `pulumi up`"
-
-    @property
-    def stable(self) -> str | None:
-        s = self.tags.get(TAG_STABLE)
-        return s if s in COLORS else None
-
-    @property
-    def live_tags(self) -> Mapping[str, str]:
-        if self.live_state is not None and self.live_state.production is not None:
-            return self.live_state.production.tags
-        return {}
-
-    def full_rollback_shape(self) -> bool:
-        """Proposed: the declared stable colour at 100, everything else 0.
-
-        Used only when live state cannot be read (faults fail open for rollbacks). When even the
-        target groups' colours are unknown, one target group at 100 and the rest at 0 is the shape.
-        """
-        if self.stable is None or not self.groups:
-            return False
-        if self.proposed is not None:
-            w = self.proposed.weights
-            return w.get(self.stable, 0) == 100 and all(v == 0 for c, v in w.items() if c != self.stable)
-        weights = sorted(w for _, w in self.groups)
-        return weights[-1] == 100 and all(w == 0 for w in weights[:-1])
-
-    def gaining_weights(self) -> tuple[int, int]:
-        t = self.transition
-        return (t.from_weight, t.to_weight) if t else (0, 0)
-
-    def arn_of(self, color: str) -> str | None:
-        for arn, c in self.colors.items():
-            if c == color:
-                return arn
-        return None
-
-
 _CLIENTS: dict[tuple[str, str | None], Any] = {}
 _CLIENTS_LOCK = threading.Lock()
 
@@ -298,168 +231,6 @@ def region_of(arn: str) -> str | None:
 def _region(arn: str) -> str | None:
     parts = arn.split(":")
     return parts[3] if len(parts) > 5 and parts[0] == "arn" and parts[3] else None
-
-
-def _ladder(tag: str | None) -> tuple[tuple[int, ...], str | None]:
-    steps = parse_steps_tag(tag)
-    if steps is None:
-        return (), f"the production listener has no valid {TAG_STEPS} tag (found {describe(tag)})"
-    try:
-        return validate_steps(list(steps), TAG_STEPS), None
-    except ConfigError as e:
-        return (), str(e)
-
-
-def production_inputs(args: ResourceValidationArgs) -> tuple[str, list[Any], dict[str, str]] | None:
-    """(loadBalancerArn, forward target groups, tags) of a production listener; None otherwise.
-
-    Raises UnknownValueError if an ARN is not known yet (preview of a first deploy).
-    """
-    if not is_listener(args):
-        return None
-    props = args.props
-    tags = tags_of(props)
-    if tags.get(TAG_LISTENER) != "production":
-        return None
-    lb_arn = props.get("loadBalancerArn")
-    fwd = forward_actions(props.get("defaultActions"))
-    groups = _forward_groups(fwd[0]) if fwd else []
-    return (lb_arn if isinstance(lb_arn, str) else ""), groups, tags
-
-
-_MEMO_SECONDS = 2.0  # the policies of one Analyze call share one read of AWS
-_MEMO: dict[str, tuple[float, TrafficView]] = {}
-_MEMO_LOCK = threading.Lock()
-
-
-def _memo_key(args: ResourceValidationArgs) -> str | None:
-    try:
-        plain = serialize_properties(args.props)
-        cfg = args.get_config()
-        offline = cfg.get(OFFLINE_KEY) if isinstance(cfg, Mapping) else None
-        return f"{args.urn}\n{json.dumps(plain, sort_keys=True, default=repr)}\n{json.dumps(offline, sort_keys=True, default=repr)}"
-    except Exception:  # noqa: BLE001 - no memo then
-        return None
-
-
-def assess(args: ResourceValidationArgs) -> TrafficView | None:
-    """The traffic view of a production-listener update, or None for any other resource.
-
-    Reads AWS (elbv2) for the target groups' colours and the live listener. AWS faults never
-    raise: they land in `problem`, and each policy decides whether that blocks. The policies of
-    one Analyze call run back to back on the same inputs, so a view is reused for a moment
-    (`_MEMO_SECONDS`) instead of reading AWS once per policy.
-    """
-    if not is_listener(args):
-        return None
-    key = _memo_key(args)
-    clock = time.monotonic()
-    if key is not None:
-        with _MEMO_LOCK:
-            for k in [k for k, (exp, _) in _MEMO.items() if exp < clock]:
-                del _MEMO[k]
-            hit = _MEMO.get(key)
-        if hit is not None:
-            return hit[1]
-    view = _assess(args)
-    if key is not None and view is not None:
-        with _MEMO_LOCK:
-            _MEMO[key] = (time.monotonic() + _MEMO_SECONDS, view)
-    return view
-
-
-def _assess(args: ResourceValidationArgs) -> TrafficView | None:
-    inputs = production_inputs(args)
-    if inputs is None:
-        return None
-    lb_arn, raw_groups, tags = inputs
-    groups: list[tuple[str, int]] = []
-    bad: list[str] = []
-    for i, g in enumerate(raw_groups):
-        arn = g.get("arn") if isinstance(g, Mapping) else None  # UnknownValueError in preview
-        weight = as_weight(g.get("weight")) if isinstance(g, Mapping) else None
-        if not isinstance(arn, str) or not arn:
-            bad.append(f"target group #{i + 1} has no ARN")
-        elif weight is None:
-            bad.append(f"target group #{i + 1} has weight {describe(g.get('weight'))}")
-        else:
-            groups.append((arn, weight))
-    view = TrafficView(urn=args.urn, load_balancer_arn=lb_arn, groups=groups, tags=tags)
-    if not raw_groups:
-        view.problem = "the production listener's default action is not a weighted forward to target groups"
-        return view
-    if bad:
-        view.problem = "the proposed forward action cannot be read: " + "; ".join(bad)
-        return view
-    if not lb_arn:
-        view.problem = "the production listener has no loadBalancerArn"
-        return view
-
-    offline, offline_problem = offline_section(args)
-    if offline_problem is not None:
-        view.problem = offline_problem
-        return view
-    if offline is not None:
-        view.offline = True
-        read_colors = lambda arns: _offline_colors(offline)  # noqa: E731
-        read_live = lambda: _offline_live_state(offline, lb_arn)  # noqa: E731
-    else:
-        try:
-            elbv2 = aws_client("elbv2", _region(lb_arn))
-        except Exception as e:  # noqa: BLE001 - e.g. an invalid region in the ARN: a fault like any other
-            view.problem, view.live_fault = f"could not create an AWS client: {aws_fault_reason(e)}", True
-            return view
-        read_colors = lambda arns: target_group_colors(elbv2, arns)  # noqa: E731
-        read_live = lambda: read_live_state(elbv2, lb_arn)  # noqa: E731
-    try:
-        colors = bounded_read(lambda: read_colors([arn for arn, _ in groups]), "the target groups' colours")
-    except LiveStateError as e:
-        view.problem, view.live_fault = str(e), True
-        return view
-    view.colors = dict(colors)
-    missing = [arn for arn, _ in groups if arn not in colors]
-    invalid = [f"{arn} ({colors[arn]!r})" for arn, _ in groups if arn in colors and colors[arn] not in COLORS]
-    if missing or invalid:
-        why = []
-        if missing:
-            why.append("no bluegreen:color tag on " + ", ".join(missing))
-        if invalid:
-            why.append("bluegreen:color is not blue | green on " + ", ".join(invalid))
-        view.problem, view.live_fault = "the target groups' colours are unknown: " + "; ".join(why), True
-        return view
-    by_color: dict[str, int] = {}
-    for arn, weight in groups:
-        c = colors[arn]
-        if c in by_color:
-            view.problem = f"the production listener forwards to two {c} target groups"
-            return view
-        by_color[c] = weight
-    view.proposed = TrafficState(weights={c: by_color.get(c, 0) for c in COLORS}, stable=view.stable)
-
-    try:
-        live_state = bounded_read(read_live, "the live load balancer")
-    except LiveStateError as e:
-        view.problem, view.live_fault = str(e), True
-        return view
-    view.live_state = live_state
-    if live_state.production is not None:
-        lw = live_state.production.weights
-        view.live = TrafficState(
-            weights={c: int(lw.get(c, 0)) for c in COLORS},
-            stable=live_state.production.tags.get(TAG_STABLE),
-        )
-
-    # The ladder: the live one while a rollout is under way (so a program cannot shorten the
-    # ladder mid-flight), else the proposed one.
-    live_candidate = 0
-    if view.live is not None and view.live.stable in COLORS:
-        live_candidate = view.live.weights.get(other(view.live.stable), 0)
-    if view.live is not None and 0 < live_candidate < 100:
-        view.steps, view.steps_problem = _ladder(view.live_tags.get(TAG_STEPS))
-    else:
-        view.steps, view.steps_problem = _ladder(tags.get(TAG_STEPS))
-    view.transition = classify_traffic(view.live, view.proposed, view.steps)
-    return view
 
 
 # --------------------------------------------------------------------------- offline (rollout plan)
@@ -521,17 +292,36 @@ def _offline_listener(raw: Any) -> LiveListener | None:
     )
 
 
-def _offline_live_state(section: Mapping[str, Any], lb_arn: str) -> LiveState:
+def offline_live_state(section: Mapping[str, Any], lb_arn: str) -> LiveState:
+    """The previous simulated step as `rollout.live.read_live_state` would read it from AWS."""
+    production = _offline_listener(section.get("production"))
+    test = _offline_listener(section.get("test"))
+    routes: list[LiveRoute] = []
+    for listener in (production, test):
+        if listener is None:
+            continue
+        total = sum(listener.weights.values()) or 1
+        shares = {listener.target_groups[c]: w / total for c, w in listener.weights.items() if c in listener.target_groups}
+        routes.append(LiveRoute(listener.arn, listener.port, shares))
+    record = None
+    if production is not None:
+        tg = production.tags.get(TAG_STABLE_TG)
+        if tg:
+            record = Record(production.arn, tg, production.tags.get(TAG_STEPS), production.tags.get(TAG_SINCE))
     return LiveState(
         load_balancer_arn=str(section.get("loadBalancerArn") or lb_arn),
         dns_name=str(section.get("dnsName") or ""),
-        production=_offline_listener(section.get("production")),
-        test=_offline_listener(section.get("test")),
+        production=production,
+        test=test,
         health_paths=_str_map(section.get("healthPaths")),
+        routes=tuple(routes),
+        colors=_offline_colors(section),
+        record=record,
+        record_problem=None if record is not None or not routes else "the previous step records no stable target group",
     )
 
 
-__all__ += ["offline_section", "NOT_EVALUATED_OFFLINE"]
+__all__ += ["offline_section", "offline_live_state", "NOT_EVALUATED_OFFLINE"]
 __all__ += ["ChangeKind", "iso", "minutes_text", "describe", "production_inputs", "now", "aws_client", "region_of"]
 
 

@@ -38,7 +38,9 @@ ENFORCEMENT: dict[str, EnforcementLevel] = {
     "one-step-at-a-time": MANDATORY,
     "bake-time": MANDATORY,
     "valid-weights": MANDATORY,
-    "migration-guard": MANDATORY,
+    "stable-by-finish": MANDATORY,
+    "colour-identity": MANDATORY,
+    "migration-guard": ADVISORY,  # rollbacks are never refused (docs/safety-model.md, invariant 5)
     "live-state-readable": ADVISORY,  # notes only: the blocking happens in the policies above
     # ALB security baseline (safe default: mandatory; staging.json makes them advisory)
     "alb-https-only": MANDATORY,
@@ -53,6 +55,8 @@ TRAFFIC_POLICIES = (
     "one-step-at-a-time",
     "bake-time",
     "valid-weights",
+    "stable-by-finish",
+    "colour-identity",
     "migration-guard",
     "live-state-readable",
 )
