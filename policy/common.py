@@ -23,7 +23,7 @@ from pulumi_policy.proxy import UnknownValueError
 import pack_config
 from rollout.desired import TAG_BREAKING, TAG_LISTENER, TAG_SINCE, TAG_STABLE, TAG_STABLE_TG, TAG_STEPS, format_since, parse_since
 from rollout.analyzer import NOT_EVALUATED_OFFLINE, OFFLINE_KEY, OFFLINE_TOKEN_ENV
-from rollout.live import LiveListener, LiveRoute, LiveState, Record, cloudwatch_client, elbv2_client
+from rollout.live import LiveListener, LiveRoute, LiveState, Record, cloudwatch_client, condition_key, elbv2_client
 from rollout.rules import ChangeKind, describe_weights
 
 try:  # private in pulumi_policy; raised by args.not_applicable()
@@ -303,6 +303,19 @@ def offline_live_state(section: Mapping[str, Any], lb_arn: str) -> LiveState:
         total = sum(listener.weights.values()) or 1
         shares = {listener.target_groups[c]: w / total for c, w in listener.weights.items() if c in listener.target_groups}
         routes.append(LiveRoute(listener.arn, listener.port, shares))
+    ports = {r.listener_arn: r.port for r in routes}
+    for raw in section.get("rules") or []:
+        if not isinstance(raw, Mapping) or not isinstance(raw.get("listenerArn"), str):
+            continue
+        shares = raw.get("shares") if isinstance(raw.get("shares"), Mapping) else {}
+        prio = as_weight(raw.get("priority"))
+        routes.append(
+            LiveRoute(
+                raw["listenerArn"], ports.get(raw["listenerArn"], 0),
+                {str(k): float(v) for k, v in shares.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+                rule_arn=f"{raw['listenerArn']}/rule/{prio}", priority=prio, conditions=condition_key(raw.get("conditions")),
+            )
+        )
     record = None
     if production is not None:
         tg = production.tags.get(TAG_STABLE_TG)

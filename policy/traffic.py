@@ -197,16 +197,17 @@ def check_ladder(args: ResourceValidationArgs, report_violation: ReportViolation
         return
     rungs = [0, *steps]
     ladder = steps_tag(steps)
+    who = next((view.color(arn) for arn, _ in view.groups if arn != view.stable_tg and view.color(arn)), None) or "the candidate"
     if before in rungs and after in rungs:
         skipped = rungs.index(after) - rungs.index(before) - 1
         if skipped > 0 and not allow_skip:
             i = rungs.index(before)
             report_violation(
-                f"a promotion may move only one step of the ladder {ladder} at a time: the candidate {before}% -> {after}% "
+                f"a promotion may move only one step of the ladder {ladder} at a time: {who} {before}% -> {after}% "
                 f"skips {skipped} step(s) ({', '.join(f'{s}%' for s in rungs[i + 1:i + 1 + skipped])}); the next step is {rungs[i + 1]}%"
             )
         return
-    report_violation(f"a promotion must move to the next step of the ladder {ladder}: the candidate {before}% -> {after}% is not a move along it")
+    report_violation(f"a promotion must move to the next step of the ladder {ladder}: {who} {before}% -> {after}% is not a move along it")
 
 
 def _candidate_percent_first(view: RouteView, stable_tg: str) -> int:

@@ -183,7 +183,7 @@ def test_skipping_a_step_is_refused(aws, pack, configure):
     configure("healthy")
     alb = live_alb(aws, step=1)
     props, name, urn = proposed(alb, step=3)  # 10 -> 50
-    expect(analyze(pack, props, name, urn), "one-step-at-a-time", "the candidate 10% -> 50% skips 1 step(s) (25%)")
+    expect(analyze(pack, props, name, urn), "one-step-at-a-time", "green 10% -> 50% skips 1 step(s) (25%)")
 
 
 def test_allow_skip_lets_a_skip_through(aws, pack, configure):
