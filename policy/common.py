@@ -1,10 +1,5 @@
-"""What the policies share: the never-raise guard, reading listener inputs, and the traffic view.
-
-The traffic view puts side by side what the update PROPOSES (the listener's inputs: forward target
-groups with weights, tags) and what AWS has LIVE (read with boto3 through `rollout.live`), then
-classifies the change with `rollout.rules.classify_traffic`. Colours of target groups always come
-from AWS (`bluegreen:color` tags), never from the program.
-"""
+"""What the policies share: the never-raise guard, reading resource inputs, AWS clients, and the
+offline (plan) stand-in for live state. The route view (proposed vs live) is `routes.py`."""
 
 from __future__ import annotations
 
@@ -13,7 +8,6 @@ import threading
 import time
 import traceback
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
@@ -21,7 +15,7 @@ from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValid
 from pulumi_policy.proxy import UnknownValueError
 
 import pack_config
-from rollout.desired import TAG_BREAKING, TAG_LISTENER, TAG_SINCE, TAG_STABLE, TAG_STABLE_TG, TAG_STEPS, format_since, parse_since
+from rollout.desired import TAG_BREAKING, TAG_SINCE, TAG_STABLE_TG, TAG_STEPS, format_since, parse_since
 from rollout.analyzer import NOT_EVALUATED_OFFLINE, OFFLINE_KEY, OFFLINE_TOKEN_ENV
 from rollout.live import LiveListener, LiveRoute, LiveState, Record, cloudwatch_client, condition_key, elbv2_client
 from rollout.rules import ChangeKind, describe_weights

@@ -7,7 +7,7 @@ the pack sees the inputs); separate `aws:lb/tag:Tag` resources by the ARN they t
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 

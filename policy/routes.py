@@ -20,7 +20,7 @@ from typing import Any
 
 from pulumi_policy import ResourceValidationArgs
 
-from rollout.desired import TAG_SINCE, TAG_STABLE_TG, TAG_STEPS
+from rollout.desired import TAG_STABLE_TG, TAG_STEPS
 from rollout.errors import LiveStateError
 from rollout.live import (
     LiveRoute,
@@ -323,5 +323,3 @@ def _build(args: ResourceValidationArgs) -> RouteView:
         view.live_route = live.listener_route(view.port)
     return view
 
-
-__all__ += ["TAG_SINCE"]

@@ -11,7 +11,6 @@ import contextvars
 import copy
 import hashlib
 import json
-import os
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path

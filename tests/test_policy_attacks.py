@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_policy_traffic import LISTENER, analyze, configure, live_alb, pack, proposed, stamp, weights_at  # noqa: F401
+from tests.test_policy_traffic import analyze, configure, live_alb, pack, proposed, stamp, weights_at  # noqa: F401
 
 RULE = "aws:lb/listenerRule:ListenerRule"
 
