@@ -15,7 +15,8 @@ from rollout.gate import GateTarget, GateThresholds, run_gate
 from rollout.desired import TAG_STABLE_TG
 
 import pack_config
-from common import aws_client, region_of, resource_policy
+from clients import aws_client, region_of
+from guard import resource_policy
 from routes import RouteView, route_view
 
 __all__ = ["healthy_promotion", "gate_colour", "check_traffic_gained_through_gate"]

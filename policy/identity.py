@@ -14,7 +14,10 @@ from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValid
 from rollout.desired import TAG_COLOR, TAG_SINCE, TAG_STABLE, TAG_STABLE_TG, TAG_STEPS
 from rollout.live import aws_fault_reason, bounded_read, fault_is_environmental
 
-from common import aws_client, offline_section, region_of, resource_policy, tags_of
+from clients import aws_client, region_of
+from guard import resource_policy
+from offline import offline_section
+from props import tags_of
 
 __all__ = ["colour_identity", "check_colour_identity_is_immutable"]
 

@@ -34,19 +34,9 @@ from rollout.live import (
 )
 from rollout.rules import COLORS
 
-from common import (
-    LISTENER_RULE_TYPES,
-    LISTENER_TYPES,
-    as_weight,
-    aws_client,
-    describe,
-    forward_actions,
-    is_seq,
-    offline_live_state,
-    offline_section,
-    region_of,
-    tags_of,
-)
+from clients import aws_client, region_of
+from offline import offline_live_state, offline_section
+from props import LISTENER_RULE_TYPES, LISTENER_TYPES, as_weight, describe, forward_actions, is_seq, tags_of
 
 __all__ = ["RouteView", "route_view", "analyze_call", "Gain"]
 

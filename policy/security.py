@@ -17,7 +17,10 @@ from typing import Any, Callable
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
 import pack_config
-from common import LISTENER_TYPES, LOAD_BALANCER_TYPES, aws_client, describe, is_seq, offline_section, resource_policy, tags_of
+from clients import aws_client
+from guard import resource_policy
+from offline import offline_section
+from props import LISTENER_TYPES, LOAD_BALANCER_TYPES, describe, is_seq, tags_of
 from rollout.live import bounded_read
 
 __all__ = [

@@ -18,7 +18,7 @@ from rollout.errors import ConfigError
 from rollout.rules import COLORS, other, validate_steps
 
 import pack_config
-from common import (
+from props import (
     LISTENER_RULE_TYPES,
     LISTENER_TYPES,
     TAG_BREAKING,
@@ -30,12 +30,12 @@ from common import (
     is_seq,
     iso,
     minutes_text,
-    now,
     parse_since,
-    resource_policy,
     tags_of,
     weights_text,
 )
+from clients import now
+from guard import resource_policy
 from routes import RouteView, route_view
 
 __all__ = ["valid_weights", "one_step_at_a_time", "bake_time", "migration_guard", "live_state_readable", "stable_by_finish"]
