@@ -160,6 +160,8 @@ def main() -> None:
             platform=platform,
         )
 
+    traffic.add_header_route(after=list(colors.values()))  # gated on creation: the candidate runs by then
+
     r = cfg.rollout
     pulumi.export("platform", cfg.platform)
     pulumi.export("albDnsName", traffic.dns_name)

@@ -56,6 +56,27 @@ class TrafficLayer(pulumi.ComponentResource):
     listeners: list
     target_group_arns: Mapping[str, pulumi.Output[str]]
 
+    def add_header_route(self, after: Sequence[pulumi.Resource] = ()) -> Optional[aws.lb.ListenerRule]:
+        """The optional header route to the candidate, created after `after` (the colours' workloads):
+        the pack gates it when it is created, so the candidate must be running by then."""
+        name, plan, base_tags, candidate_tg = self._header_route_args
+        if not plan.header_route:
+            return None
+        header, value = plan.header_route
+        return aws.lb.ListenerRule(
+            f"{name}-header-route",
+            listener_arn=self.production_listener.arn,
+            priority=10,
+            conditions=[
+                aws.lb.ListenerRuleConditionArgs(
+                    http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(http_header_name=header, values=[value])
+                )
+            ],
+            actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=candidate_tg.arn)],
+            tags=base_tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+        )
+
     def __init__(self, name: str, args: TrafficLayerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("bluegreen:index:TrafficLayer", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -125,6 +146,18 @@ class TrafficLayer(pulumi.ComponentResource):
 
         https = plan.protocol == "HTTPS"
         tls = dict(certificate_arn=args.certificate_arn, ssl_policy=args.ssl_policy) if https else {}
+        # The test listener exists before the production listener, so that on a first deployment the
+        # pack sees it on an otherwise empty load balancer (docs/safety-model.md, first deployment).
+        self.test_listener = aws.lb.Listener(
+            f"{name}-test",
+            load_balancer_arn=alb.arn,
+            port=plan.test_port,
+            protocol=plan.protocol,
+            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=tgs[candidate].arn)],
+            tags={**base_tags, TAG_LISTENER: "test"},
+            opts=child,
+            **tls,
+        )
         self.production_listener = aws.lb.Listener(
             f"{name}-production",
             load_balancer_arn=alb.arn,
@@ -149,10 +182,10 @@ class TrafficLayer(pulumi.ComponentResource):
                 TAG_STABLE_TG: tgs[args.stable].arn,  # the record the pack trusts (docs/safety-model.md)
                 **({TAG_SINCE: args.weights_since} if args.weights_since is not None else {}),
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.test_listener]),
             **tls,
         )
-        self.listeners = [self.production_listener]
+        self.listeners = [self.production_listener, self.test_listener]
         if plan.redirect_http:
             self.listeners.append(
                 aws.lb.Listener(
@@ -170,33 +203,7 @@ class TrafficLayer(pulumi.ComponentResource):
                     opts=child,
                 )
             )
-        self.test_listener = aws.lb.Listener(
-            f"{name}-test",
-            load_balancer_arn=alb.arn,
-            port=plan.test_port,
-            protocol=plan.protocol,
-            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=tgs[candidate].arn)],
-            tags={**base_tags, TAG_LISTENER: "test"},
-            opts=child,
-            **tls,
-        )
-        self.listeners.append(self.test_listener)
-        if plan.header_route:
-            header, value = plan.header_route
-            aws.lb.ListenerRule(
-                f"{name}-header-route",
-                listener_arn=self.production_listener.arn,
-                priority=10,
-                conditions=[
-                    aws.lb.ListenerRuleConditionArgs(
-                        http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(http_header_name=header, values=[value])
-                    )
-                ],
-                actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=tgs[candidate].arn)],
-                tags=base_tags,
-                opts=child,
-            )
-
+        self._header_route_args = (name, plan, base_tags, tgs[candidate])
         self.alb_arn = alb.arn
         self.dns_name = alb.dns_name
         self.security_group_id = sg.id

@@ -95,8 +95,12 @@ class RouteView:
 
     @property
     def first_deploy(self) -> bool:
-        """No route on the load balancer carries anything yet: there is no traffic to protect."""
-        return self.live is not None and not any(r.shares for r in self.live.routes) and self.record is None
+        """A first deployment: nothing records a stable target group, no live route splits traffic
+        between target groups, and this listener is new (only a test listener may exist yet, created
+        first by the program). There is no production traffic to protect."""
+        if self.live is None or self.record is not None or self.kind != "listener" or self.live_route is not None:
+            return False
+        return not any(len(r.shares) >= 2 for r in self.live.routes)
 
     @property
     def recorded(self) -> bool:

@@ -11,6 +11,7 @@ import pytest
 from tests.test_policy_traffic import analyze, configure, live_alb, pack, proposed, stamp, weights_at  # noqa: F401
 
 RULE = "aws:lb/listenerRule:ListenerRule"
+LISTENER_TYPE = "aws:lb/listener:Listener"
 
 
 def _record(aws, alb, stable="blue"):
@@ -193,3 +194,36 @@ def test_migration_guard_never_refuses_a_committed_rollback(aws, pack, configure
     _record(aws, alb)
     props, name, urn = proposed(alb, step=0, **{"bluegreen:colors.green.breakingMigration": True})
     assert analyze(pack, props, name, urn).mandatory == []
+
+
+def test_a_first_deployment_passes_in_the_programs_order_with_nothing_running(aws, pack, configure):
+    """The program creates the test listener first, then the production listener (step 0): no
+    production traffic exists yet, so neither waits for a workload that is not running."""
+    configure("unhealthy")
+    alb = live_alb(aws, step=0, test_listener=False)
+    elbv2 = aws.client("elbv2")
+    elbv2.delete_listener(ListenerArn=alb.production_listener)
+    test_props = {
+        "loadBalancerArn": alb.load_balancer, "port": 8443, "protocol": "HTTPS",
+        "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/test", "sslPolicy": "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        "defaultActions": [{"type": "forward", "targetGroupArn": alb.target_groups["green"]}],
+        "tags": {"bluegreen:listener": "test"},
+    }
+    assert pack.analyze(LISTENER_TYPE, test_props, name="web-traffic-test").mandatory == []
+    elbv2.create_listener(
+        LoadBalancerArn=alb.load_balancer, Protocol="HTTP", Port=8443,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": alb.target_groups["green"]}],
+    )
+    props, name, urn = proposed(alb, step=0)
+    assert analyze(pack, props, name, urn).mandatory == []
+    # but once a production listener records stable, a new listener to the unhealthy candidate is gated
+    props, name, urn = proposed(alb, step=5)
+    props["port"] = 9443
+    props["tags"].pop("bluegreen:stable-tg")
+    elbv2.create_listener(
+        LoadBalancerArn=alb.load_balancer, Protocol="HTTP", Port=80,
+        DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+            {"TargetGroupArn": alb.target_groups["blue"], "Weight": 100}, {"TargetGroupArn": alb.target_groups["green"], "Weight": 0}]}}],
+        Tags=[{"Key": "bluegreen:stable-tg", "Value": alb.target_groups["blue"]}],
+    )
+    assert _mandatory(analyze(pack, props, "extra", urn + "-extra"), "healthy-promotion")
