@@ -227,3 +227,20 @@ def test_a_first_deployment_passes_in_the_programs_order_with_nothing_running(aw
         Tags=[{"Key": "bluegreen:stable-tg", "Value": alb.target_groups["blue"]}],
     )
     assert _mandatory(analyze(pack, props, "extra", urn + "-extra"), "healthy-promotion")
+
+
+@pytest.mark.parametrize("health,refused", [("healthy", False), ("unhealthy", True)])
+def test_a_legitimate_finish_passes_only_through_the_gate(aws, pack, configure, health, refused):
+    """Green holds 100% live; the finish records green's target group as stable if green passes its gate."""
+    configure(health)
+    alb = live_alb(aws, step=5)
+    _record(aws, alb)
+    (desc,) = aws.client("elbv2").describe_tags(ResourceArns=[alb.production_listener])["TagDescriptions"]
+    live_since = next(t["Value"] for t in desc["Tags"] if t["Key"] == "bluegreen:weights-since")
+    # a finish moves no traffic, so the program keeps the live stamp
+    props, name, urn = proposed(alb, step=0, since=live_since, **{"bluegreen:rollout.stable": "green"})
+    assert props["tags"]["bluegreen:stable-tg"] == alb.target_groups["green"]
+    result = analyze(pack, props, name, urn)
+    assert bool(result.mandatory) is refused, result
+    if refused:
+        assert any("makes green" in v.message for v in _mandatory(result, "healthy-promotion")), result
