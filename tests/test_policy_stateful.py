@@ -318,7 +318,7 @@ def test_adversary_short(aws, packs, health_server):
 @pytest.mark.explore
 def test_adversary_long(aws, packs, health_server):
     started = time.monotonic()
-    world = _run(aws, packs, health_server, examples=60, steps=25)
+    world = _run(aws, packs, health_server, examples=40, steps=20)
     passed = sum(1 for _, _, p in world.log if p)
     print(f"\nexplore: {len(world.log)} verdicts ({passed} passed, {sum(1 for _, f, _ in world.log if f)} under fault) "
           f"in {time.monotonic() - started:.0f} s")
