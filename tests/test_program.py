@@ -276,3 +276,31 @@ def test_the_program_clock_ignores_the_environment(monkeypatch):
     monkeypatch.setenv("BLUEGREEN_NOW", "0")
     assert desired.SIMULATED_NOW is None
     assert abs(desired.stamp_clock() - _time.time()) < 5
+
+
+def test_only_the_simulation_harness_can_pin_the_clock():
+    """The engine runs the program in a fresh interpreter: there the pin is None whatever the
+    environment says, and the only code that sets it is rollout.simulate (in-process, then restored)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import rollout.desired as desired
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "BLUEGREEN_NOW": "0", "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", "import time, rollout.desired as d; print(d.SIMULATED_NOW, abs(d.stamp_clock() - time.time()) < 5)"],
+        env=env, cwd=root, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    assert out == ["None", "True"], out
+    setters = [
+        p.relative_to(root).as_posix()
+        for p in [*root.glob("*.py"), *root.glob("rollout/*.py"), *root.glob("components/*.py"), *root.glob("policy/*.py")]
+        if "SIMULATED_NOW =" in p.read_text().replace("desired.SIMULATED_NOW =", "SIMULATED_NOW =")
+        and p.name != "desired.py"
+    ]
+    assert setters == ["rollout/simulate.py"], setters
+    run_program("production", overrides={"bluegreen:rollout.step": 1})
+    assert desired.SIMULATED_NOW is None  # restored after the simulation
