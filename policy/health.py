@@ -105,12 +105,6 @@ def check_traffic_gained_through_gate(args: ResourceValidationArgs, report_viola
             "forwarding 100% to one target group is let through only when AWS itself cannot be read."
         )
         return
-    if view.live is not None and view.record is None and view.live.record_problem is not None:
-        report_violation(
-            f"a target group may get more traffic only after passing its health gate, and which target group is stable "
-            f"is not recorded live ({view.live.record_problem}): only a listener forwarding 100% to one target group passes"
-        )
-        return
     stable_proposed = view.tags.get(TAG_STABLE_TG) if view.first_deploy and view.kind == "listener" else None
     if view.first_deploy and stable_proposed is None:
         return  # nothing on this load balancer carries traffic yet; the listener recording stable is gated

@@ -152,10 +152,12 @@ class RouteView:
 
     def narrow_shape(self) -> bool:
         """The one shape let through unverified: a listener forwarding 100% to one target group while
-        live state is unreadable for a reason no input can cause, or has no record of stable."""
+        live state is unreadable for a reason no input can cause.
+
+        A missing record is NOT such a reason: an update can remove it (by replacing the recorded
+        listener, whose deletion the pack never sees), so without a record every gain is gated."""
         unreadable = self.problem is not None and self.environmental
-        unrecorded = self.problem is None and self.live is not None and self.record is None and self.live.record_problem is not None
-        if self.kind != "listener" or not (unreadable or unrecorded) or not self.groups:
+        if self.kind != "listener" or not unreadable or not self.groups:
             return False
         return sorted(self.shares.values())[-1] >= 1.0 - _EPS
 

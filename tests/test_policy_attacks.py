@@ -155,12 +155,23 @@ def test_partial_rollback_passes_when_the_gate_reads_fail(aws, pack, configure):
 def test_full_rollback_passes_with_the_live_stable_tag_missing_or_odd(aws, pack, configure, live_stable):
     configure("unhealthy")
     alb = live_alb(aws, step=3)
+    _record(aws, alb)  # the record is the target group ARN; the colour label is only a label
     elbv2 = aws.client("elbv2")
     elbv2.remove_tags(ResourceArns=[alb.production_listener], TagKeys=["bluegreen:stable"])
     if live_stable:
         elbv2.add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": "bluegreen:stable", "Value": live_stable}])
     props, name, urn = proposed(alb, step=0)
     assert analyze(pack, props, name, urn).mandatory == []
+
+
+def test_a_removed_record_is_not_a_licence(aws, pack, configure):
+    """An update can remove the record (replace the recorded listener: the pack never sees deletes),
+    so with no record every gain is gated -- the unhealthy candidate at 100% is refused."""
+    configure("unhealthy")
+    alb = live_alb(aws, step=1)
+    aws.client("elbv2").remove_tags(ResourceArns=[alb.production_listener], TagKeys=["bluegreen:stable"])
+    props, name, urn = proposed(alb, step=5)
+    assert _mandatory(analyze(pack, props, name, urn), "healthy-promotion")
 
 
 def test_full_rollback_passes_while_aws_is_unreadable(aws, pack, configure):
