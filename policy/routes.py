@@ -112,6 +112,20 @@ class RouteView:
             and self.live_route.listener_arn == self.record.listener_arn
         )
 
+    @property
+    def ladder_route(self) -> LiveRoute | None:
+        """The live route whose ladder and bake clock this listener continues: its own if it holds the
+        record, else the recorded listener's when this (new) listener carries the same record -- a
+        replacement (say, a new port) cannot start the ladder over."""
+        if self.recorded:
+            return self.live_route
+        rec = self.record
+        if self.kind == "listener" and rec is not None and self.live is not None and self.tags.get(TAG_STABLE_TG) == rec.stable_tg:
+            for r in self.live.routes:
+                if r.rule_arn is None and r.listener_arn == rec.listener_arn:
+                    return r
+        return None
+
     def color(self, arn: str | None) -> str | None:
         if arn is None or self.live is None:
             return None
@@ -176,9 +190,11 @@ class RouteView:
         return out
 
     def live_weights_by_color(self) -> dict[str, int]:
+        """Live integer weights per colour of the ladder route (the recorded listener)."""
         out = {c: 0 for c in COLORS}
-        if self.live_route is not None:
-            for arn, s in self.live_route.shares.items():
+        route = self.ladder_route
+        if route is not None:
+            for arn, s in route.shares.items():
                 c = self.color(arn)
                 if c is not None:
                     out[c] += round(s * 100)

@@ -167,11 +167,12 @@ def check_ladder(args: ResourceValidationArgs, report_violation: ReportViolation
                 f"found the candidate at {w}%"
             )
         return
-    if not view.recorded:
+    route = view.ladder_route
+    if route is None:
         return  # other listeners and rules: healthy-promotion gates every gain on them
     rec = view.record
-    assert rec is not None and view.live_route is not None
-    live_candidate = _candidate_percent(view, view.live_route.shares)
+    assert rec is not None
+    live_candidate = _candidate_percent(view, route.shares)
     if rec.legacy and rec.steps is None:
         live_steps, why = _ladder(proposed_tag, f"the proposed {TAG_STEPS} tag")
     else:
@@ -253,7 +254,8 @@ def check_bake_clock(args: ResourceValidationArgs, report_violation: ReportViola
                 f"held cannot be told: {view.problem}"
             )
         return
-    if not (view.recorded or view.first_deploy) or (view.first_deploy and TAG_STABLE_TG not in view.tags):
+    route = view.ladder_route
+    if not (route is not None or view.first_deploy) or (view.first_deploy and TAG_STABLE_TG not in view.tags):
         return
     proposed_w = view.weights_by_color()
     if proposed_w is None:
@@ -263,7 +265,11 @@ def check_bake_clock(args: ResourceValidationArgs, report_violation: ReportViola
     live_stamp_raw = view.record.since if view.record is not None else None
     live_w = view.live_weights_by_color()
     moved = proposed_w != live_w
-    gaining = [g for g in view.ungated_gains()]
+    before_shares = route.shares if route is not None else {}
+    gaining = [
+        (arn, before_shares.get(arn, 0.0)) for arn, share in view.shares.items()
+        if arn != view.stable_tg and share > before_shares.get(arn, 0.0) + 1e-9
+    ]
 
     # 1. Every stamp a change writes must be trustworthy: fresh, and naming the new weights.
     if stamp_raw is not None and stamp_raw != live_stamp_raw or (moved and not rollback):
@@ -291,7 +297,7 @@ def check_bake_clock(args: ResourceValidationArgs, report_violation: ReportViola
         return
 
     # 2. The live weights must have held long enough.
-    before = max((g.before for g in gaining), default=0.0)
+    before = max((b for _, b in gaining), default=0.0)
     if before <= 0:
         return  # the gaining target group carried no traffic here: there is nothing to bake yet
     current = weights_text(live_w)

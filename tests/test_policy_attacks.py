@@ -133,6 +133,17 @@ def test_ladder_edit_mid_rollout_is_refused(aws, pack, configure):
     assert any("ladder may change only while no candidate traffic is live" in v.message for v in _mandatory(result)), result
 
 
+def test_a_replacement_listener_cannot_start_the_ladder_over(aws, pack, configure):
+    """A new port (the engine replaces the listener) carrying the same record still moves one rung at a time."""
+    configure("healthy")
+    alb = live_alb(aws, step=1)
+    _record(aws, alb)
+    props, name, urn = proposed(alb, step=5)
+    props["port"] = 8443
+    result = analyze(pack, props, name, urn)
+    assert _mandatory(result, "one-step-at-a-time"), result
+
+
 def test_a_backdated_rollback_stamp_is_refused_and_a_fresh_one_passes(aws, pack, configure):
     configure("unhealthy")
     alb = live_alb(aws, step=3, since_minutes=1)
