@@ -18,7 +18,7 @@ from components import ColorEnvironment, ColorEnvironmentArgs, Network, NetworkA
 from components.probe import ProbeFunction, ProbeFunctionArgs, probe_security_group  # noqa: E402
 from components.reflex import ReflexFunction, ReflexFunctionArgs  # noqa: E402
 from rollout.config import NAMESPACE, StackConfig, check_secrets_are_secret, parse_stack_config  # noqa: E402
-from rollout.desired import listener_plan, since_stamp, stamp_clock  # noqa: E402
+from rollout.desired import TAG_SINCE, TAG_STABLE_TG, listener_plan, since_stamp, stamp_clock  # noqa: E402
 from rollout.errors import ConfigError  # noqa: E402
 from rollout.probe_runner import PROBE_IN_VPC, TAG_PROBE  # noqa: E402
 from rollout.rules import COLORS  # noqa: E402
@@ -41,14 +41,50 @@ def read_config() -> StackConfig:
         raise pulumi.RunError(f"invalid stack config: {e}") from None
 
 
-def previous_weights_since(stack: str) -> pulumi.Output:
-    """This stack's own `weightsSince` output from its last update (None on the first one).
+def _unknown() -> pulumi.Output:
+    """A value not known until `pulumi up` (shown as "[unknown]" in the preview and in a saved plan)."""
+    import asyncio
 
-    A StackReference to the stack itself reads the previous deployment's outputs, so the bake clock
-    is kept while the weights stay the same and restarted when they change.
+    loop = asyncio.get_event_loop()
+    value, known = loop.create_future(), loop.create_future()
+    value.set_result(None)
+    known.set_result(False)
+    return pulumi.Output(set(), value, known)
+
+
+def weights_since(plan, alb_arn: pulumi.Output) -> pulumi.Output:
+    """The production listener's `bluegreen:weights-since` stamp (the bake clock).
+
+    The previous stamp is read from the LIVE recorded listener of this load balancer (the provider's
+    `aws:resourcegroupstaggingapi/getResources` invoke: listeners carrying `bluegreen:stable-tg`; it
+    answers an empty list when there is none, where a failing invoke would fail the program): kept while the weights stay the same, so `preview` and `up` agree; when
+    the weights change the new stamp is "now", which is known only at `up`, so a preview (and a saved
+    plan) carries an unknown there. The program reads no stack outputs, not even its own.
     """
-    me = pulumi.StackReference("bluegreen-previous", stack_name=f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}")
-    return me.get_output("weightsSince")
+    import pulumi_aws as aws
+
+    def stamp(arn):
+        prefix = arn.replace(":loadbalancer/", ":listener/", 1) + "/"
+        found = aws.resourcegroupstaggingapi.get_resources(
+            resource_type_filters=["elasticloadbalancing:listener"],
+            tag_filters=[aws.resourcegroupstaggingapi.GetResourcesTagFilterArgs(key=TAG_STABLE_TG)],
+        )
+        previous = next(
+            (
+                (m.tags or {}).get(TAG_SINCE)
+                for m in found.resource_tag_mapping_lists or []
+                if str(m.resource_arn).startswith(prefix) and (m.tags or {}).get(TAG_SINCE)
+            ),
+            None,
+        )
+        kept = since_stamp(plan.weights, previous, 0)
+        if previous is not None and kept == str(previous).strip():
+            return kept
+        if pulumi.runtime.is_dry_run():
+            return _unknown()
+        return since_stamp(plan.weights, None, stamp_clock())
+
+    return alb_arn.apply(stamp)
 
 
 def make_platform(cfg: StackConfig, name: str, tags: dict, vpc_id):
@@ -68,7 +104,6 @@ def main() -> None:
     name = cfg.service.name
     tags = {"bluegreen:stack": stack, "bluegreen:service": name}
     plan = listener_plan(cfg, stack)
-    weights_since = previous_weights_since(stack).apply(lambda prev: since_stamp(plan.weights, prev, stamp_clock()))
 
     net = Network(
         f"{name}-network",
@@ -105,9 +140,9 @@ def main() -> None:
             idle_timeout=cfg.traffic.idle_timeout,
             internal=cfg.traffic.internal,
             tags={"bluegreen:service": name},
-            weights_since=weights_since,
             test_security_group_ids=[probe_sg.id] if probe_sg else [],
             test_listener_tags={TAG_PROBE: PROBE_IN_VPC} if probe_sg else {},
+            weights_since_from=lambda alb_arn: weights_since(plan, alb_arn),
         ),
     )
     if probe_sg:
@@ -174,6 +209,8 @@ def main() -> None:
             platform=platform,
         )
 
+    traffic.add_header_route(after=list(colors.values()))  # gated on creation: the candidate runs by then
+
     r = cfg.rollout
     pulumi.export("platform", cfg.platform)
     pulumi.export("albDnsName", traffic.dns_name)
@@ -191,7 +228,7 @@ def main() -> None:
     pulumi.export("images", {c: cfg.colors[c].image for c in COLORS})
     pulumi.export("replicas", {c: cfg.replicas(c) for c in COLORS})
     pulumi.export("healthPath", cfg.service.health_path)
-    pulumi.export("weightsSince", weights_since)
+    pulumi.export("weightsSince", traffic.weights_since)
 
 
 main()

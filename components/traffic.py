@@ -12,7 +12,7 @@ from typing import Mapping, Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from rollout.desired import TAG_COLOR, TAG_LISTENER, TAG_SINCE, TAG_STACK, ListenerPlan
+from rollout.desired import TAG_COLOR, TAG_LISTENER, TAG_SINCE, TAG_STABLE_TG, TAG_STACK, ListenerPlan
 from rollout.names import explicit_name
 from rollout.rules import COLORS, other
 
@@ -45,6 +45,7 @@ class TrafficLayerArgs:
     weights_since: Optional[pulumi.Input[str]] = None  # bluegreen:weights-since stamp for the production listener
     test_security_group_ids: Sequence[pulumi.Input[str]] = ()  # also admitted to the test listener (the probe function)
     test_listener_tags: Mapping[str, str] = field(default_factory=dict)  # extra tags, e.g. bluegreen:probe=in-vpc
+    weights_since_from: Optional[object] = None  # callable(alb_arn Output) -> stamp Output; used when weights_since is None
 
 
 class TrafficLayer(pulumi.ComponentResource):
@@ -57,6 +58,27 @@ class TrafficLayer(pulumi.ComponentResource):
     test_listener: aws.lb.Listener
     listeners: list
     target_group_arns: Mapping[str, pulumi.Output[str]]
+
+    def add_header_route(self, after: Sequence[pulumi.Resource] = ()) -> Optional[aws.lb.ListenerRule]:
+        """The optional header route to the candidate, created after `after` (the colours' workloads):
+        the pack gates it when it is created, so the candidate must be running by then."""
+        name, plan, base_tags, candidate_tg = self._header_route_args
+        if not plan.header_route:
+            return None
+        header, value = plan.header_route
+        return aws.lb.ListenerRule(
+            f"{name}-header-route",
+            listener_arn=self.production_listener.arn,
+            priority=10,
+            conditions=[
+                aws.lb.ListenerRuleConditionArgs(
+                    http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(http_header_name=header, values=[value])
+                )
+            ],
+            actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=candidate_tg.arn)],
+            tags=base_tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
+        )
 
     def __init__(self, name: str, args: TrafficLayerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("bluegreen:index:TrafficLayer", name, None, opts)
@@ -104,6 +126,9 @@ class TrafficLayer(pulumi.ComponentResource):
             tags=base_tags,
             opts=child,
         )
+        if args.weights_since is None and args.weights_since_from is not None:
+            args.weights_since = args.weights_since_from(alb.arn)
+        self.weights_since = args.weights_since
         tgs = {}
         for color in COLORS:
             tgs[color] = aws.lb.TargetGroup(
@@ -130,6 +155,18 @@ class TrafficLayer(pulumi.ComponentResource):
 
         https = plan.protocol == "HTTPS"
         tls = dict(certificate_arn=args.certificate_arn, ssl_policy=args.ssl_policy) if https else {}
+        # The test listener exists before the production listener, so that on a first deployment the
+        # pack sees it on an otherwise empty load balancer (docs/safety-model.md, first deployment).
+        self.test_listener = aws.lb.Listener(
+            f"{name}-test",
+            load_balancer_arn=alb.arn,
+            port=plan.test_port,
+            protocol=plan.protocol,
+            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=tgs[candidate].arn)],
+            tags={**base_tags, **args.test_listener_tags, TAG_LISTENER: "test"},
+            opts=child,
+            **tls,
+        )
         self.production_listener = aws.lb.Listener(
             f"{name}-production",
             load_balancer_arn=alb.arn,
@@ -148,11 +185,16 @@ class TrafficLayer(pulumi.ComponentResource):
                     ),
                 )
             ],
-            tags={**base_tags, **plan.production_tags, **({TAG_SINCE: args.weights_since} if args.weights_since is not None else {})},
-            opts=child,
+            tags={
+                **base_tags,
+                **plan.production_tags,
+                TAG_STABLE_TG: tgs[args.stable].arn,  # the record the pack trusts (docs/safety-model.md)
+                **({TAG_SINCE: args.weights_since} if args.weights_since is not None else {}),
+            },
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.test_listener]),
             **tls,
         )
-        self.listeners = [self.production_listener]
+        self.listeners = [self.production_listener, self.test_listener]
         if plan.redirect_http:
             self.listeners.append(
                 aws.lb.Listener(
@@ -170,33 +212,7 @@ class TrafficLayer(pulumi.ComponentResource):
                     opts=child,
                 )
             )
-        self.test_listener = aws.lb.Listener(
-            f"{name}-test",
-            load_balancer_arn=alb.arn,
-            port=plan.test_port,
-            protocol=plan.protocol,
-            default_actions=[aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=tgs[candidate].arn)],
-            tags={**base_tags, **args.test_listener_tags, TAG_LISTENER: "test"},
-            opts=child,
-            **tls,
-        )
-        self.listeners.append(self.test_listener)
-        if plan.header_route:
-            header, value = plan.header_route
-            aws.lb.ListenerRule(
-                f"{name}-header-route",
-                listener_arn=self.production_listener.arn,
-                priority=10,
-                conditions=[
-                    aws.lb.ListenerRuleConditionArgs(
-                        http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(http_header_name=header, values=[value])
-                    )
-                ],
-                actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=tgs[candidate].arn)],
-                tags=base_tags,
-                opts=child,
-            )
-
+        self._header_route_args = (name, plan, base_tags, tgs[candidate])
         self.alb_arn = alb.arn
         self.dns_name = alb.dns_name
         self.security_group_id = sg.id

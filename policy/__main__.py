@@ -40,7 +40,61 @@ from security import (  # noqa: E402
 )
 from plain_secrets import no_plain_secrets  # noqa: E402
 from workload import workload_break_glass, workload_frozen_while_live, workload_steady_during_shift  # noqa: E402
-from traffic import bake_time, live_state_readable, migration_guard, one_step_at_a_time, valid_weights  # noqa: E402
+from identity import colour_identity  # noqa: E402
+from routes import analyze_call  # noqa: E402
+from traffic import bake_time, live_state_readable, migration_guard, one_step_at_a_time, stable_by_finish, valid_weights  # noqa: E402
+
+
+def _finite(value) -> None:
+    """Replace NaN/±Inf numbers in a protobuf Struct/ListValue, in place, by the strings "NaN",
+    "Infinity", "-Infinity": the SDK's MessageToDict raises on them before any policy runs, which the
+    engine would see as a gRPC error. As strings they are simply invalid values a policy refuses."""
+    import math
+
+    items = value.fields.values() if hasattr(value, "fields") else value.values
+    for v in items:
+        kind = v.WhichOneof("kind")
+        if kind == "number_value" and not math.isfinite(v.number_value):
+            n = v.number_value
+            v.string_value = "NaN" if math.isnan(n) else ("Infinity" if n > 0 else "-Infinity")
+        elif kind == "struct_value":
+            _finite(v.struct_value)
+        elif kind == "list_value":
+            _finite(v.list_value)
+
+
+def _one_live_read_per_analyze_call() -> None:
+    """Scope the route views (and their one read of AWS) to one Analyze call (docs/safety-model.md, invariant 8).
+
+    The SDK builds fresh arguments for each policy of a call, so the call itself is the only safe
+    boundary: wrap the SDK servicer's Analyze. Without the hook (another SDK version) each policy
+    reads AWS itself: slower, never stale.
+    """
+    from pulumi_policy import policy as sdk
+
+    servicer = getattr(sdk, "_PolicyAnalyzerServicer", None)
+    original = getattr(servicer, "Analyze", None)
+    if servicer is None or original is None:
+        return
+
+    def analyze(self, request, context):
+        _finite(request.properties)
+        with analyze_call():
+            return original(self, request, context)
+
+    servicer.Analyze = analyze
+    original_stack = getattr(servicer, "AnalyzeStack", None)
+    if original_stack is not None:
+
+        def analyze_stack(self, request, context):
+            for resource in request.resources:
+                _finite(resource.properties)
+            return original_stack(self, request, context)
+
+        servicer.AnalyzeStack = analyze_stack
+
+
+_one_live_read_per_analyze_call()
 
 PolicyPack(
     name=pack_config.PACK_NAME,
@@ -56,6 +110,8 @@ PolicyPack(
         one_step_at_a_time(),
         bake_time(),
         valid_weights(),
+        stable_by_finish(),
+        colour_identity(),
         migration_guard(),
         abort_marker(),
         live_state_readable(),

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
-from rollout.reflex import TAG_ABORTED, parse_abort, stable_target_group_from
+from rollout.reflex import TAG_ABORTED, parse_abort
 
-from common import assess, resource_policy
+from guard import resource_policy
+from routes import route_view
 
 __all__ = ["abort_marker"]
 
@@ -28,28 +29,30 @@ NAME = "abort-marker"
 
 
 def _check(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    view = assess(args)
-    if view is None or view.live_state is None or view.live_state.production is None:
+    """While the reflex's abort marker stands on the live-recorded listener, no route gives a target
+    group other than the recorded stable one more traffic than it has live."""
+    view = route_view(args)
+    if view is None or view.live is None:
         return
-    live = view.live_state.production
-    marker = parse_abort(live.tags.get(TAG_ABORTED))
+    live = view.live
+    listener = view.record.listener_arn if view.record is not None else (live.production.arn if live.production else None)
+    marker = parse_abort(live.listener_tags.get(listener, {}).get(TAG_ABORTED)) if listener else None
     if marker is None:
         return
-    stable = stable_target_group_from(live.tags, live.target_groups)
-    gaining = [(arn, w) for arn, w in view.groups if w > 0 and arn != stable]
-    if stable is not None and not gaining:
-        return  # all on the recorded stable target group: step 0, the update that converges and clears the marker
+    gaining = view.ungated_gains()  # every gain except traffic returning to the recorded stable target group
+    if not gaining:
+        return  # all on stable (step 0) or no change: the update that converges and clears the marker
     why = f"{marker.code} at {marker.when}" if marker.code != "unknown" else f"marker {marker.raw!r}"
-    if stable is None:
+    names = ", ".join(g.text(view.color(g.arn)) for g in gaining)
+    if view.stable_tg is None:
         report_violation(
             f"the reflex rolled production back ({why}) and no stable target group is recorded on the live listener; "
-            "no update may give traffic to any target group until a human restores the record"
+            f"no update may give traffic to any target group until a human restores the record, but this update gives {names}"
         )
         return
-    names = ", ".join(f"{view.colors.get(arn, arn)} {w}" for arn, w in gaining)
     report_violation(
         f"the reflex rolled production back to stable ({why}); while {TAG_ABORTED} stands, only the all-on-stable "
-        f"shape (rollout.step 0) may be deployed, but this update gives traffic to {names}. Commit step 0 "
+        f"shape (rollout.step 0) may be deployed, but this update gives {names}. Commit step 0 "
         "(`python -m rollout rollback --to-step 0`) and `pulumi up --refresh`, which clears the marker"
     )
 

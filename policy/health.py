@@ -1,4 +1,4 @@
-"""healthy-promotion: a colour gets more traffic only if it passes its health gate now.
+"""healthy-promotion (invariant 1): traffic is gained only through the gate.
 
 The gate is `rollout.gate.run_gate`, the same verdict `python -m rollout gate` reaches: HTTP probes
 of the colour's health path through the TEST listener, ALB target health, CloudWatch metrics.
@@ -8,24 +8,28 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from datetime import datetime, timezone
+
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
 from rollout.errors import ConfigError, GateError
 from rollout.gate import GateTarget, GateThresholds, run_gate
 from rollout.probe_evidence import in_vpc_probe_stack
-from rollout.rules import ChangeKind, other
+from rollout.desired import TAG_STABLE_TG, parse_since
 
 import pack_config
-from common import TrafficView, assess, aws_client, region_of, resource_policy, weights_text
+from clients import aws_client, region_of
+from guard import resource_policy
+from routes import Gain, RouteView, route_view
 
-__all__ = ["healthy_promotion", "gate_colour"]
+__all__ = ["healthy_promotion", "gate_colour", "check_traffic_gained_through_gate"]
 
 NAME = "healthy-promotion"
 
 
-def _probe_url(view: TrafficView, color: str, cfg: Mapping[str, Any]) -> tuple[str | None, str]:
+def _probe_url(view: RouteView, color: str, cfg: Mapping[str, Any]) -> tuple[str | None, str]:
     """(probe URL, '') or (None, why not)."""
-    live = view.live_state
+    live = view.live
     if live is None:
         return None, "the load balancer's live state is unknown"
     path = live.health_paths.get(color)
@@ -49,15 +53,19 @@ def _probe_url(view: TrafficView, color: str, cfg: Mapping[str, Any]) -> tuple[s
     return f"{scheme}://{live.dns_name}:{test.port}{path}", ""
 
 
-def gate_colour(view: TrafficView, color: str, cfg: Mapping[str, Any]) -> str | None:
-    """Run the health gate on `color`; None if it passed, else the reason it did not."""
+def gate_colour(view: RouteView, color: str, cfg: Mapping[str, Any], target_group_arn: str | None = None,
+                gain: Gain | None = None) -> str | None:
+    """Run the health gate on `color`; None if it passed, else the reason it did not.
+
+    The judge compares the colour with the live-recorded stable target group over the minutes since the
+    live weights-since stamp; `gain` (the share before and after) also sets the capacity floor."""
     gate_cfg = {k: v for k, v in cfg.items() if k not in pack_config.HEALTH_OWN_KEYS}
     try:
         thresholds = GateThresholds.from_mapping(gate_cfg, prefix=f"{NAME}.")
     except ConfigError as e:
         return f"{color} must pass its health gate before it gets more traffic, but the gate is misconfigured: {e}"
     # The live test listener tagged bluegreen:probe=in-vpc: the probe function's metrics are the evidence.
-    probe_stack = None if str(cfg.get("probeBaseUrl") or "").strip() else in_vpc_probe_stack(view.live_state)
+    probe_stack = None if str(cfg.get("probeBaseUrl") or "").strip() else in_vpc_probe_stack(view.live)
     url, why = _probe_url(view, color, cfg) if probe_stack is None else (None, "")
     if url is None and probe_stack is None:
         return f"{color} must pass its health gate before it gets more traffic, but it cannot be probed: {why}"
@@ -65,10 +73,11 @@ def gate_colour(view: TrafficView, color: str, cfg: Mapping[str, Any]) -> str | 
     target = GateTarget(
         color=color,
         probe_url=url,
-        target_group_arn=view.arn_of(color),
+        target_group_arn=target_group_arn or view.arn_of(color),
         load_balancer_arn=view.load_balancer_arn,
         verify_tls=bool(cfg.get("verifyTls", True)),
         probe_stack=probe_stack,
+        **_judge_context(view, target_group_arn or view.arn_of(color), gain),
     )
     try:
         verdict = run_gate(
@@ -79,59 +88,87 @@ def gate_colour(view: TrafficView, color: str, cfg: Mapping[str, Any]) -> str | 
         )
     except GateError as e:
         return f"{color} must pass its health gate before it gets more traffic, but the gate reached no verdict: {e}"
+    except Exception as e:  # noqa: BLE001 - e.g. no client offline: a gate that did not pass
+        return f"{color} must pass its health gate before it gets more traffic, but the gate could not run: {type(e).__name__}: {e}"
     return None if verdict.passed else verdict.message()
 
 
-def _check(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    view = assess(args)
-    if view is None:
+def _judge_context(view: RouteView, target_group_arn: str | None, gain: Gain | None) -> dict[str, Any]:
+    """What the gate would otherwise read again from AWS: the baseline (the recorded stable target
+    group), the live share, the share after the change and when the live weights began."""
+    out: dict[str, Any] = {}
+    stable = view.stable_tg
+    if stable and stable != target_group_arn:
+        out["baseline_target_group_arn"] = stable
+    if gain is not None and view.recorded:
+        out["live_share"] = round(gain.before * 100)
+        out["share"] = round(gain.after * 100)
+    parsed = parse_since(view.record.since) if view.record is not None else None
+    if parsed is not None:
+        out["since"] = datetime.fromtimestamp(parsed[0], timezone.utc)
+    return out
+
+
+def _where(view: RouteView) -> str:
+    if view.kind == "rule":
+        return f"listener rule (priority {view.priority}) on {view.listener_arn}"
+    return f"listener on port {view.port}"
+
+
+def check_traffic_gained_through_gate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Traffic is gained only through the gate: a change that raises a target group's share of any
+    route passes only if that target group's colour passes the gate now, unless the target group is
+    the live-recorded stable target group."""
+    view = route_view(args)
+    if view is None or not view.groups:
+        return
+    if view.passes_unconditionally():
         return
     cfg = pack_config.settings(NAME, args.get_config())
     if view.problem is not None:
-        if view.full_rollback_shape():
-            return  # a full rollback needs no live data; live-state-readable notes the fault
         report_violation(
-            "a colour may get more traffic only after passing its health gate, and this change cannot be "
-            f"told apart from a promotion: {view.problem}. Promotions fail closed until that is fixed; "
-            f"a full rollback ({view.stable or 'the stable colour'} at 100%) is let through."
+            "a target group may get more traffic only after passing its health gate, and this change cannot be "
+            f"told apart from a promotion: {view.problem}. Promotions fail closed until that is fixed; a listener "
+            "forwarding 100% to one target group is let through only when AWS itself cannot be read."
         )
         return
-    t = view.transition
-    assert t is not None and view.proposed is not None
-    if t.kind in (ChangeKind.NONE, ChangeKind.FINISH) or t.kind.is_rollback:
-        return
-    if t.kind is ChangeKind.INITIAL:
-        # No live production listener yet: nothing serves traffic through it. Weight 0 on the
-        # candidate needs no gate; anything else is a promotion with no history -> the gate decides.
-        stable = view.stable
-        colors = [other(stable)] if stable else [c for c, w in view.proposed.weights.items() if w > 0]
-        gaining = [c for c in colors if view.proposed.weights.get(c, 0) > 0]
-        for color in gaining:
-            if view.offline:
-                report_violation(view.not_evaluated_offline(NAME, f"(the health gate of {color}, which this first deployment gives traffic)"))
-                continue
-            failure = gate_colour(view, color, cfg)
+    stable_proposed = view.tags.get(TAG_STABLE_TG) if view.first_deploy and view.kind == "listener" else None
+    if view.first_deploy and stable_proposed is None:
+        return  # nothing on this load balancer carries traffic yet; the listener recording stable is gated
+    for gain in view.ungated_gains():
+        if gain.arn == stable_proposed:
+            continue  # first deployment: the stable target group it records takes the traffic
+        color = view.color(gain.arn)
+        what = f"[this update moves {gain.text(color)} on the {_where(view)}]"
+        if color is None:
+            report_violation(
+                f"a target group may get more traffic only after passing its health gate, and {gain.arn} has no live "
+                f"bluegreen:color tag (blue | green), so it cannot be gated {what}"
+            )
+            continue
+        if view.offline:
+            report_violation(view.not_evaluated_offline(NAME, f"(the health gate of {color}, {gain.text(None)})"))
+            continue
+        failure = gate_colour(view, color, cfg, gain.arn, gain)
+        if failure:
+            report_violation(f"{failure} {what}")
+    new_stable = view.tags.get(TAG_STABLE_TG)
+    if view.recorded and new_stable and new_stable != view.stable_tg:  # a finish: the new stable passes its gate
+        color = view.color(new_stable)
+        if color is not None and not view.offline:
+            failure = gate_colour(view, color, cfg, new_stable)
             if failure:
-                report_violation(f"{failure} [first deployment of the production listener: {weights_text(view.proposed.weights)}]")
-        return
-    color = t.gaining
-    if color is None:
-        return
-    if view.offline:
-        report_violation(view.not_evaluated_offline(NAME, f"(the health gate of {color}, {t.from_weight}% -> {t.to_weight}%)"))
-        return
-    failure = gate_colour(view, color, cfg)
-    if failure:
-        report_violation(f"{failure} [this update moves {color} from {t.from_weight}% to {t.to_weight}%]")
+                report_violation(f"{failure} [this update makes {color} ({new_stable}) the stable target group]")
 
 
 def healthy_promotion() -> ResourceValidationPolicy:
     return resource_policy(
         NAME,
         (
-            "Checks whether a colour that gets more traffic than it has live passes its health gate "
-            "(probes through the test listener, ALB target health, CloudWatch); rollbacks always pass."
+            "Checks whether every target group that gets a larger share of any route (a listener's default action or "
+            "any listener rule) passes its colour's health gate now; traffic returning to the live-recorded stable "
+            "target group always passes."
         ),
-        _check,
+        check_traffic_gained_through_gate,
         Severity.CRITICAL,
     )

@@ -39,8 +39,10 @@ ENFORCEMENT: dict[str, EnforcementLevel] = {
     "one-step-at-a-time": MANDATORY,
     "bake-time": MANDATORY,
     "valid-weights": MANDATORY,
-    "migration-guard": MANDATORY,
     "abort-marker": MANDATORY,  # the reflex rolled back: only step 0 until the config says so
+    "stable-by-finish": MANDATORY,
+    "colour-identity": MANDATORY,
+    "migration-guard": ADVISORY,  # rollbacks are never refused (docs/safety-model.md, invariant 5)
     "live-state-readable": ADVISORY,  # notes only: the blocking happens in the policies above
     # workload (a colour carrying traffic keeps its workload; policy/workload.py)
     "workload-frozen-while-live": MANDATORY,
@@ -60,6 +62,8 @@ TRAFFIC_POLICIES = (
     "one-step-at-a-time",
     "bake-time",
     "valid-weights",
+    "stable-by-finish",
+    "colour-identity",
     "migration-guard",
     "abort-marker",
     "live-state-readable",

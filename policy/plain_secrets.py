@@ -16,7 +16,8 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
-from common import is_seq, resource_policy
+from guard import resource_policy
+from props import is_seq
 from rollout.workload import looks_secret
 
 __all__ = ["no_plain_secrets"]

@@ -1,8 +1,11 @@
 """The ALB security baseline: HTTPS with a TLS >= 1.2 policy, HTTP only as a redirect to HTTPS,
 deletion protection, invalid header fields dropped, access logs on.
 
-Static checks on the resources' inputs (no AWS calls). Mandatory by default; `staging.json` makes
-them advisory, `production.json` keeps them mandatory.
+Checks on the resources' inputs. Mandatory by default; `staging.json` makes them advisory,
+`production.json` keeps them mandatory. The load balancer checks stop an update from making the
+load balancer worse: when the live load balancer (found by name) already violates in the same way,
+they skip, so an update that only rolls traffic back is never held hostage to old debt
+(docs/safety-model.md, invariant 5).
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ from typing import Any, Callable
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
 import pack_config
-from common import LISTENER_TYPES, LOAD_BALANCER_TYPES, describe, is_seq, resource_policy, tags_of
+from clients import aws_client
+from guard import resource_policy
+from offline import offline_section
+from props import LISTENER_TYPES, LOAD_BALANCER_TYPES, describe, is_seq, tags_of
+from rollout.live import bounded_read
 
 __all__ = [
     "alb_https_only",
@@ -155,6 +162,38 @@ def _application_lb(args: ResourceValidationArgs) -> bool:
     return kind is None or kind == "application"
 
 
+_LIVE_ATTRIBUTE = {
+    "enableDeletionProtection": "deletion_protection.enabled",
+    "dropInvalidHeaderFields": "routing.http.drop_invalid_header_fields.enabled",
+    "accessLogs": "access_logs.s3.enabled",
+}
+
+
+def already_violates_live(args: ResourceValidationArgs, prop: str) -> bool:
+    """Whether the live load balancer of this name already has `prop` off (so this update does not make it worse).
+
+    Any fault reading it: False (the static check decides). Offline: False (nothing live).
+    """
+    name = args.props.get("name")
+    if not isinstance(name, str) or not name:
+        return False
+    offline, problem = offline_section(args)
+    if offline is not None or problem is not None:
+        return False
+
+    def read() -> dict[str, str]:
+        elbv2 = aws_client("elbv2", None)
+        lbs = elbv2.describe_load_balancers(Names=[name])["LoadBalancers"]
+        attrs = elbv2.describe_load_balancer_attributes(LoadBalancerArn=lbs[0]["LoadBalancerArn"])["Attributes"]
+        return {a["Key"]: str(a.get("Value", "")).lower() for a in attrs}
+
+    try:
+        attrs = bounded_read(read, f"the live attributes of load balancer {name}")
+    except Exception:  # noqa: BLE001 - not found (a new load balancer) or unreadable: judge the inputs
+        return False
+    return attrs.get(_LIVE_ATTRIBUTE[prop]) == "false"
+
+
 def _must_be_true(prop: str, what: str) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
     """A check that an application load balancer sets the boolean `prop` to true."""
 
@@ -162,7 +201,7 @@ def _must_be_true(prop: str, what: str) -> Callable[[ResourceValidationArgs, Rep
         if not _application_lb(args):
             return
         value = args.props.get(prop)
-        if value is not True:
+        if value is not True and not already_violates_live(args, prop):
             report_violation(
                 f"an application load balancer must {what} ({prop}: true): "
                 f"{args.name} has {describe(value) if value is not False else 'false'}"
@@ -175,6 +214,8 @@ def _check_access_logs(args: ResourceValidationArgs, report_violation: ReportVio
     if not _application_lb(args):
         return
     logs = args.props.get("accessLogs")
+    if not isinstance(logs, Mapping) and already_violates_live(args, "accessLogs"):
+        return
     if not isinstance(logs, Mapping):
         report_violation(
             f"an application load balancer must write access logs (accessLogs: {{bucket, enabled: true}}): "
@@ -182,6 +223,8 @@ def _check_access_logs(args: ResourceValidationArgs, report_violation: ReportVio
         )
         return
     enabled, bucket = logs.get("enabled"), logs.get("bucket")
+    if enabled is not True and already_violates_live(args, "accessLogs"):
+        return
     problems = []
     if enabled is not True:
         problems.append(f"accessLogs.enabled is {describe(enabled) if enabled is not False else 'false'}")

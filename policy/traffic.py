@@ -1,9 +1,9 @@
-"""Traffic policies on the production listener: valid weights, one step at a time, bake time,
-the migration guard, and an advisory note when live state cannot be read.
+"""Traffic policies on listeners and rules: valid weights, the ladder and the bake clock (invariant 6),
+stable changes only by a finish (invariant 2), the migration note, and the live-state note.
 
-Each runs BEFORE the listener is updated and compares the proposed forward action with what AWS
-has live. "Is this a rollback?" is `rollout.rules.classify_traffic`: traffic moving to the proposed
-stable colour while the LIVE stable tag says the same colour.
+Each runs BEFORE the resource is updated and compares the proposed route with the same route live
+(`routes.route_view`). A rollback -- traffic moving only toward the live-recorded stable target
+group -- passes every one of them (invariant 5). See docs/safety-model.md.
 """
 
 from __future__ import annotations
@@ -13,31 +13,32 @@ from typing import Any
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
-from rollout.desired import steps_tag
-from rollout.rules import COLORS, ChangeKind, other
+from rollout.desired import TAG_STABLE_TG, TAG_STEPS, parse_steps_tag, steps_tag
+from rollout.errors import ConfigError
+from rollout.rules import COLORS, other, validate_steps
 
 import pack_config
-from common import (
+from props import (
     LISTENER_RULE_TYPES,
     LISTENER_TYPES,
     TAG_BREAKING,
     TAG_SINCE,
     as_weight,
-    assess,
     describe,
     format_since,
     forward_actions,
     is_seq,
     iso,
     minutes_text,
-    now,
     parse_since,
-    resource_policy,
     tags_of,
     weights_text,
 )
+from clients import now
+from guard import resource_policy
+from routes import RouteView, route_view
 
-__all__ = ["valid_weights", "one_step_at_a_time", "bake_time", "migration_guard", "live_state_readable"]
+__all__ = ["valid_weights", "one_step_at_a_time", "bake_time", "migration_guard", "live_state_readable", "stable_by_finish"]
 
 MAX_TARGET_GROUPS = 5
 MAX_WEIGHT = 999
@@ -53,7 +54,8 @@ def _check_weights(args: ResourceValidationArgs, report_violation: ReportViolati
         actions = args.props.get("actions")
     else:
         return
-    production = args.resource_type in LISTENER_TYPES and tags_of(args.props).get("bluegreen:listener") == "production"
+    tags = tags_of(args.props)
+    production = args.resource_type in LISTENER_TYPES and (TAG_STABLE_TG in tags or tags.get("bluegreen:listener") == "production")
     forwards = forward_actions(actions)
     weighted: list = []  # the targetGroups list of each weighted forward action, in order
     for n, action in enumerate(forwards):
@@ -115,61 +117,102 @@ def valid_weights() -> ResourceValidationPolicy:
         name,
         (
             "Checks whether forward weights are integers 0..999 with at most 5 target groups per forward, "
-            "and whether the production listener's two colours sum to 100."
+            "and whether the listener that records the stable target group forwards to two target groups summing to 100."
         ),
         _check_weights,
         Severity.HIGH,
     )
 
 
-# --------------------------------------------------------------------------- one-step-at-a-time
+# --------------------------------------------------------------------------- the ladder (invariant 6)
 
 
-def _check_one_step(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    view = assess(args)
-    if view is None:
+def _ladder(tag: str | None, key: str) -> tuple[tuple[int, ...] | None, str | None]:
+    steps = parse_steps_tag(tag)
+    if steps is None:
+        return None, f"{key} is {describe(tag)}, not a ladder like 10/25/50/75/100"
+    try:
+        return validate_steps(list(steps), key), None
+    except ConfigError as e:
+        return None, str(e)
+
+
+def _candidate_percent(view: RouteView, shares) -> int:
+    """The share of the recorded listener that is not on the stable target group, in %."""
+    return round(sum(s for arn, s in shares.items() if arn != view.stable_tg) * 100)
+
+
+def check_ladder(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """The ladder in force is the live one and changes only while no candidate traffic is live; a
+    promotion moves exactly one rung of it."""
+    view = route_view(args)
+    if view is None or view.kind != "listener" or view.passes_unconditionally():
         return
     cfg = pack_config.settings("one-step-at-a-time", args.get_config())
-    if view.problem is not None:
-        if view.full_rollback_shape():
-            return
-        report_violation(f"a promotion may move only one step at a time, and whether this change does cannot be told: {view.problem}")
-        return
-    t = view.transition
-    assert t is not None and view.proposed is not None
-    if not (t.kind.is_promotion or t.kind is ChangeKind.INITIAL):
-        return
-    ladder = steps_tag(view.steps)
-    if view.steps_problem:
-        report_violation(f"a promotion may move only one step at a time, but the ladder is unknown: {view.steps_problem}")
-        return
     allow_skip = bool(cfg.get("allowSkip", False))
-    if t.kind is ChangeKind.INITIAL:
-        stable = view.stable
-        if stable is None:
-            return  # valid-weights / healthy-promotion speak to a listener with no stable tag
-        w = view.proposed.weights.get(other(stable), 0)
-        if w not in (0, view.steps[0]) and not allow_skip:
+    if view.problem is not None:
+        if view.groups:
+            report_violation(f"a promotion may move only one step at a time, and whether this change does cannot be told: {view.problem}")
+        return
+    proposed_tag = view.tags.get(TAG_STEPS)
+    if view.first_deploy:
+        steps, why = _ladder(proposed_tag, f"the {TAG_STEPS} tag")
+        stable = view.tags.get(TAG_STABLE_TG)
+        if steps is None or stable is None:
+            return  # a listener that records no rollout (valid-weights / stable-by-finish speak to it)
+        w = _candidate_percent_first(view, stable)
+        if w not in (0, steps[0]) and not allow_skip:
             report_violation(
-                f"a first deployment must start at step 0 or the first step ({view.steps[0]}%) of the ladder {ladder}: "
+                f"a first deployment must start at step 0 or the first step ({steps[0]}%) of the ladder {steps_tag(steps)}: "
                 f"found the candidate at {w}%"
             )
         return
-    if t.kind is ChangeKind.SKIP_AHEAD:
-        if allow_skip:
+    route = view.ladder_route
+    if route is None:
+        return  # other listeners and rules: healthy-promotion gates every gain on them
+    rec = view.record
+    assert rec is not None
+    live_candidate = _candidate_percent(view, route.shares)
+    if rec.legacy and rec.steps is None:
+        live_steps, why = _ladder(proposed_tag, f"the proposed {TAG_STEPS} tag")
+    else:
+        live_steps, why = _ladder(rec.steps, f"the live {TAG_STEPS} tag")
+    if live_steps is None:
+        report_violation(f"a promotion must move along the live ladder, and the ladder is unknown: {why}")
+        return
+    if proposed_tag != steps_tag(live_steps) and live_candidate > 0:
+        report_violation(
+            f"the ladder may change only while no candidate traffic is live: the live ladder is {steps_tag(live_steps)} "
+            f"with the candidate at {live_candidate}%, and this update sets {TAG_STEPS} to {describe(proposed_tag)}. "
+            "Roll back to step 0 first"
+        )
+        return
+    steps = live_steps
+    if live_candidate == 0:
+        steps, why = _ladder(proposed_tag, f"the proposed {TAG_STEPS} tag")
+        if steps is None:
+            report_violation(f"a promotion must move along a valid ladder: {why}")
             return
-        ladder_full = [0, *view.steps]
-        i = ladder_full.index(t.from_weight)
-        skipped = ladder_full[i + 1 : i + 1 + t.skipped]
-        report_violation(
-            f"a promotion may move only one step of the ladder {ladder} at a time: {t.gaining} {t.from_weight}% -> "
-            f"{t.to_weight}% skips {t.skipped} step(s) ({', '.join(f'{s}%' for s in skipped)}); the next step is {ladder_full[i + 1]}%"
-        )
-    elif t.kind is ChangeKind.OFF_LADDER:
-        report_violation(
-            f"a promotion must move to the next step of the ladder {ladder}: {t.gaining} {t.from_weight}% -> "
-            f"{t.to_weight}% is not a move along it"
-        )
+    before, after = live_candidate, _candidate_percent(view, view.shares)
+    if after <= before:
+        return
+    rungs = [0, *steps]
+    ladder = steps_tag(steps)
+    who = next((view.color(arn) for arn, _ in view.groups if arn != view.stable_tg and view.color(arn)), None) or "the candidate"
+    if before in rungs and after in rungs:
+        skipped = rungs.index(after) - rungs.index(before) - 1
+        if skipped > 0 and not allow_skip:
+            i = rungs.index(before)
+            report_violation(
+                f"a promotion may move only one step of the ladder {ladder} at a time: {who} {before}% -> {after}% "
+                f"skips {skipped} step(s) ({', '.join(f'{s}%' for s in rungs[i + 1:i + 1 + skipped])}); the next step is {rungs[i + 1]}%"
+            )
+        return
+    report_violation(f"a promotion must move to the next step of the ladder {ladder}: {who} {before}% -> {after}% is not a move along it")
+
+
+def _candidate_percent_first(view: RouteView, stable_tg: str) -> int:
+    return round(sum(s for arn, s in view.shares.items() if arn != stable_tg) * 100)
 
 
 def one_step_at_a_time() -> ResourceValidationPolicy:
@@ -177,79 +220,90 @@ def one_step_at_a_time() -> ResourceValidationPolicy:
     return resource_policy(
         name,
         (
-            "Checks whether a promotion moves the gaining colour exactly one step along the listener's "
-            "bluegreen:steps ladder (allowSkip: false)."
+            "Checks whether a promotion on the listener that records the rollout moves exactly one rung of the live "
+            "bluegreen:steps ladder (allowSkip: false), and whether the ladder changes only while no candidate traffic is live."
         ),
-        _check_one_step,
+        check_ladder,
         Severity.HIGH,
     )
 
 
-# --------------------------------------------------------------------------- bake-time
+# --------------------------------------------------------------------------- the bake clock (invariant 6)
 
 
 def _number(value: Any, default: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
         return default
     return float(value)
 
 
-def _check_bake(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    view = assess(args)
-    if view is None:
+def check_bake_clock(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Every stamp a change writes is vetted against the pack's clock, rollbacks included; a promotion
+    waits until the live weights have held `minutes` by the live stamp."""
+    view = route_view(args)
+    if view is None or view.kind != "listener":
         return
     cfg = pack_config.settings("bake-time", args.get_config())
     minutes = _number(cfg.get("minutes"), 10.0)
     tolerance_s = _number(cfg.get("stampToleranceMinutes"), 5.0) * 60
+    rollback = view.passes_unconditionally()
     if view.problem is not None:
-        if view.full_rollback_shape():
-            return
-        report_violation(
-            f"the current weights must hold for {minutes:g} min before the next promotion, and how long they have "
-            f"held cannot be told: {view.problem}"
-        )
+        if not rollback and view.groups:
+            report_violation(
+                f"the current weights must hold for {minutes:g} min before the next promotion, and how long they have "
+                f"held cannot be told: {view.problem}"
+            )
         return
-    t = view.transition
-    assert t is not None and view.proposed is not None
-    if t.kind.is_rollback or t.kind is ChangeKind.INITIAL:
-        return  # rollbacks are never held back; a first deployment has nothing to bake
+    route = view.ladder_route
+    if not (route is not None or view.first_deploy) or (view.first_deploy and TAG_STABLE_TG not in view.tags):
+        return
+    proposed_w = view.weights_by_color()
+    if proposed_w is None:
+        return  # healthy-promotion refuses a target group without a live colour
     clock = now()
-    proposed_w = dict(view.proposed.weights)
     stamp_raw = view.tags.get(TAG_SINCE)
-    live_stamp_raw = view.live_tags.get(TAG_SINCE)
+    live_stamp_raw = view.record.since if view.record is not None else None
+    live_w = view.live_weights_by_color()
+    moved = proposed_w != live_w
+    before_shares = route.shares if route is not None else {}
+    gaining = [
+        (arn, before_shares.get(arn, 0.0)) for arn, share in view.shares.items()
+        if arn != view.stable_tg and share > before_shares.get(arn, 0.0) + 1e-9
+    ]
 
-    # 1. The stamp this update writes must be trustworthy: fresh, and naming the new weights.
-    if t.kind.is_promotion or (stamp_raw is not None and stamp_raw != live_stamp_raw):
+    # 1. Every stamp a change writes must be trustworthy: fresh, and naming the new weights.
+    if stamp_raw is not None and stamp_raw != live_stamp_raw or (moved and not rollback):
         example = format_since(clock, proposed_w)
         stamp = parse_since(stamp_raw)
         if stamp is None:
-            report_violation(
-                f"an update that moves traffic must stamp the listener tag {TAG_SINCE} with the current UTC time and "
-                f"the new weights (e.g. {example!r}) so the next step's bake time can be checked: found {describe(stamp_raw)}"
-            )
+            if not rollback:  # a rollback without a stamp leaves the age unknown: the next promotion fails closed
+                report_violation(
+                    f"an update that moves traffic must stamp the listener tag {TAG_SINCE} with the current UTC time and "
+                    f"the new weights (e.g. {example!r}) so the next step's bake time can be checked: found {describe(stamp_raw)}"
+                )
         else:
             when, stamped = stamp
-            if abs(clock - when) > tolerance_s and not view.offline:  # offline: a simulation's clock
+            if stamped != proposed_w:
+                if not rollback:  # naming other weights, the stamp fails closed at the next promotion
+                    report_violation(
+                        f"the {TAG_SINCE} stamp must name the weights this update sets ({weights_text(proposed_w)}): found {stamp_raw!r}"
+                    )
+            elif abs(clock - when) > tolerance_s and not view.offline:  # offline: a simulation's clock
                 report_violation(
                     f"the {TAG_SINCE} stamp of an update must be within {tolerance_s / 60:g} min of now ({iso(clock)}): "
-                    f"found {stamp_raw!r}"
+                    f"found {stamp_raw!r}" + (" -- a rollback writing a stamp off the clock is not only a rollback" if rollback else "")
                 )
-            elif stamped != proposed_w:
-                report_violation(
-                    f"the {TAG_SINCE} stamp must name the weights this update sets ({weights_text(proposed_w)}): found {stamp_raw!r}"
-                )
-    if not t.kind.is_promotion:
+    if rollback or view.first_deploy or not gaining:
         return
 
-    # 2. The current (live) weights must have held long enough.
-    if t.from_weight == 0:
-        return  # the gaining colour carried no traffic: there is nothing to bake yet
-    if view.offline:  # how long the weights have held is a fact of the live listener and clock
-        held = weights_text(dict(view.live.weights) if view.live else {})
-        report_violation(view.not_evaluated_offline("bake-time", f"(whether {held} has held {minutes:g} min)"))
-        return
-    live_w = dict(view.live.weights) if view.live else {}
+    # 2. The live weights must have held long enough.
+    before = max((b for _, b in gaining), default=0.0)
+    if before <= 0:
+        return  # the gaining target group carried no traffic here: there is nothing to bake yet
     current = weights_text(live_w)
+    if view.offline:
+        report_violation(view.not_evaluated_offline("bake-time", f"(whether {current} has held {minutes:g} min)"))
+        return
     live_stamp = parse_since(live_stamp_raw)
     if live_stamp is None:
         report_violation(
@@ -278,11 +332,74 @@ def bake_time() -> ResourceValidationPolicy:
     return resource_policy(
         name,
         (
-            "Checks whether the live weights have held for the bake time (minutes, default 10) before a promotion, "
-            "using the live listener's bluegreen:weights-since stamp; rollbacks are never held back."
+            "Checks whether every bluegreen:weights-since stamp an update writes (rollbacks included) is within "
+            "stampToleranceMinutes of the pack's clock and names the new weights, and whether the live weights have "
+            "held for the bake time (minutes, default 10) by the live stamp before a promotion."
         ),
-        _check_bake,
+        check_bake_clock,
         Severity.HIGH,
+    )
+
+
+# --------------------------------------------------------------------------- stable-by-finish (invariant 2)
+
+
+def check_stable_changes_only_by_finish(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    """Stable changes only by a legitimate finish: the target group that becomes stable must hold 100% of
+    the recorded listener live, keep it, and pass its gate; the record is never removed.
+
+    The gate half runs in healthy-promotion (it owns the gate's settings)."""
+    view = route_view(args)
+    if view is None or view.kind != "listener" or view.passes_unconditionally():
+        return
+    proposed = view.tags.get(TAG_STABLE_TG)
+    if view.problem is not None:
+        if proposed is not None:
+            report_violation(f"the stable target group may change only by a finish, and whether this update changes it cannot be told: {view.problem}")
+        return
+    if view.first_deploy:
+        return
+    rec = view.record
+    if rec is None:
+        if proposed is not None:
+            report_violation(
+                f"the stable target group may be recorded only when it already holds 100% live, and no live listener records it "
+                f"({view.live.record_problem if view.live else 'live state unknown'}): this update proposes {proposed}"
+            )
+        return
+    if not view.recorded:
+        if proposed is not None and proposed != rec.stable_tg:
+            report_violation(
+                f"only the listener that records the rollout ({rec.listener_arn}) may name the stable target group: "
+                f"this listener proposes {TAG_STABLE_TG}={proposed}, the live record is {rec.stable_tg}"
+            )
+        return
+    if proposed == rec.stable_tg:
+        return
+    if proposed is None:
+        report_violation(f"the record of the stable target group ({TAG_STABLE_TG}={rec.stable_tg}) may not be removed")
+        return
+    live_share = view.live_route.shares.get(proposed, 0.0) if view.live_route else 0.0
+    new_share = view.shares.get(proposed, 0.0)
+    color = view.color(proposed) or proposed
+    if live_share < 1.0 - 1e-9 or new_share < 1.0 - 1e-9:
+        report_violation(
+            f"stable may change only by a finish: {color} must already hold 100% of the production listener live and keep it, "
+            f"but it holds {live_share * 100:g}% live and {new_share * 100:g}% after this update"
+        )
+        return
+
+
+def stable_by_finish() -> ResourceValidationPolicy:
+    name = "stable-by-finish"
+    return resource_policy(
+        name,
+        (
+            "Checks whether the live-recorded stable target group (bluegreen:stable-tg) changes only by a finish: the new "
+            "stable must already hold 100% of the recorded listener live, keep it, and pass its health gate."
+        ),
+        check_stable_changes_only_by_finish,
+        Severity.CRITICAL,
     )
 
 
@@ -290,24 +407,21 @@ def bake_time() -> ResourceValidationPolicy:
 
 
 def _check_migration(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    view = assess(args)
-    if view is None:
+    view = route_view(args)
+    if view is None or not view.recorded or view.problem is not None:
         return
     marked = view.tags.get(TAG_BREAKING)
     if marked not in COLORS:
         return
-    if view.problem is not None or view.live is None or view.proposed is None:
-        return  # never refuse on a fault; without live traffic there is nothing to roll back past
-    before = view.live.weights.get(marked, 0)
-    after = view.proposed.weights.get(marked, 0)
+    before = view.live_weights_by_color().get(marked, 0)
+    after = (view.weights_by_color() or {}).get(marked, before)
     if after >= before:
         return
-    back_to = other(marked)
     report_violation(
         f"{marked}'s release carries a non-backward-compatible schema migration (listener tag {TAG_BREAKING}={marked}), "
-        f"so traffic may not move back off it: {marked} {before}% -> {after}% would send requests to {back_to} running "
-        f"against the migrated schema. Roll forward with a fix instead; to override, remove the marker "
-        f"(set bluegreen:colors.{marked}.breakingMigration to false) and run the rollback again."
+        f"and this update moves traffic back off it: {marked} {before}% -> {after}% sends requests to {other(marked)} running "
+        "against the migrated schema. The rollback is not refused (rollbacks never are); roll forward with a fix if "
+        f"{other(marked)} cannot serve the migrated schema."
     )
 
 
@@ -316,8 +430,8 @@ def migration_guard() -> ResourceValidationPolicy:
     return resource_policy(
         name,
         (
-            "Checks whether an update moves traffic off a colour whose release is marked as carrying a "
-            "non-backward-compatible schema migration (bluegreen:breaking-migration); such a rollback is refused."
+            "Checks whether an update moves traffic off a colour whose release is marked as carrying a non-backward-compatible "
+            "schema migration (bluegreen:breaking-migration); advisory: rollbacks are never refused."
         ),
         _check_migration,
         Severity.HIGH,
@@ -328,15 +442,18 @@ def migration_guard() -> ResourceValidationPolicy:
 
 
 def _check_live(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    view = assess(args)
-    if view is None or view.problem is None or not view.live_fault:
+    view = route_view(args)
+    if view is None or not view.groups:
+        return
+    why = view.problem or (view.live.record_problem if view.live is not None and view.record is None else None)
+    if why is None:
         return
     verdict = (
-        "this change has the shape of a full rollback, so it is let through without live verification"
-        if view.full_rollback_shape()
+        "this listener forwards 100% to one target group, so it is let through without live verification"
+        if view.narrow_shape()
         else "promotions are blocked until it can be read"
     )
-    report_violation(f"the live state of the production listener must be readable from AWS (and make sense): {view.problem}; {verdict}")
+    report_violation(f"the live state of the load balancer must be readable from AWS (and record the stable target group): {why}; {verdict}")
 
 
 def live_state_readable() -> ResourceValidationPolicy:
@@ -344,8 +461,8 @@ def live_state_readable() -> ResourceValidationPolicy:
     return resource_policy(
         name,
         (
-            "Checks whether the production listener's live state (weights, colours, tags) can be read from AWS; "
-            "advisory, it explains why a promotion failed closed or a rollback went through unverified."
+            "Checks whether the load balancer's live state (routes, colours, the record of the stable target group) can be "
+            "read from AWS; advisory, it explains why a promotion failed closed or a change went through unverified."
         ),
         _check_live,
         Severity.MEDIUM,

@@ -47,7 +47,10 @@ from pulumi_policy.deserialize import serialize_properties
 from pulumi_policy.proxy import UnknownValueError
 
 import pack_config
-from common import TrafficView, as_weight, assess, is_seq, offline_section, resource_policy, tags_of
+from guard import resource_policy
+from offline import offline_section
+from props import as_weight, is_seq, tags_of
+from routes import RouteView, route_view
 from rollout.analyzer import OFFLINE_TOKEN_ENV
 from rollout.errors import LiveStateError
 from rollout.live import aws_fault_reason, bounded_read, client_config, read_live_state
@@ -90,8 +93,10 @@ def _region(arn: Any) -> str | None:
     return parts[3] if len(parts) > 5 and parts[0] == "arn" and parts[3] else None
 
 
-def _production_listeners(target_group_arns: list[str]) -> list[Any]:
-    """The live production listeners (rollout.live.LiveListener) of the load balancers these target groups are on."""
+def _production_listeners(target_group_arns: list[str]) -> list["_Production"]:
+    """The production traffic of the load balancers these target groups are on: every route of the
+    live-recorded listener (its default action and its rules), found through the live record
+    (`bluegreen:stable-tg`), never through a label the update writes."""
     elbv2 = _client("elbv2", _region(target_group_arns[0]))
     try:
         groups = elbv2.describe_target_groups(TargetGroupArns=list(dict.fromkeys(target_group_arns)))["TargetGroups"]
@@ -99,10 +104,29 @@ def _production_listeners(target_group_arns: list[str]) -> list[Any]:
         raise LiveStateError(f"could not read the target groups: {aws_fault_reason(e, ', '.join(target_group_arns))}") from e
     found = []
     for lb_arn in sorted({lb for g in groups for lb in g.get("LoadBalancerArns", [])}):
-        prod = read_live_state(elbv2, lb_arn).production
-        if prod is not None:
-            found.append(prod)
+        live = read_live_state(elbv2, lb_arn, strict=False)
+        if live.record is not None:
+            listener = live.record.listener_arn
+        elif live.production is not None:  # a stack deployed before the record: its tagged listener
+            listener = live.production.arn
+        else:
+            continue
+        shares: dict[str, float] = {}
+        for route in live.routes:
+            if route.listener_arn == listener:
+                for arn, share in route.shares.items():
+                    shares[arn] = max(shares.get(arn, 0.0), share)
+        found.append(_Production(dict(live.listener_tags.get(listener, {})), shares))
     return found
+
+
+@dataclass(frozen=True)
+class _Production:
+    """The live-recorded production listener: its tags, and each target group's largest share (0..1)
+    of any of its routes."""
+
+    tags: Mapping[str, str]
+    shares: Mapping[str, float]
 
 
 def live_traffic(target_group_arns: list[str]) -> dict[str, int]:
@@ -115,9 +139,9 @@ def live_traffic(target_group_arns: list[str]) -> dict[str, int]:
     if not target_group_arns:
         return out
     for prod in _production_listeners(target_group_arns):
-        for color, arn in prod.target_groups.items():
+        for arn, share in prod.shares.items():
             if arn in out:
-                out[arn] = max(out[arn], int(prod.weights.get(color, 0)))
+                out[arn] = max(out[arn], max(1, round(share * 100)) if share > 0 else 0)
     return out
 
 
@@ -349,24 +373,25 @@ def _check_frozen(args: ResourceValidationArgs, report_violation: ReportViolatio
 class ListenerWorkload:
     """A production-listener update, read for what it says about the colours' workloads."""
 
-    view: TrafficView
+    tags: Mapping[str, str]  # the proposed listener tags
+    live_weights: Mapping[str, int]  # colour -> live weight on the recorded listener
+    weights: Mapping[str, int]  # colour -> proposed weight
     changing: list[str]  # colours whose recorded workload differs from the live listener's record
     moves_weights: bool
     record_dropped: bool  # the live listener has a record, the proposed one has none: cannot tell
 
     def moves(self) -> str:
-        v = self.view
-        return " / ".join(f"{c} {v.live.weights.get(c, 0)}% -> {v.proposed.weights.get(c, 0)}%" for c in COLORS)
+        return " / ".join(f"{c} {self.live_weights.get(c, 0)}% -> {self.weights.get(c, 0)}%" for c in COLORS)
 
     def live_carrying(self) -> list[str]:
-        return [c for c in self.changing if self.view.live.weights.get(c, 0) > 0]
+        return [c for c in self.changing if self.live_weights.get(c, 0) > 0]
 
     def problem(self) -> str | None:
         """The violation, or None: the rule of `workload-steady-during-shift`."""
         if self.record_dropped and (self.moves_weights or self.live_carrying()):
             return (
                 f"whether a workload changes cannot be told: the proposed production listener has no valid {TAG_WORKLOAD} "
-                f"tag (found {self.view.tags.get(TAG_WORKLOAD)!r}) while the live one has it ({self.moves()})"
+                f"tag (found {self.tags.get(TAG_WORKLOAD)!r}) while the live one has it ({self.moves()})"
             )
         if self.changing and self.moves_weights:
             return (
@@ -376,7 +401,7 @@ class ListenerWorkload:
             )
         carrying = self.live_carrying()
         if carrying:
-            shares = ", ".join(f"{c} {self.view.live.weights.get(c, 0)}%" for c in carrying)
+            shares = ", ".join(f"{c} {self.live_weights.get(c, 0)}%" for c in carrying)
             return (
                 f"the workload of a colour carrying production traffic must not change: this update changes what "
                 f"{' and '.join(carrying)} runs ({TAG_WORKLOAD} differs from the live listener) while it carries {shares} of live traffic"
@@ -385,29 +410,37 @@ class ListenerWorkload:
 
 
 def _listener_workload(args: ResourceValidationArgs) -> ListenerWorkload | None:
-    """The workload reading of a production-listener update that is comparable with live and not a
-    rollback; None when there is nothing to judge."""
-    view = assess(args)
-    if view is None or view.offline or view.proposed is None or view.live is None or view.transition is None:
-        return None  # a fault, a first deploy or a plan: the traffic policies and the service policy decide
-    if view.transition.kind.is_rollback:
+    """The workload reading of an update of the live-recorded production listener that is comparable
+    with live and not a rollback; None when there is nothing to judge."""
+    view: RouteView | None = route_view(args)
+    if view is None or view.kind != "listener" or view.offline or view.problem is not None or view.live is None:
+        return None  # a fault, a rule, a plan: the traffic policies and the service policy decide
+    if view.passes_unconditionally():
         return None  # rollbacks are never refused
-    live = parse_fingerprints_tag(view.live_tags.get(TAG_WORKLOAD))
+    route = view.ladder_route  # the recorded listener (or its replacement carrying the same record)
+    if route is None:
+        return None  # a first deploy or another listener: the traffic policies decide
+    live = parse_fingerprints_tag(view.live.listener_tags.get(route.listener_arn, {}).get(TAG_WORKLOAD))
     if live is None:
         # Deployed before the record existed: nothing to compare with. Not refused (that would hold every
         # stack's next promotion); the service policy still refuses a live colour's change in `pulumi up`.
         return None
+    proposed_weights = view.weights_by_color()
+    if proposed_weights is None:
+        return None  # a target group without a live colour: colour-identity refuses it
+    live_weights = view.live_weights_by_color()
     proposed = parse_fingerprints_tag(view.tags.get(TAG_WORKLOAD))
-    moves = dict(view.proposed.weights) != dict(view.live.weights)
+    moves = proposed_weights != live_weights
     if proposed is None:
-        return ListenerWorkload(view, list(COLORS), moves, record_dropped=True)
-    return ListenerWorkload(view, [c for c in COLORS if proposed[c] != live[c]], moves, record_dropped=False)
+        return ListenerWorkload(view.tags, live_weights, proposed_weights, list(COLORS), moves, record_dropped=True)
+    changing = [c for c in COLORS if proposed[c] != live[c]]
+    return ListenerWorkload(view.tags, live_weights, proposed_weights, changing, moves, record_dropped=False)
 
 
 def _check_steady(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     found = _listener_workload(args)
     problem = found.problem() if found is not None else None
-    if problem and not _valid_reason(found.view.tags.get(TAG_BREAK_GLASS)):
+    if problem and not _valid_reason(found.tags.get(TAG_BREAK_GLASS)):
         report_violation(f"{problem}. {_RELEASE_HINT}.")
 
 
@@ -442,7 +475,7 @@ def _check_break_glass(args: ResourceValidationArgs, report_violation: ReportVio
         return
     found = _listener_workload(args) if args.resource_type not in ECS_SERVICE_TYPES else None
     problem = found.problem() if found is not None else None
-    reason = _valid_reason(found.view.tags.get(TAG_BREAK_GLASS)) if problem else None
+    reason = _valid_reason(found.tags.get(TAG_BREAK_GLASS)) if problem else None
     if problem and reason:
         what = f"break-glass: {problem}"
         _notify_break_glass(args.urn, reason, what)

@@ -5,7 +5,6 @@ Pure decisions the components call (and the policy pack reads the same tag names
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ __all__ = [
     "TAG_LISTENER",
     "TAG_STABLE",
     "TAG_STEPS",
+    "TAG_STABLE_TG",
     "TAG_BREAKING",
     "TAG_STACK",
     "ListenerPlan",
@@ -35,7 +35,8 @@ __all__ = [
 
 TAG_COLOR = "bluegreen:color"  # on each target group: blue | green
 TAG_LISTENER = "bluegreen:listener"  # on each listener: production | test | redirect
-TAG_STABLE = "bluegreen:stable"  # on the production listener: the declared stable colour
+TAG_STABLE = "bluegreen:stable"  # on the production listener: the declared stable colour (a label; the record is TAG_STABLE_TG)
+TAG_STABLE_TG = "bluegreen:stable-tg"  # on the production listener: the stable target group's ARN (the pack's record)
 TAG_STEPS = "bluegreen:steps"  # on the production listener: the steps ladder, "10/25/50/75/100"
 # ELBv2 tag values allow letters, digits, spaces and _.:/=+-@ only (no commas): the ladder is "/"-separated.
 STEPS_SEPARATOR = "/"
@@ -44,7 +45,10 @@ TAG_STACK = "bluegreen:stack"
 # On the production listener: when the current weights took effect, "<UTC ISO time> blue=<w> green=<w>".
 # The program keeps it while the weights stay and restamps when they change; the pack's bake-time reads it.
 TAG_SINCE = "bluegreen:weights-since"
-CLOCK_ENV = "BLUEGREEN_NOW"  # epoch seconds; only for reproducible simulations (a stale stamp is refused by the pack)
+# The simulation harness (rollout.simulate.run_program, in-process only) pins the program's clock here.
+# Nothing else sets it: the engine runs the program in a fresh interpreter, where it is None, and no
+# environment variable or config key reaches it (docs/safety-model.md, invariant 6).
+SIMULATED_NOW: float | None = None
 
 
 @dataclass(frozen=True)
@@ -150,9 +154,8 @@ def since_stamp(weights: Mapping[str, int], previous: Any, now: float) -> str:
 
 
 def stamp_clock() -> float:
-    """Now, in epoch seconds; `BLUEGREEN_NOW` pins it for reproducible simulations."""
-    pinned = os.environ.get(CLOCK_ENV)
-    return float(pinned) if pinned else time.time()
+    """Now, in epoch seconds (the simulation harness's pinned clock inside `run_program`)."""
+    return SIMULATED_NOW if SIMULATED_NOW is not None else time.time()
 
 
 def _workload_tags(cfg: StackConfig) -> dict[str, str]:

@@ -44,11 +44,21 @@ __all__ = [
     "cloudwatch_client",
     "client_config",
     "aws_fault_reason",
+    "LiveRoute",
+    "Record",
+    "fault_is_environmental",
+    "condition_key",
+    "STABLE_TG_TAG",
+    "STEPS_TAG",
+    "SINCE_TAG",
 ]
 
 COLOR_TAG = "bluegreen:color"
 LISTENER_TAG = "bluegreen:listener"
 STABLE_TAG = "bluegreen:stable"
+STABLE_TG_TAG = "bluegreen:stable-tg"  # the record: the stable target group's ARN
+STEPS_TAG = "bluegreen:steps"
+SINCE_TAG = "bluegreen:weights-since"
 _COLORS = ("blue", "green")
 _TAGS_PER_CALL = 20  # elbv2 DescribeTags accepts at most 20 ARNs per call
 
@@ -100,6 +110,33 @@ class LiveListener:
 
 
 @dataclass(frozen=True)
+class LiveRoute:
+    """One route of the load balancer: a listener's default action, or one of its rules.
+
+    Recognised by what it forwards to, never by tags. `shares` maps each target group ARN the route
+    forwards to onto its share (0..1) of the route's requests.
+    """
+
+    listener_arn: str
+    port: int
+    shares: Mapping[str, float]
+    rule_arn: str | None = None  # None: the listener's default action
+    priority: int | None = None
+    conditions: str = ""  # condition_key() of the rule's conditions
+
+
+@dataclass(frozen=True)
+class Record:
+    """What the live listener records about the rollout (only a checked transition writes it)."""
+
+    listener_arn: str
+    stable_tg: str  # ARN of the stable target group
+    steps: str | None  # the bluegreen:steps tag
+    since: str | None  # the bluegreen:weights-since tag
+    legacy: bool = False  # read from the older bluegreen:stable colour tag
+
+
+@dataclass(frozen=True)
 class LiveState:
     """The load balancer as AWS has it now: production and test listeners, health paths."""
 
@@ -108,6 +145,29 @@ class LiveState:
     production: LiveListener | None
     test: LiveListener | None
     health_paths: Mapping[str, str]  # colour -> health check path of that colour's target group
+    routes: tuple[LiveRoute, ...] = ()  # every listener default action and every rule
+    colors: Mapping[str, str] = field(default_factory=dict)  # target group ARN -> live colour tag
+    listener_tags: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    record: Record | None = None
+    record_problem: str | None = None  # why there is no record although routes exist
+
+    def listener_route(self, port: int) -> LiveRoute | None:
+        """The default-action route of the listener on `port` (a listener's identity on its load balancer)."""
+        for r in self.routes:
+            if r.rule_arn is None and r.port == port:
+                return r
+        return None
+
+    def rule_route(self, listener_arn: str, priority: int | None, conditions: str) -> LiveRoute | None:
+        """The live rule with the same listener, priority and conditions, if any."""
+        for r in self.routes:
+            if r.rule_arn is not None and r.listener_arn == listener_arn and r.priority == priority and r.conditions == conditions:
+                return r
+        return None
+
+    def share_anywhere(self, tg_arn: str) -> float:
+        """The largest share of any live route that `tg_arn` receives (0 = it carries no traffic)."""
+        return max((r.shares.get(tg_arn, 0.0) for r in self.routes), default=0.0)
 
 
 LIVE_READ_SECONDS = 5.0  # bound on one read of live state (bounded_read), whatever the endpoint does
@@ -131,7 +191,9 @@ def bounded_read(read: Callable[[], Any], what: str, seconds: float = LIVE_READ_
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
-        raise LiveStateError(f"no answer from AWS within {seconds:g} s reading {what}")
+        err = LiveStateError(f"no answer from AWS within {seconds:g} s reading {what}")
+        err.environmental = True  # type: ignore[attr-defined] - a hung endpoint: no input causes it
+        raise err
     if "error" in box:
         raise box["error"]
     return box["value"]
@@ -220,6 +282,39 @@ def aws_fault_reason(exc: BaseException, subject: str | None = None) -> str:
     return f"unexpected {type(exc).__name__}: {_short(exc)}"
 
 
+_ENVIRONMENT_EXC = (
+    botocore.exceptions.NoCredentialsError,
+    botocore.exceptions.PartialCredentialsError,
+    botocore.exceptions.EndpointConnectionError,
+    botocore.exceptions.ConnectTimeoutError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+    botocore.parsers.ResponseParserError,
+)
+
+
+def fault_is_environmental(exc: BaseException | None) -> bool:
+    """Whether an AWS fault comes from where the reader runs (credentials, network, throttling,
+    timeouts, AWS itself), so that no resource input could have caused it."""
+    while exc is not None:
+        if isinstance(exc, _ENVIRONMENT_EXC):
+            return True
+        if isinstance(exc, botocore.exceptions.ClientError):
+            err = exc.response.get("Error", {}) if isinstance(exc.response, dict) else {}
+            code = str(err.get("Code") or "")
+            status = (exc.response.get("ResponseMetadata") or {}).get("HTTPStatusCode", 0) if isinstance(exc.response, dict) else 0
+            if code.isdigit():
+                code = _code_from_body(str(err.get("Message") or ""), code)[0]
+            return (
+                code in _THROTTLING_CODES or code in _ACCESS_DENIED_CODES or code in _EXPIRED_CODES
+                or code in _REJECTED_CODES or (isinstance(status, int) and status >= 500)
+            )
+        if isinstance(exc, LiveStateError) and getattr(exc, "environmental", False):
+            return True
+        exc = exc.__cause__
+    return False
+
+
 def _fault(exc: BaseException, subject: str | None = None) -> LiveStateError:
     return LiveStateError(f"could not read the live load balancer state: {aws_fault_reason(exc, subject)}")
 
@@ -300,13 +395,15 @@ def _listener(raw: Mapping[str, Any], tags: Mapping[str, str], colors: Mapping[s
     )
 
 
-def read_live_state(elbv2, load_balancer_arn: str, *, production_port: int | None = None) -> LiveState:
+def read_live_state(elbv2, load_balancer_arn: str, *, production_port: int | None = None, strict: bool = True) -> LiveState:
     """Read listeners, weights per colour and health paths of one load balancer.
 
     The production listener is the one tagged ``bluegreen:listener=production``; if none is
     tagged, the one on ``production_port`` (if given). The test listener is the one tagged
     ``bluegreen:listener=test``. Only the listeners' default actions are read (not rules).
-    Raises LiveStateError on any AWS fault or on a state bluegreen cannot interpret.
+    Raises LiveStateError on any AWS fault or on a state bluegreen cannot interpret; with
+    ``strict=False`` (the policy pack) a tagged listener that cannot be interpreted is left out
+    (production/test None) instead, since every route is still read into ``routes``.
     """
     try:
         lbs = elbv2.describe_load_balancers(LoadBalancerArns=[load_balancer_arn])["LoadBalancers"]
@@ -323,6 +420,14 @@ def read_live_state(elbv2, load_balancer_arn: str, *, production_port: int | Non
         tg_arns = [tg["TargetGroupArn"] for tg in tgs]
         for ls in listeners:
             tg_arns.extend(arn for arn, _ in _forward_target_groups(ls.get("DefaultActions", [])))
+        rules: dict[str, list[dict[str, Any]]] = {}
+        for ls in listeners:
+            found_rules: list[dict[str, Any]] = []
+            for page in elbv2.get_paginator("describe_rules").paginate(ListenerArn=ls["ListenerArn"]):
+                found_rules.extend(page.get("Rules", []))
+            rules[ls["ListenerArn"]] = found_rules
+            for rule in found_rules:
+                tg_arns.extend(arn for arn, _ in _forward_target_groups(rule.get("Actions", [])))
         tg_tags = _tags_by_arn(elbv2, tg_arns)
     except LiveStateError:
         raise
@@ -344,6 +449,8 @@ def read_live_state(elbv2, load_balancer_arn: str, *, production_port: int | Non
         production_raw = [ls for ls in listeners if int(ls.get("Port", -1)) == production_port]
     test_raw = tagged("test")
     for role, found in (("production", production_raw), ("test", test_raw)):
+        if len(found) > 1 and not strict:
+            found.clear()
         if len(found) > 1:
             arns = ", ".join(ls["ListenerArn"] for ls in found)
             raise LiveStateError(f"more than one {role} listener on {load_balancer_arn}: {arns}")
@@ -351,13 +458,137 @@ def read_live_state(elbv2, load_balancer_arn: str, *, production_port: int | Non
     def build(found: list[dict[str, Any]]) -> LiveListener | None:
         if not found:
             return None
-        return _listener(found[0], listener_tags.get(found[0]["ListenerArn"], {}), colors)
+        try:
+            return _listener(found[0], listener_tags.get(found[0]["ListenerArn"], {}), colors)
+        except LiveStateError:
+            if strict:
+                raise
+            return None
 
+    routes: list[LiveRoute] = []
+    for ls in listeners:
+        port = int(ls.get("Port", 0))
+        routes.append(LiveRoute(ls["ListenerArn"], port, _shares(ls.get("DefaultActions", []))))
+        for rule in rules.get(ls["ListenerArn"], []):
+            if rule.get("IsDefault") or str(rule.get("Priority", "")) == "default":
+                continue
+            prio = str(rule.get("Priority", ""))
+            routes.append(
+                LiveRoute(
+                    ls["ListenerArn"], port, _shares(rule.get("Actions", [])), rule_arn=rule.get("RuleArn"),
+                    priority=int(prio) if prio.isdigit() else None, conditions=condition_key(rule.get("Conditions", []), aws=True),
+                )
+            )
+    record, record_problem = _record(listeners, listener_tags, colors, routes)
     return LiveState(
         load_balancer_arn=load_balancer_arn,
         dns_name=dns_name,
         production=build(production_raw),
         test=build(test_raw),
         health_paths=health_paths,
+        routes=tuple(routes),
+        colors={a: c for a, c in colors.items()},
+        listener_tags={k: dict(v) for k, v in listener_tags.items()},
+        record=record,
+        record_problem=record_problem,
     )
+
+
+def _shares(actions: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Target group ARN -> share of the route's requests, from the first forward action."""
+    pairs = _forward_target_groups(actions)
+    total = sum(max(w, 0) for _, w in pairs)
+    if total <= 0:
+        return {arn: 0.0 for arn, _ in pairs}
+    out: dict[str, float] = {}
+    for arn, w in pairs:
+        out[arn] = out.get(arn, 0.0) + max(w, 0) / total
+    return out
+
+
+def _record(
+    listeners: Sequence[Mapping[str, Any]],
+    listener_tags: Mapping[str, Mapping[str, str]],
+    colors: Mapping[str, str],
+    routes: Sequence[LiveRoute],
+) -> tuple[Record | None, str | None]:
+    """The rollout record: the listener carrying bluegreen:stable-tg (or, from older deployments, a
+    bluegreen:stable colour that maps to exactly one target group)."""
+    holders = [ls["ListenerArn"] for ls in listeners if listener_tags.get(ls["ListenerArn"], {}).get(STABLE_TG_TAG)]
+    values = {listener_tags[a][STABLE_TG_TAG] for a in holders}
+    if len(values) > 1:
+        return None, f"listeners disagree on {STABLE_TG_TAG}: {', '.join(sorted(values))}"
+    if holders:
+        arn = holders[0]
+        tags = listener_tags.get(arn, {})
+        return Record(arn, tags[STABLE_TG_TAG], tags.get(STEPS_TAG), tags.get(SINCE_TAG)), None
+    for ls in listeners:
+        tags = listener_tags.get(ls["ListenerArn"], {})
+        legacy = str(tags.get(STABLE_TAG, "")).strip().lower()
+        if legacy in _COLORS:
+            forwarded = {a for a, _ in _forward_target_groups(ls.get("DefaultActions", []))}
+            match = [a for a in forwarded if colors.get(a) == legacy]
+            if len(match) == 1:
+                return Record(ls["ListenerArn"], match[0], tags.get(STEPS_TAG), tags.get(SINCE_TAG), legacy=True), None
+    if any(r.shares for r in routes):
+        return None, f"no live listener records the stable target group ({STABLE_TG_TAG})"
+    return None, None
+
+
+_CONDITION_FIELDS = {
+    # AWS field name -> (its config key, the Pulumi input key)
+    "host-header": ("HostHeaderConfig", "hostHeader"),
+    "path-pattern": ("PathPatternConfig", "pathPattern"),
+    "http-request-method": ("HttpRequestMethodConfig", "httpRequestMethod"),
+    "source-ip": ("SourceIpConfig", "sourceIp"),
+}
+
+
+def condition_key(conditions: Any, *, aws: bool = False) -> str:
+    """A canonical text of a rule's conditions, equal for AWS's and Pulumi's spelling of the same rule.
+
+    Every condition kind is kept (an unknown kind is kept verbatim), so a rule whose audience
+    changes never matches its old self.
+    """
+    items: list[str] = []
+    if not isinstance(conditions, Sequence) or isinstance(conditions, (str, bytes)):
+        return repr(conditions)
+    for c in conditions:
+        if not isinstance(c, Mapping):
+            items.append(repr(c))
+            continue
+        if aws:
+            field_name = str(c.get("Field", ""))
+            if field_name in _CONDITION_FIELDS:
+                cfg = c.get(_CONDITION_FIELDS[field_name][0]) or {}
+                vals = cfg.get("Values") or c.get("Values") or []
+                items.append(f"{field_name}:{sorted(map(str, vals))}")
+            elif field_name == "http-header":
+                cfg = c.get("HttpHeaderConfig") or {}
+                items.append(f"http-header:{str(cfg.get('HttpHeaderName', '')).lower()}:{sorted(map(str, cfg.get('Values') or []))}")
+            elif field_name == "query-string":
+                cfg = c.get("QueryStringConfig") or {}
+                vals = [f"{v.get('Key', '')}={v.get('Value', '')}" for v in cfg.get("Values") or []]
+                items.append(f"query-string:{sorted(vals)}")
+            else:
+                items.append(repr(sorted(c.items())))
+            continue
+        known = False
+        for field_name, (_, key) in _CONDITION_FIELDS.items():
+            if isinstance(c.get(key), Mapping):
+                vals = c[key].get("values") or []
+                items.append(f"{field_name}:{sorted(map(str, vals))}")
+                known = True
+        if isinstance(c.get("httpHeader"), Mapping):
+            h = c["httpHeader"]
+            items.append(f"http-header:{str(h.get('httpHeaderName', '')).lower()}:{sorted(map(str, h.get('values') or []))}")
+            known = True
+        qs = c.get("queryStrings")
+        if isinstance(qs, Sequence) and not isinstance(qs, (str, bytes)):
+            vals = [f"{q.get('key') or ''}={q.get('value', '')}" for q in qs if isinstance(q, Mapping)]
+            items.append(f"query-string:{sorted(vals)}")
+            known = True
+        if not known:
+            items.append(repr(sorted((str(k), repr(v)) for k, v in c.items())))
+    return "|".join(sorted(items))
 

@@ -178,6 +178,21 @@ def _listener_state(r: Registered, colors: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _rule_state(r: Registered) -> dict[str, Any]:
+    """A simulated listener rule as the pack's offline live state reads it (its conditions in the program's spelling)."""
+    targets: dict[str, float] = {}
+    for action in r.inputs.get("actions") or []:
+        if isinstance(action, Mapping) and action.get("type") == "forward" and isinstance(action.get("targetGroupArn"), str):
+            targets[action["targetGroupArn"]] = 1.0
+            break
+    return {
+        "listenerArn": r.inputs.get("listenerArn"),
+        "priority": r.inputs.get("priority"),
+        "conditions": r.inputs.get("conditions") or [],
+        "shares": targets,
+    }
+
+
 def offline_section(token: str, live: Simulation | None) -> dict[str, Any]:
     """The pack's `offline` config: `live` (the previous simulated step) stands for what AWS has.
 
@@ -195,6 +210,7 @@ def offline_section(token: str, live: Simulation | None) -> dict[str, Any]:
             if isinstance(path, str):
                 section["healthPaths"][c] = path
     section["colors"] = colors
+    section["rules"] = [_rule_state(r) for r in live.by_type("aws:lb/listenerRule:ListenerRule")]
     for r in live.by_type("aws:lb/listener:Listener"):
         role = _tags(r).get("bluegreen:listener")
         if role in ("production", "test") and section[role] is None:

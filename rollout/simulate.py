@@ -11,7 +11,6 @@ import contextvars
 import copy
 import hashlib
 import json
-import os
 import runpy
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,8 @@ from typing import Any, Mapping
 
 import yaml
 
-from .desired import CLOCK_ENV
+from . import desired
+from .desired import TAG_SINCE, TAG_STABLE_TG
 
 __all__ = [
     "ROOT",
@@ -87,7 +87,9 @@ class RecordingMocks:
 
     def __init__(self, region: str = "us-east-1", previous_outputs: Mapping[str, Any] | None = None):
         self.region = region
-        self.previous_outputs = dict(previous_outputs or {})  # what the stack's self-reference reads
+        # {"weightsSince": stamp}: the live recorded listener's bluegreen:weights-since tag, as the
+        # program's aws:resourcegroupstaggingapi/getResources invoke reads it; absent = no listener yet.
+        self.previous_outputs = dict(previous_outputs or {})
         self.records: list[tuple[Any, str]] = []
 
     def new_resource(self, args):  # pulumi.runtime.MockResourceArgs
@@ -119,6 +121,15 @@ class RecordingMocks:
         return rid, out
 
     def call(self, args):  # pulumi.runtime.MockCallArgs
+        if args.token == "aws:resourcegroupstaggingapi/getResources:getResources":
+            since = self.previous_outputs.get("weightsSince")
+            lb = f"arn:aws:elasticloadbalancing:{self.region}:{_ACCOUNT}:loadbalancer/app/"
+            mappings = []
+            for rec, _ in self.records:
+                if rec.typ == "aws:lb/loadBalancer:LoadBalancer" and since:
+                    arn = f"{lb}{rec.name[:20]}/{_fake_id(rec.name)}"
+                    mappings.append({"resourceArn": arn.replace(":loadbalancer/", ":listener/") + "/live", "tags": {TAG_STABLE_TG: "tg", TAG_SINCE: since}})
+            return {"id": self.region, "resourceTagMappingLists": mappings}
         if args.token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region, "description": self.region}
         if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
@@ -185,8 +196,9 @@ def run_program(
 
     Raises whatever the program raises (a `pulumi.RunError` for invalid config) after the runtime has
     settled; the returned Simulation lists every resource registered, in order. Pass `mocks` to keep
-    the record of registrations even when the program raises. `previous_outputs` are what the stack's
-    reference to itself reads (its last deployment's outputs); `now` pins the program's clock
+    the record of registrations even when the program raises. `previous_outputs["weightsSince"]`
+    is the live listener's stamp the program reads through the `getResources` invoke (absent: no
+    listener yet); `now` pins the program's clock
     (default: SIM_EPOCH, so that runs are reproducible).
     """
     cfg = dict(config) if config is not None else load_stack_file(stack, root)
@@ -197,15 +209,12 @@ def run_program(
         mocks = RecordingMocks(str(cfg.get("aws:region", "us-east-1")), previous_outputs)
     elif previous_outputs is not None:
         mocks.previous_outputs = dict(previous_outputs)
-    saved = os.environ.get(CLOCK_ENV)
-    os.environ[CLOCK_ENV] = str(SIM_EPOCH if now is None else now)
+    saved = desired.SIMULATED_NOW
+    desired.SIMULATED_NOW = float(SIM_EPOCH if now is None else now)
     try:
         return ctx.run(_run, stack, cfg, preview, root, mocks)
     finally:
-        if saved is None:
-            os.environ.pop(CLOCK_ENV, None)
-        else:
-            os.environ[CLOCK_ENV] = saved
+        desired.SIMULATED_NOW = saved
 
 
 def _run(stack: str, cfg: dict[str, Any], preview: bool, root: Path, mocks: RecordingMocks | None) -> Simulation:
@@ -259,6 +268,8 @@ def _plain(value: Any) -> Any:
         return [_plain(v) for v in value]
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    if type(value).__name__ == "Unknown" and type(value).__module__ == "pulumi.output":
+        return None  # a value known only at `pulumi up`
     asset = _asset_content(value)
     return asset if asset is not None else str(value)
 

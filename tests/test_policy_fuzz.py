@@ -46,6 +46,7 @@ scalars = st.one_of(
     st.booleans(),
     st.integers(min_value=-(2**40), max_value=2**40),
     st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.sampled_from([float("nan"), float("inf"), float("-inf")]),  # the engine can send these (structpb doubles)
     st.text(max_size=12),
     st.sampled_from([UNKNOWN, UNKNOWN_NUMBER, UNKNOWN_BOOL, "blue", "green", "production", "10/25/50/75/100"]),
 )
@@ -185,11 +186,25 @@ def test_target_groups_load_balancers_and_rules_never_raise(pack, live, data, ki
     check(pack.analyze(type_, data.draw(mutated(base)), name=name))
 
 
-_KEYS = ["tags", "defaultActions", "protocol", "port", "loadBalancerArn", "sslPolicy", "accessLogs"]
+_KEYS = [
+    "tags", "defaultActions", "protocol", "port", "loadBalancerArn", "sslPolicy", "accessLogs",
+    "listenerArn", "priority", "conditions", "actions", "name", "resourceArn", "key", "value",
+]
 
 
 @FUZZ
 @given(props=st.dictionaries(st.sampled_from(_KEYS), values, max_size=6))
 def test_arbitrary_properties_never_raise(pack, props):
-    for type_ in (LISTENER, LB):
+    for type_ in (LISTENER, LB, RULE, TG, "aws:lb/tag:Tag"):
         check(pack.analyze(type_, props, name="fuzzed"))
+        check(pack.analyze_stack([{"type": type_, "props": props, "name": "fuzzed"}]))
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+def test_non_finite_weights_are_refused_not_crashed(pack, live, bad):
+    name, props = _one(live, LISTENER, "-production")
+    props = copy.deepcopy(props)
+    props["defaultActions"][0]["forward"]["targetGroups"][1]["weight"] = bad
+    result = pack.analyze(LISTENER, props, name=name)
+    check(result)
+    assert [v for v in result.mandatory if v.policy == "valid-weights"], result

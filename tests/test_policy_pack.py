@@ -20,8 +20,10 @@ EXPECTED_LEVELS = {
     "one-step-at-a-time": "mandatory",
     "bake-time": "mandatory",
     "valid-weights": "mandatory",
-    "migration-guard": "mandatory",
     "abort-marker": "mandatory",
+    "stable-by-finish": "mandatory",
+    "colour-identity": "mandatory",
+    "migration-guard": "advisory",
     "live-state-readable": "advisory",
     "workload-frozen-while-live": "mandatory",
     "workload-steady-during-shift": "mandatory",
@@ -121,19 +123,19 @@ def pack_modules():
     """The pack's modules imported in-process (as `python policy` would find them)."""
     sys.path.insert(0, str(POLICY_DIR))
     try:
-        yield {m: importlib.import_module(m) for m in ("common", "security")}
+        yield {m: importlib.import_module(m) for m in ("guard", "props", "security")}
     finally:
         sys.path.remove(str(POLICY_DIR))
 
 
 def test_an_unexpected_exception_becomes_a_violation_naming_it(pack_modules):
-    common = pack_modules["common"]
+    guard = pack_modules["guard"]
     reported = []
 
     def boom(args, report):
         raise KeyError("defaultActions")
 
-    common.guarded("valid-weights", boom)(object(), reported.append)
+    guard.guarded("valid-weights", boom)(object(), reported.append)
     assert len(reported) == 1, reported
     assert "valid-weights could not finish its check, so it fails closed: unexpected KeyError: 'defaultActions'" in reported[0]
 
@@ -141,13 +143,13 @@ def test_an_unexpected_exception_becomes_a_violation_naming_it(pack_modules):
 def test_unknown_values_propagate_as_the_sdks_advisory_skip(pack_modules):
     from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
-    common = pack_modules["common"]
+    guard = pack_modules["guard"]
 
     def touch(args, report):
         raise UnknownValueError(UNKNOWN_STRING_VALUE, ["loadBalancerArn"])
 
     with pytest.raises(UnknownValueError) as err:
-        common.guarded("bake-time", touch)(object(), lambda m: None)
+        guard.guarded("bake-time", touch)(object(), lambda m: None)
     assert "skipped, not failed" in err.value.message
 
 
@@ -171,7 +173,7 @@ def test_tls_minimum_from_policy_name(pack_modules, policy, minimum):
 
 
 def test_since_stamp_round_trip(pack_modules):
-    common = pack_modules["common"]
+    common = pack_modules["props"]
     now = int(time.time())
     value = common.format_since(now, {"blue": 75, "green": 25})
     assert re.fullmatch(r"^([\w\s_.:/=+\-@]*)$", value), "must be a valid ELBv2 tag value"

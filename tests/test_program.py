@@ -5,7 +5,7 @@ from functools import lru_cache
 import pytest
 
 from rollout.rules import COLORS, weights_for
-from rollout.simulate import diff_resources, load_stack_file, run_program
+from rollout.simulate import SIM_EPOCH, diff_resources, load_stack_file, run_program
 
 STACKS = ("staging", "production")
 LISTENER = "aws:lb/listener:Listener"
@@ -242,6 +242,67 @@ def test_bake_stamp_kept_while_weights_stay_and_restarted_when_they_move():
     fin_prev = "2025-12-31T22:00:00Z blue=0 green=100"
     fin = run_program("production", overrides={"bluegreen:rollout.step": 0, "bluegreen:rollout.stable": "green"}, previous_outputs={"weightsSince": fin_prev})
     assert tag(fin) == fin_prev
-    # the stamp is read from the stack's own previous deployment
-    (ref,) = [r for r in same.resources if r.type == "pulumi:pulumi:StackReference"]
-    assert ref.inputs["name"] == "organization/bluegreen/production", ref.inputs
+    # the stamp is read from the live listener, never from the stack's own outputs (issue 10 item 8)
+    assert not [r for r in same.resources if r.type == "pulumi:pulumi:StackReference"]
+
+
+def test_preview_and_up_register_the_same_inputs_so_a_saved_plan_applies():
+    """`preview --save-plan` then `up --plan`: every input known at preview must be what `up` sends.
+
+    Weights unchanged: the stamp is the live one at both. Weights moving: the new stamp is "now",
+    unknown at preview (None here) -- a plan accepts any value for an unknown -- and known at `up`.
+    """
+    prev = "2025-12-31T23:00:00Z blue=75 green=25"
+    for step, moves in ((2, False), (3, True)):
+        over = {"bluegreen:rollout.step": step}
+        preview = run_program("production", overrides=over, previous_outputs={"weightsSince": prev}, preview=True, now=SIM_EPOCH)
+        up = run_program("production", overrides=over, previous_outputs={"weightsSince": prev}, now=SIM_EPOCH + 3600)
+        p_tags = preview.one(LISTENER, "-production").inputs["tags"]
+        u_tags = up.one(LISTENER, "-production").inputs["tags"]
+        assert (p_tags.get("bluegreen:weights-since") is None) == moves, p_tags
+        if not moves:
+            assert p_tags["bluegreen:weights-since"] == u_tags["bluegreen:weights-since"] == prev
+        for r in preview.custom:
+            after = up.one(r.type, r.name).inputs
+            for key, value in r.inputs.items():
+                if value is not None and key != "tags":
+                    assert after.get(key) == value, f"{r.urn}: {key} differs between preview and up"
+
+
+def test_the_program_clock_ignores_the_environment(monkeypatch):
+    """BLUEGREEN_NOW (the old simulation override) moves nothing: a real run stamps time.time()."""
+    import time as _time
+
+    import rollout.desired as desired
+
+    monkeypatch.setenv("BLUEGREEN_NOW", "0")
+    assert desired.SIMULATED_NOW is None
+    assert abs(desired.stamp_clock() - _time.time()) < 5
+
+
+def test_only_the_simulation_harness_can_pin_the_clock():
+    """The engine runs the program in a fresh interpreter: there the pin is None whatever the
+    environment says, and the only code that sets it is rollout.simulate (in-process, then restored)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import rollout.desired as desired
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "BLUEGREEN_NOW": "0", "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", "import time, rollout.desired as d; print(d.SIMULATED_NOW, abs(d.stamp_clock() - time.time()) < 5)"],
+        env=env, cwd=root, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    assert out == ["None", "True"], out
+    setters = [
+        p.relative_to(root).as_posix()
+        for p in [*root.glob("*.py"), *root.glob("rollout/*.py"), *root.glob("components/*.py"), *root.glob("policy/*.py")]
+        if "SIMULATED_NOW =" in p.read_text().replace("desired.SIMULATED_NOW =", "SIMULATED_NOW =")
+        and p.name != "desired.py"
+    ]
+    assert setters == ["rollout/simulate.py"], setters
+    run_program("production", overrides={"bluegreen:rollout.step": 1})
+    assert desired.SIMULATED_NOW is None  # restored after the simulation

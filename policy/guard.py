@@ -1,0 +1,81 @@
+"""The never-raise guard: every policy of this pack is wired through `resource_policy`, so no check
+can raise out of the SDK (invariant 8, docs/safety-model.md)."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any, Callable
+
+from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
+from pulumi_policy.proxy import UnknownValueError
+
+import pack_config
+
+try:  # private in pulumi_policy; raised by args.not_applicable()
+    from pulumi_policy.policy import _NotApplicableError
+except Exception:  # pragma: no cover
+    class _NotApplicableError(Exception):  # type: ignore[no-redef]
+        pass
+
+__all__ = ["guarded", "resource_policy"]
+
+_PREVIEW_NOTE = (
+    "skipped, not failed: this is a preview of a resource whose inputs are not known yet (a first "
+    "deploy); there is no live traffic to protect, and the policy runs for real during `pulumi up`"
+)
+
+
+# --------------------------------------------------------------------------- never raise
+
+
+def guarded(name: str, check: Callable[[ResourceValidationArgs, ReportViolation], None]):
+    """Wrap a policy check so that it never raises.
+
+    * An unknown value (preview of a first deploy) propagates as UnknownValueError, which the SDK
+      reports at ADVISORY level: a clear skip, never a false block.
+    * Any other exception becomes a violation that names it (fail closed, and visible).
+    """
+
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        try:
+            check(args, report_violation)
+        except UnknownValueError as e:
+            e.message = f"{e.message}; {name} {_PREVIEW_NOTE}"
+            raise
+        except _NotApplicableError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the whole point: nothing escapes
+            where = ""
+            tb = traceback.extract_tb(e.__traceback__)
+            if tb:
+                last = tb[-1]
+                where = f" at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
+            report_violation(
+                f"{name} could not finish its check, so it fails closed: unexpected "
+                f"{type(e).__name__}: {_short(e)}{where}"
+            )
+
+    validate.__name__ = f"validate_{name.replace('-', '_')}"
+    return validate
+
+
+def resource_policy(
+    name: str, description: str, check: Callable[[ResourceValidationArgs, ReportViolation], None], severity: Severity
+) -> ResourceValidationPolicy:
+    """A policy of this pack, wired the one way: its check `guarded` (it never raises), its
+    enforcement level and config schema from `pack_config`, where they are set for every policy."""
+    return ResourceValidationPolicy(
+        name=name,
+        description=description,
+        validate=guarded(name, check),
+        enforcement_level=pack_config.level(name),
+        config_schema=pack_config.schema(name),
+        severity=severity,
+    )
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    s = " ".join(str(value).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
