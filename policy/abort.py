@@ -43,16 +43,16 @@ def _check(args: ResourceValidationArgs, report_violation: ReportViolation) -> N
     if not gaining:
         return  # all on stable (step 0) or no change: the update that converges and clears the marker
     why = f"{marker.code} at {marker.when}" if marker.code != "unknown" else f"marker {marker.raw!r}"
-    names = ", ".join(g.text(view.color(g.arn)) for g in gaining)
+    names = ", ".join(f"{view.color(g.arn) or g.arn} {g.after * 100:g}% ({g.before * 100:g}% live)" for g in gaining)
     if view.stable_tg is None:
         report_violation(
             f"the reflex rolled production back ({why}) and no stable target group is recorded on the live listener; "
-            f"no update may give traffic to any target group until a human restores the record, but this update gives {names}"
+            f"no update may give traffic to any target group until a human restores the record, but this update gives traffic to {names}"
         )
         return
     report_violation(
         f"the reflex rolled production back to stable ({why}); while {TAG_ABORTED} stands, only the all-on-stable "
-        f"shape (rollout.step 0) may be deployed, but this update gives {names}. Commit step 0 "
+        f"shape (rollout.step 0) may be deployed, but this update gives traffic to {names}. Commit step 0 "
         "(`python -m rollout rollback --to-step 0`) and `pulumi up --refresh`, which clears the marker"
     )
 

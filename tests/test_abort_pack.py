@@ -49,7 +49,11 @@ def test_the_record_decides_what_stable_is(aws, pack, configure):
     """bluegreen:stable-tg names green's target group although the colour tag says blue: all-on-blue is refused."""
     configure("healthy")
     alb = aborted(aws)
-    aws.client("elbv2").add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": TAG_STABLE_TG, "Value": alb.target_groups["green"]}])
+    elbv2 = aws.client("elbv2")
+    elbv2.add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": TAG_STABLE_TG, "Value": alb.target_groups["green"]}])
+    # where the reflex would have left it: all on the recorded stable target group
+    elbv2.modify_listener(ListenerArn=alb.production_listener, DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": [
+        {"TargetGroupArn": alb.target_groups["blue"], "Weight": 0}, {"TargetGroupArn": alb.target_groups["green"], "Weight": 100}]}}])
     props, name, urn = proposed(alb, step=0)
     expect(analyze(pack, props, name, urn), "abort-marker", "gives traffic to blue 100")
 
