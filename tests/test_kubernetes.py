@@ -388,7 +388,14 @@ def test_controller_with_kubeconfig_needs_a_cluster_name_and_reuses_an_existing_
 
 # --- bad config: refused before any resource, the key named ------------------------------------------
 
-DELETE = object()
+class _Delete:
+    """The case removes the key. A fixed repr keeps test ids the same in every process (pytest-xdist)."""
+
+    def __repr__(self) -> str:
+        return "<deleted>"
+
+
+DELETE = _Delete()
 K = "bluegreen:kubernetes"
 # (config path, bad value, key named in the error, words the error must contain); applied to the `kubernetes` variant.
 BAD = [
