@@ -261,11 +261,15 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
 
     Example: python -m rollout plan --stack production --format markdown
     """
-    from .plan import build_plan, check_policy
+    from .plan import build_plan, check_policy, start_offline_pack
     from .render import render_json, render_markdown, render_text
     from .simulate import ROOT, load_stack_file
 
     project_dir = _obj().project_dir
+    pack = None
+    if not no_policy:  # the pack starts (~1 s) while the program runs for each step
+        pack = start_offline_pack(stack, pack_dir=ROOT / "policy")
+        click.get_current_context().call_on_close(pack.close)
     try:
         result = build_plan(stack, to_step=to_step, config=load_stack_file(stack, project_dir))
     except FileNotFoundError as e:
@@ -279,7 +283,7 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
 
         pack_config = next((p for p in (project_dir / "policy" / f"{stack}.json", ROOT / "policy" / f"{stack}.json") if p.is_file()), None)
         try:
-            result = check_policy(result, pack_dir=ROOT / "policy", pack_config=pack_config)
+            result = check_policy(result, pack=pack, pack_config=pack_config)
         except (PolicyPackError, ValueError, OSError) as e:
             _fail(f"the policy pack could not judge the plan: {e}\n(run with --no-policy to plan without it)", EXIT_FAILED)
     if fmt == "json":

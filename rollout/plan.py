@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +20,7 @@ from .errors import ConfigError
 from .rules import RolloutConfig, classify
 from .simulate import Registered, Simulation, changed_properties, diff_resources, load_stack_file, run_program
 
-__all__ = ["Change", "PlanRow", "Plan", "build_plan", "check_policy", "offline_section", "LIVE_ONLY_POLICIES"]
+__all__ = ["Change", "PlanRow", "Plan", "build_plan", "check_policy", "offline_section", "start_offline_pack", "OfflinePack", "LIVE_ONLY_POLICIES"]
 
 # Policies that need live AWS (health probes, CloudWatch, the live clock): offline they only say so,
 # at advisory level, and run for real at `pulumi preview` / `pulumi up`.
@@ -231,9 +231,48 @@ def _verdict(v: Any, names: Mapping[str, str], descriptions: Mapping[str, str]) 
     }
 
 
+class OfflinePack:
+    """The policy pack, started offline in the background (`start_offline_pack`): its interpreter
+    imports pulumi_policy, grpc and boto3 (~1 s) on another core while this process runs the program
+    simulations. `client()` waits for it; `close()` stops it, whether or not it was used."""
+
+    def __init__(self, stack: str, *, pack_dir: Path | str | None = None, aws_endpoint: str | None = None, region: str = "us-east-1") -> None:
+        from .analyzer import OFFLINE_AWS_ENDPOINT, POLICY_DIR, PolicyPackClient, offline_pack_env
+
+        self.token = secrets.token_hex(16)
+        env = offline_pack_env(self.token, aws_endpoint=aws_endpoint or OFFLINE_AWS_ENDPOINT, region=region)
+        self._client = PolicyPackClient(pack_dir or POLICY_DIR, env=env, stack=stack)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, name="bluegreen-plan-pack", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self._client.start()
+        except BaseException as e:  # noqa: BLE001 - handed to whoever asks for the client
+            self._error = e
+
+    def client(self) -> Any:
+        """The started PolicyPackClient; raises PolicyPackError if the pack did not start."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._client
+
+    def close(self) -> None:
+        self._thread.join()
+        self._client.stop()
+
+
+def start_offline_pack(stack: str, **kwargs: Any) -> OfflinePack:
+    """Start the pack for `check_policy` now, so that it starts while the plan is built."""
+    return OfflinePack(stack, **kwargs)
+
+
 def check_policy(
     plan: Plan,
     *,
+    pack: OfflinePack | None = None,
     pack_dir: Path | str | None = None,
     pack_config: Path | str | None = None,
     aws_endpoint: str | None = None,
@@ -243,36 +282,42 @@ def check_policy(
     Row i is judged as the update from row i-1 (the current row: as a no-op update of itself), with
     row i-1's simulated listener standing in for live AWS. Each custom resource of the row goes
     through `Analyze` (as the engine does during preview), then all of them through `AnalyzeStack`.
-    `pack_config` is a `--policy-pack-config` file (e.g. policy/production.json); the offline
-    section is added to a copy of it in a temporary file, never to the file itself.
+    `pack_config` is a `--policy-pack-config` file (e.g. policy/production.json); it is reconciled
+    and validated against the policies' schemas once, then sent with each row's offline section
+    (the file itself is never written). `pack`: a pack started earlier with `start_offline_pack`
+    (the caller closes it); without it one is started and stopped here.
     """
-    from .analyzer import OFFLINE_AWS_ENDPOINT, POLICY_DIR, PolicyPackClient, offline_pack_env
+    from .analyzer import OFFLINE_KEY
 
     started = time.monotonic()
-    token = secrets.token_hex(16)
     base: Mapping[str, Any] = json.loads(Path(pack_config).read_text()) if pack_config else {}
-    region = str(plan.rows[0].simulation.config.get("aws:region", "us-east-1")) if plan.rows and plan.rows[0].simulation else "us-east-1"
-    env = offline_pack_env(token, aws_endpoint=aws_endpoint or OFFLINE_AWS_ENDPOINT, region=region)
+    own = pack is None
+    if own:
+        region = str(plan.rows[0].simulation.config.get("aws:region", "us-east-1")) if plan.rows and plan.rows[0].simulation else "us-east-1"
+        pack = OfflinePack(plan.stack, pack_dir=pack_dir, aws_endpoint=aws_endpoint, region=region)
     verdicts: dict[int, list[dict[str, Any]]] = {}
-    with tempfile.TemporaryDirectory(prefix="bluegreen-plan-policy-") as tmp, PolicyPackClient(
-        pack_dir or POLICY_DIR, env=env, stack=plan.stack
-    ) as pack:
-        info = pack.policies()
+    try:
+        client = pack.client()
+        info = client.policies()
         policies = list(info)
         descriptions = {name: p["description"] for name, p in info.items()}
+        reconciled: dict[str, dict[str, Any]] | None = None
         for i, row in enumerate(plan.rows):
             sim = row.simulation
             if sim is None:
                 continue
             live = plan.rows[i - 1].simulation if i > 0 else sim
-            cfg_file = Path(tmp) / f"policy-config-row{i}.json"
-            cfg_file.write_text(json.dumps(_pack_config(base, policies, offline_section(token, live)), indent=2))
-            pack.configure_file(cfg_file)
+            section = offline_section(pack.token, live)
+            if reconciled is None:  # validated once: rows differ only in the offline section, built here
+                reconciled = client.reconcile(_pack_config(base, policies, section))
+            for name in policies:
+                reconciled[name]["properties"][OFFLINE_KEY] = section
+            client.send_config(reconciled)
             names = {r.urn: r.name for r in sim.custom}
             found: list[dict[str, Any]] = []
             seen: set[tuple[str, str, str]] = set()
-            results = [(r.urn, pack.analyze(r.type, r.inputs, urn=r.urn, name=r.name)) for r in sim.custom]
-            results.append(("", pack.analyze_stack({"type": r.type, "props": r.inputs, "name": r.name, "urn": r.urn} for r in sim.custom)))
+            results = [(r.urn, client.analyze(r.type, r.inputs, urn=r.urn, name=r.name)) for r in sim.custom]
+            results.append(("", client.analyze_stack({"type": r.type, "props": r.inputs, "name": r.name, "urn": r.urn} for r in sim.custom)))
             for urn, result in results:
                 for v in result.violations:
                     if not v.urn and urn:  # a resource policy's diagnostic is about the resource analyzed
@@ -283,4 +328,7 @@ def check_policy(
                         found.append(_verdict(v, names, descriptions))
             found.sort(key=lambda d: (_LEVEL_ORDER.get(d["enforcementLevel"], 9), d["policyName"], d["resource"], d["message"]))
             verdicts[i] = found
+    finally:
+        if own:
+            pack.close()
     return dataclasses.replace(plan, verdicts=verdicts, policy_seconds=time.monotonic() - started)
