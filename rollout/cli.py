@@ -267,11 +267,12 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
 
     project_dir = _obj().project_dir
     pack = None
-    if not no_policy:  # the pack starts (~1 s) while the program runs for each step
-        pack = start_offline_pack(stack, pack_dir=ROOT / "policy")
+    if not no_policy:  # the pack starts (~1 s), then judges each step, while the program runs for the next
+        pack_config = next((p for p in (project_dir / "policy" / f"{stack}.json", ROOT / "policy" / f"{stack}.json") if p.is_file()), None)
+        pack = start_offline_pack(stack, pack_dir=ROOT / "policy", pack_config=pack_config)
         click.get_current_context().call_on_close(pack.close)
     try:
-        result = build_plan(stack, to_step=to_step, config=load_stack_file(stack, project_dir))
+        result = build_plan(stack, to_step=to_step, config=load_stack_file(stack, project_dir), on_row=pack.submit if pack else None)
     except FileNotFoundError as e:
         _fail(str(e), EXIT_USAGE)
     except ConfigError as e:
@@ -281,9 +282,8 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
     if not no_policy:
         from .analyzer import PolicyPackError
 
-        pack_config = next((p for p in (project_dir / "policy" / f"{stack}.json", ROOT / "policy" / f"{stack}.json") if p.is_file()), None)
         try:
-            result = check_policy(result, pack=pack, pack_config=pack_config)
+            result = check_policy(result, pack=pack)
         except (PolicyPackError, ValueError, OSError) as e:
             _fail(f"the policy pack could not judge the plan: {e}\n(run with --no-policy to plan without it)", EXIT_FAILED)
     if fmt == "json":
