@@ -26,7 +26,8 @@ def triggers_io(r) -> bool:
 class Pack:
     def __init__(self):
         scratch = tempfile.mkdtemp(prefix="bluegreen-bench-pack-")
-        env = policy_pack_env("http://127.0.0.1:9", scratch, AWS_MAX_ATTEMPTS="1", AWS_RETRY_MODE="standard")
+        # No AWS_MAX_ATTEMPTS here: rollout.live's client Config sets retries itself, which overrides it.
+        env = policy_pack_env("http://127.0.0.1:9", scratch)
         self.client = PolicyPackClient(env=env, rpc_timeout=120).start()
 
     def close(self):

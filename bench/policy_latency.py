@@ -4,56 +4,66 @@ Resources: the production program's custom resources (run_program) minus the pro
 cycled and renamed to 200. The production listener is the only resource whose analysis does live
 I/O (elbv2 reads + the health gate), so leaving it out is what "health I/O excluded" means here.
 Per stack = 200 Analyze calls (one per resource, as `pulumi up` does) + 1 AnalyzeStack call.
-Target: <= 0.5 s per stack.
-Run: .venv/bin/python bench/policy_latency.py [--reps N] [--n 200]
+The production listener's own verdict (live reads, the gate) is bench/verdict_latency.py.
+Target: <= 0.5 s per stack, median of n reps decided on its 95 % confidence interval.
+Run: .venv/bin/python bench/policy_latency.py [--reps N] [--max-reps N] [--n 200]
 """
 
 from __future__ import annotations
 
 import argparse
 
-import _common  # noqa: F401
-from _common import med, record, spread
+import _common
+from _common import Verdicts, ci_text, med, until_decided
 from policy_client import Pack, replicate, triggers_io
 
 from rollout.simulate import run_program
 
 
-def main(reps: int = 5, n: int = 200) -> list[str]:
+TARGET = 0.5
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=6)
+    ap.add_argument("--max-reps", type=int, default=12)
+    ap.add_argument("--n", type=int, default=200)
+    a = ap.parse_args(argv)
     sim = run_program("production")
     base = [r for r in sim.custom if not triggers_io(r)]
-    res = replicate(base, n)
+    res = replicate(base, a.n)
     pack = Pack()
+    per_call, stack_call, per_stack, diags = [], [], [], []
     try:
         per, stack = pack.requests(res)
         pack.analyze(per[0]); pack.analyze_stack(stack)  # warm-up
-        per_call, stack_call, per_stack, diags = [], [], [], 0
-        for _ in range(reps):
+
+        def one_round() -> None:
             ts = []
+            found = 0
             for req in per:
                 t, resp = pack.analyze(req)
                 ts.append(t)
-                diags += len(resp.diagnostics)
+                found += len(resp.diagnostics)
             ts_stack, resp = pack.analyze_stack(stack)
             per_call.append(med(ts))
             stack_call.append(ts_stack)
             per_stack.append(sum(ts) + ts_stack)
+            diags.append(found + len(resp.diagnostics))
+
+        n = until_decided(one_round, lambda: _common.at_most(per_stack, TARGET) == _common.UNDECIDED, min_rounds=a.reps, max_rounds=a.max_reps)
     finally:
         pack.close()
-    m = med(per_stack)
-    return [f"{n} resources ({len(base)} distinct production resources cycled; production listener excluded = no live/health I/O), "
-            f"{reps} reps, gRPC to `python policy` on 127.0.0.1. Diagnostics per rep: {diags // reps}.",
-            "Target: per stack (200 x Analyze + 1 x AnalyzeStack) <= 0.5 s.", "",
-            "| measure | median [min-max] |", "|---|---|",
-            f"| Analyze, per call (ms) | {spread([x * 1000 for x in per_call])} |",
-            f"| AnalyzeStack, per call, {n} resources (ms) | {spread([x * 1000 for x in stack_call])} |",
-            f"| per stack (s) | {spread(per_stack)} |",
-            f"| per stack / 0.5 s target | {m / 0.5:.2f} — {'met' if m <= 0.5 else 'MISSED'} |"]
+    lines = [f"{a.n} resources ({len(base)} distinct production resources cycled; production listener excluded = no live/health I/O), "
+             f"{n} reps, gRPC to `python policy` on 127.0.0.1. Diagnostics per rep: {med(diags):g}.", "",
+             "| measure | median (95% CI) |", "|---|---|",
+             f"| Analyze, per call (ms) | {ci_text([x * 1000 for x in per_call])} |",
+             f"| AnalyzeStack, per call, {a.n} resources (ms) | {ci_text([x * 1000 for x in stack_call])} |",
+             f"| per stack (s) | {ci_text(per_stack)} |"]
+    v = Verdicts()
+    v.timing(f"per stack ({a.n} x Analyze + 1 x AnalyzeStack)", per_stack, TARGET, f"<= {TARGET} s", " s")
+    return v.finish("policy latency", lines)
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--n", type=int, default=200)
-    a = ap.parse_args()
-    record("policy latency", main(a.reps, a.n))
+    raise SystemExit(main())

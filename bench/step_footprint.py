@@ -2,6 +2,10 @@
 
 Floor = 1 (one listener update = one ModifyListener call). Prints actual/floor per transition kind
 (min/max) and total, for staging and production, on ecs and kubernetes.
+Targets (counts, no noise): every step and every rollback (k -> j < k) changes exactly one resource,
+the production listener; a finish changes routing only (listeners and listener rules: the test
+listener and the header route follow the candidate, which a finish swaps), never a workload or
+a target group.
 Run: .venv/bin/python bench/step_footprint.py
 """
 
@@ -10,7 +14,7 @@ from __future__ import annotations
 import importlib.util
 
 import _common  # noqa: F401  (sys.path)
-from _common import record
+from _common import Verdicts
 
 from rollout.simulate import diff_resources, load_stack_file, run_program
 
@@ -28,49 +32,67 @@ def _n(d: dict) -> int:
     return sum(len(v) for v in d.values())
 
 
-def footprint(stack: str, base_overrides: dict) -> dict[str, list[tuple[str, int, list[str]]]]:
+ROUTING = ("aws:lb/listener:Listener", "aws:lb/listenerRule:ListenerRule")
+
+
+def footprint(stack: str, base_overrides: dict) -> dict[str, list[tuple[str, int, list[str], list[str]]]]:
     steps = load_stack_file(stack)["bluegreen:rollout"]["steps"]
     sims = {k: run_program(stack, overrides={**base_overrides, "bluegreen:rollout.step": k}) for k in range(len(steps) + 1)}
     stable = load_stack_file(stack)["bluegreen:rollout"].get("stable", "blue")
     fin = run_program(stack, overrides={**base_overrides, "bluegreen:rollout.step": 0,
                                         "bluegreen:rollout.stable": "green" if stable == "blue" else "blue"})
     out: dict[str, list] = {"step": [], "rollback": [], "finish": []}
+
+    def entry(label, a, b):
+        d = diff_resources(a, b)
+        urns = [u for v in d.values() for u in v]
+        return (label, _n(d), [u.split("::")[-1] for u in urns], [u.split("::")[-2].split("$")[-1] for u in urns])
+
     for k in range(1, len(steps) + 1):
-        d = diff_resources(sims[k - 1], sims[k])
-        out["step"].append((f"{k-1}->{k}", _n(d), [u.split("::")[-1] for v in d.values() for u in v]))
+        out["step"].append(entry(f"{k-1}->{k}", sims[k - 1], sims[k]))
         for j in range(k):
-            d = diff_resources(sims[k], sims[j])
-            out["rollback"].append((f"{k}->{j}", _n(d), [u.split("::")[-1] for v in d.values() for u in v]))
-    d = diff_resources(sims[len(steps)], fin)
-    out["finish"].append((f"{len(steps)}->finish", _n(d), [u.split("::")[-1] for v in d.values() for u in v]))
+            out["rollback"].append(entry(f"{k}->{j}", sims[k], sims[j]))
+    out["finish"].append(entry(f"{len(steps)}->finish", sims[len(steps)], fin))
     return out
 
 
-def main() -> list[str]:
-    lines = ["Floor 1 resource per transition. actual/floor, min/max per kind (target: 1.0 everywhere).", "",
+def main(argv: list[str] | None = None) -> int:
+    lines = ["Floor 1 resource per transition. actual/floor, min/max per kind.", "",
              "| stack | platform | step min/max | rollback min/max | finish | total changed / transitions | worst |",
              "|---|---|---|---|---|---|---|"]
+    v = Verdicts()
     for platform, ov in PLATFORMS.items():
         for stack in STACKS:
+            where = f"{stack}/{platform}"
             if platform == "kubernetes" and importlib.util.find_spec("components.kubernetes") is None:
                 lines.append(f"| {stack} | kubernetes | not available (components/kubernetes.py missing) | | | | |")
+                v.add(f"{where}: runs", "components/kubernetes.py missing", "the program runs", False)
                 continue
             try:
                 fp = footprint(stack, ov)
             except Exception as e:  # noqa: BLE001
                 lines.append(f"| {stack} | {platform} | error: {type(e).__name__}: {str(e)[:120]} | | | | |")
+                v.add(f"{where}: runs", f"{type(e).__name__}", "the program runs", False)
                 continue
             cells = []
             for kind in ("step", "rollback", "finish"):
-                ns = [n for _, n, _ in fp[kind]]
+                ns = [n for _, n, *_ in fp[kind]]
                 cells.append(f"{min(ns)}/{max(ns)}" if kind != "finish" else f"{ns[0]}")
             allt = [t for kind in fp.values() for t in kind]
-            total = sum(n for _, n, _ in allt)
+            total = sum(n for _, n, *_ in allt)
             worst = max(allt, key=lambda t: t[1])
             lines.append(f"| {stack} | {platform} | {cells[0]} | {cells[1]} | {cells[2]} | {total}/{len(allt)} = {total/len(allt):.2f} | "
                          f"{worst[0]}: {', '.join(worst[2]) or '-'} |")
-    return lines
+            moves = fp["step"] + fp["rollback"]
+            bad = [f"{label}: {', '.join(names) or 'nothing'}" for label, n, names, _ in moves
+                   if n != 1 or not names[0].endswith("-traffic-production")]
+            v.add(f"{where}: each step and rollback changes only the production listener",
+                  f"{len(moves) - len(bad)}/{len(moves)}" + (f" (not: {'; '.join(bad[:3])})" if bad else ""), "all", not bad)
+            label, n, names, types = fp["finish"][0]
+            other = [nm for nm, t in zip(names, types) if t not in ROUTING]
+            v.add(f"{where}: finish changes routing only", f"{n} ({', '.join(names)})", "listeners and listener rules only", not other)
+    return v.finish("step footprint", lines)
 
 
 if __name__ == "__main__":
-    record("step footprint", main())
+    raise SystemExit(main())

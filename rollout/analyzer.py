@@ -366,6 +366,11 @@ class PolicyPackClient:
     def configure(self, config: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
         """Send the reconciled config (as `--policy-pack-config` would); returns what was sent."""
         reconciled = self.reconcile(config)
+        self.send_config(reconciled)
+        return reconciled
+
+    def send_config(self, reconciled: Mapping[str, Mapping[str, Any]]) -> None:
+        """Send a config `reconcile` already produced and validated, without validating it again."""
         request = analyzer_pb2.ConfigureAnalyzerRequest(
             policyConfig={
                 name: analyzer_pb2.PolicyConfig(enforcementLevel=_LEVELS[r["level"]], properties=to_struct(r["properties"]))
@@ -373,7 +378,6 @@ class PolicyPackClient:
             }
         )
         self.call("Configure", request)
-        return reconciled
 
     def configure_file(self, path: Path | str, overrides: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
         """Configure from a `--policy-pack-config` JSON file, with per-policy overrides merged in."""

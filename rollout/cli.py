@@ -384,7 +384,7 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
 
     Example: python -m rollout plan --stack production --format markdown
     """
-    from .plan import build_plan, check_policy
+    from .plan import build_plan, check_policy, start_offline_pack
     from .render import render_json, render_markdown, render_text
     from .simulate import ROOT
 
@@ -393,9 +393,16 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
     from .config import decode_raw
 
     config = {k: (decode_raw(v) if k.startswith("bluegreen:") else v) for k, v in raw.items()}  # JSON-string objects too
+    pack = None
+    if not no_policy:  # the pack starts (~1 s), then judges each step, while the program runs for the next
+        pack_config = next((p for p in (project_dir / "policy" / f"{stack}.json", ROOT / "policy" / f"{stack}.json") if p.is_file()), None)
+        pack_dir = project_dir / "policy" if (project_dir / "policy" / "__main__.py").is_file() else ROOT / "policy"
+        pack = start_offline_pack(_stack_file_name(stack), pack_dir=pack_dir, pack_config=pack_config)
+        click.get_current_context().call_on_close(pack.close)
     try:
         program_root = project_dir if (project_dir / "__main__.py").is_file() else ROOT  # stack files only: this checkout's program
-        result = build_plan(_stack_file_name(stack), to_step=to_step, config=config, root=program_root)
+        result = build_plan(_stack_file_name(stack), to_step=to_step, config=config, root=program_root,
+                            on_row=pack.submit if pack else None)
     except FileNotFoundError as e:
         _fail(str(e), EXIT_USAGE)
     except ConfigError as e:
@@ -405,10 +412,8 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
     if not no_policy:
         from .analyzer import PolicyPackError
 
-        pack_config = next((p for p in (project_dir / "policy" / f"{stack}.json", ROOT / "policy" / f"{stack}.json") if p.is_file()), None)
         try:
-            pack_dir = project_dir / "policy" if (project_dir / "policy" / "__main__.py").is_file() else ROOT / "policy"
-            result = check_policy(result, pack_dir=pack_dir, pack_config=pack_config)
+            result = check_policy(result, pack=pack)
         except (PolicyPackError, ValueError, OSError) as e:
             _fail(f"the policy pack could not judge the plan: {e}\n(run with --no-policy to plan without it)", EXIT_FAILED)
     if fmt == "json":

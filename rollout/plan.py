@@ -9,11 +9,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-import tempfile
+import queue
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .config import parse_stack_config
 from .errors import ConfigError
@@ -22,7 +23,7 @@ from .simulate import Registered, Simulation, changed_properties, diff_resources
 
 _NOT_EVALUATED_OFFLINE = "not evaluated offline"  # rollout.analyzer.NOT_EVALUATED_OFFLINE (tests/test_operator_cli.py keeps them equal)
 
-__all__ = ["Change", "PlanRow", "Plan", "build_plan", "check_policy", "offline_section", "LIVE_ONLY_POLICIES"]
+__all__ = ["Change", "PlanRow", "Plan", "build_plan", "check_policy", "offline_section", "start_offline_pack", "OfflinePack", "LIVE_ONLY_POLICIES"]
 
 # Policies that need live AWS (health probes, CloudWatch, the live clock): offline they only say so,
 # at advisory level, and run for real at `pulumi preview` / `pulumi up`.
@@ -104,11 +105,18 @@ def _changes(before: Simulation, after: Simulation) -> tuple[Change, ...]:
 
 
 def build_plan(
-    stack: str, *, to_step: int | None = None, include_finish: bool = True, config: Mapping[str, Any] | None = None, root: Path | None = None
+    stack: str,
+    *,
+    to_step: int | None = None,
+    include_finish: bool = True,
+    config: Mapping[str, Any] | None = None,
+    root: Path | None = None,
+    on_row: Callable[[int, PlanRow], None] | None = None,
 ) -> Plan:
     """Simulate the current step, then every later step (or up to `to_step`), then the finish.
 
-    Validates the stack config first; raises ConfigError naming the key.
+    Validates the stack config first; raises ConfigError naming the key. `on_row(index, row)` is
+    called as each row is ready (e.g. `OfflinePack.submit`, to judge it while the next one runs).
     """
     cfg = dict(config) if config is not None else load_stack_file(stack)
     raw = {k.split(":", 1)[1]: v for k, v in cfg.items() if k.startswith("bluegreen:")}
@@ -124,20 +132,27 @@ def build_plan(
 
     where = {"root": root} if root is not None else {}  # the project holding __main__.py (default: this checkout)
     base = run_program(stack, cfg, **where)
-    rows = [PlanRow(current.step, f"step {current.step} (current)", current.weights, "current state", "current", (), base)]
+    rows: list[PlanRow] = []
+
+    def add(row: PlanRow) -> None:
+        rows.append(row)
+        if on_row is not None:
+            on_row(len(rows) - 1, row)
+
+    add(PlanRow(current.step, f"step {current.step} (current)", current.weights, "current state", "current", (), base))
     prev_sim, prev_cfg = base, current
     for step in targets:
         nxt = RolloutConfig(current.stable, current.steps, step)
         sim = run_program(stack, cfg, overrides={"bluegreen:rollout.step": step}, **where)
         t = classify(prev_cfg, nxt)
         label = f"step {step}" if step > prev_cfg.step else f"rollback to {step}"
-        rows.append(PlanRow(step, label, nxt.weights, t.describe(), t.kind.value, _changes(prev_sim, sim), sim))
+        add(PlanRow(step, label, nxt.weights, t.describe(), t.kind.value, _changes(prev_sim, sim), sim))
         prev_sim, prev_cfg = sim, nxt
     if include_finish and prev_cfg.step == prev_cfg.last_step:
         fin = RolloutConfig(prev_cfg.candidate, prev_cfg.steps, 0)
         sim = run_program(stack, cfg, overrides={"bluegreen:rollout.step": 0, "bluegreen:rollout.stable": fin.stable}, **where)
         t = classify(prev_cfg, fin)
-        rows.append(PlanRow(0, f"finish ({fin.stable} stable)", fin.weights, t.describe(), t.kind.value, _changes(prev_sim, sim), sim))
+        add(PlanRow(0, f"finish ({fin.stable} stable)", fin.weights, t.describe(), t.kind.value, _changes(prev_sim, sim), sim))
     return Plan(stack=stack, rollout=current, rows=tuple(rows))
 
 
@@ -256,9 +271,122 @@ def _verdict(v: Any, names: Mapping[str, str], descriptions: Mapping[str, str]) 
     }
 
 
+class OfflinePack:
+    """The policy pack judging plan rows offline, in the background.
+
+    Made before the plan is built (`start_offline_pack`): the pack's interpreter starts (~1 s of
+    imports) on another core while this process runs the program simulations, and each row handed
+    to `submit` as `build_plan` produces it is judged on a worker thread (the pack does the work in
+    its own process) while the next step is simulated. `verdicts()` waits for them; `close()` stops
+    the pack, whether or not it was used. The pack config (`--policy-pack-config` file) is
+    reconciled and validated against the policies' schemas once; rows differ only in the offline
+    section, which is built here.
+    """
+
+    def __init__(
+        self,
+        stack: str,
+        *,
+        pack_dir: Path | str | None = None,
+        pack_config: Path | str | None = None,
+        aws_endpoint: str | None = None,
+        region: str = "us-east-1",
+    ) -> None:
+        from .analyzer import OFFLINE_AWS_ENDPOINT, POLICY_DIR, PolicyPackClient, offline_pack_env
+
+        self.token = secrets.token_hex(16)
+        self.started = time.monotonic()
+        self._pack_config = pack_config
+        env = offline_pack_env(self.token, aws_endpoint=aws_endpoint or OFFLINE_AWS_ENDPOINT, region=region)
+        self._client = PolicyPackClient(pack_dir or POLICY_DIR, env=env, stack=stack)
+        self._error: BaseException | None = None
+        self._rows: queue.Queue[tuple[int, PlanRow, Simulation | None] | None] = queue.Queue()
+        self._submitted: dict[int, PlanRow] = {}
+        self._verdicts: dict[int, list[dict[str, Any]]] = {}
+        self._worker = threading.Thread(target=self._work, name="bluegreen-plan-pack", daemon=True)
+        self._worker.start()
+
+    def submit(self, index: int, row: PlanRow) -> None:
+        """Judge plan row `index` (as the update from the row submitted before it)."""
+        live = self._submitted[index - 1].simulation if index > 0 else row.simulation
+        self._submitted[index] = row
+        self._rows.put((index, row, live))
+
+    def verdicts(self, plan: Plan) -> dict[int, list[dict[str, Any]]]:
+        """The verdicts of every row of `plan` (submitting those not submitted yet); raises what the pack raised."""
+        for i, row in enumerate(plan.rows):
+            if i not in self._submitted:
+                self.submit(i, row)
+        self._rows.put(None)
+        self._worker.join()
+        if self._error is not None:
+            raise self._error
+        return self._verdicts
+
+    def close(self) -> None:
+        self._rows.put(None)
+        self._worker.join()
+        self._client.stop()
+
+    def _work(self) -> None:
+        try:
+            base: Mapping[str, Any] = json.loads(Path(self._pack_config).read_text()) if self._pack_config else {}
+            self._client.start()
+            info = self._client.policies()
+        except BaseException as e:  # noqa: BLE001 - handed to whoever asks for the verdicts
+            self._error = e
+            return
+        policies = list(info)
+        descriptions = {name: p["description"] for name, p in info.items()}
+        reconciled: dict[str, dict[str, Any]] | None = None
+        while (item := self._rows.get()) is not None:
+            if self._error is not None:
+                continue
+            i, row, live = item
+            if row.simulation is None:
+                continue
+            try:
+                section = offline_section(self.token, live)
+                if reconciled is None:
+                    reconciled = self._client.reconcile(_pack_config(base, policies, section))
+                for name in policies:
+                    reconciled[name]["properties"]["offline"] = section
+                self._client.send_config(reconciled)
+                self._verdicts[i] = _judge(self._client, row.simulation, descriptions)
+            except BaseException as e:  # noqa: BLE001
+                self._error = e
+
+
+def _judge(client: Any, sim: Simulation, descriptions: Mapping[str, str]) -> list[dict[str, Any]]:
+    """One row: each custom resource through `Analyze` (as the engine does during preview), then all
+    of them through `AnalyzeStack`; violations deduplicated and sorted."""
+    names = {r.urn: r.name for r in sim.custom}
+    found: list[dict[str, Any]] = []
+    seen: set[tuple[str, str, str]] = set()
+    results = [(r.urn, client.analyze(r.type, r.inputs, urn=r.urn, name=r.name)) for r in sim.custom]
+    results.append(("", client.analyze_stack({"type": r.type, "props": r.inputs, "name": r.name, "urn": r.urn} for r in sim.custom)))
+    for urn, result in results:
+        for v in result.violations:
+            if not v.urn and urn:  # a resource policy's diagnostic is about the resource analyzed
+                v = dataclasses.replace(v, urn=urn)
+            key = (v.policy, v.urn, v.message)
+            if key not in seen:
+                seen.add(key)
+                found.append(_verdict(v, names, descriptions))
+    found.sort(key=lambda d: (_LEVEL_ORDER.get(d["enforcementLevel"], 9), d["policyName"], d["resource"], d["message"]))
+    return found
+
+
+def start_offline_pack(stack: str, **kwargs: Any) -> OfflinePack:
+    """Start the pack now, so that it starts, and judges rows, while the plan is built:
+    `build_plan(..., on_row=pack.submit)`, then `check_policy(plan, pack=pack)`."""
+    return OfflinePack(stack, **kwargs)
+
+
 def check_policy(
     plan: Plan,
     *,
+    pack: OfflinePack | None = None,
     pack_dir: Path | str | None = None,
     pack_config: Path | str | None = None,
     aws_endpoint: str | None = None,
@@ -266,46 +394,18 @@ def check_policy(
     """The plan with `verdicts`: the real policy pack, started once, judging every row offline.
 
     Row i is judged as the update from row i-1 (the current row: as a no-op update of itself), with
-    row i-1's simulated listener standing in for live AWS. Each custom resource of the row goes
-    through `Analyze` (as the engine does during preview), then all of them through `AnalyzeStack`.
-    `pack_config` is a `--policy-pack-config` file (e.g. policy/production.json); the offline
-    section is added to a copy of it in a temporary file, never to the file itself.
+    row i-1's simulated listener standing in for live AWS. `pack_config` is a `--policy-pack-config`
+    file (e.g. policy/production.json), never written. `pack`: one started earlier with
+    `start_offline_pack` (its own pack_config applies; the caller closes it); without it one is
+    started and stopped here.
     """
-    from .analyzer import OFFLINE_AWS_ENDPOINT, POLICY_DIR, PolicyPackClient, offline_pack_env
-
-    started = time.monotonic()
-    token = secrets.token_hex(16)
-    base: Mapping[str, Any] = json.loads(Path(pack_config).read_text()) if pack_config else {}
-    region = str(plan.rows[0].simulation.config.get("aws:region", "us-east-1")) if plan.rows and plan.rows[0].simulation else "us-east-1"
-    env = offline_pack_env(token, aws_endpoint=aws_endpoint or OFFLINE_AWS_ENDPOINT, region=region)
-    verdicts: dict[int, list[dict[str, Any]]] = {}
-    with tempfile.TemporaryDirectory(prefix="bluegreen-plan-policy-") as tmp, PolicyPackClient(
-        pack_dir or POLICY_DIR, env=env, stack=plan.stack
-    ) as pack:
-        info = pack.policies()
-        policies = list(info)
-        descriptions = {name: p["description"] for name, p in info.items()}
-        for i, row in enumerate(plan.rows):
-            sim = row.simulation
-            if sim is None:
-                continue
-            live = plan.rows[i - 1].simulation if i > 0 else sim
-            cfg_file = Path(tmp) / f"policy-config-row{i}.json"
-            cfg_file.write_text(json.dumps(_pack_config(base, policies, offline_section(token, live)), indent=2))
-            pack.configure_file(cfg_file)
-            names = {r.urn: r.name for r in sim.custom}
-            found: list[dict[str, Any]] = []
-            seen: set[tuple[str, str, str]] = set()
-            results = [(r.urn, pack.analyze(r.type, r.inputs, urn=r.urn, name=r.name)) for r in sim.custom]
-            results.append(("", pack.analyze_stack({"type": r.type, "props": r.inputs, "name": r.name, "urn": r.urn} for r in sim.custom)))
-            for urn, result in results:
-                for v in result.violations:
-                    if not v.urn and urn:  # a resource policy's diagnostic is about the resource analyzed
-                        v = dataclasses.replace(v, urn=urn)
-                    key = (v.policy, v.urn, v.message)
-                    if key not in seen:
-                        seen.add(key)
-                        found.append(_verdict(v, names, descriptions))
-            found.sort(key=lambda d: (_LEVEL_ORDER.get(d["enforcementLevel"], 9), d["policyName"], d["resource"], d["message"]))
-            verdicts[i] = found
-    return dataclasses.replace(plan, verdicts=verdicts, policy_seconds=time.monotonic() - started)
+    own = pack is None
+    if own:
+        region = str(plan.rows[0].simulation.config.get("aws:region", "us-east-1")) if plan.rows and plan.rows[0].simulation else "us-east-1"
+        pack = OfflinePack(plan.stack, pack_dir=pack_dir, pack_config=pack_config, aws_endpoint=aws_endpoint, region=region)
+    try:
+        verdicts = pack.verdicts(plan)
+    finally:
+        if own:
+            pack.close()
+    return dataclasses.replace(plan, verdicts=dict(verdicts), policy_seconds=time.monotonic() - pack.started)

@@ -20,7 +20,9 @@ DOC = REPO / "docs" / "hardening.md"
 
 
 def _cell(value: object) -> str:
-    if value is not None and type(value).__name__ == "object":
+    from tests.test_config_errors import DELETE
+
+    if value is DELETE:
         return "*(key removed)*"
     text = value if isinstance(value, str) else json.dumps(value)
     return "`" + str(text).replace("|", "\\|").replace("`", "'") + "`"

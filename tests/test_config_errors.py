@@ -13,7 +13,14 @@ from rollout.config import parse_stack_config
 from rollout.errors import ConfigError
 from rollout.simulate import RecordingMocks, load_stack_file, run_program, set_path
 
-DELETE = object()
+class _Delete:
+    """The case removes the key. A fixed repr keeps test ids the same in every process (pytest-xdist)."""
+
+    def __repr__(self) -> str:
+        return "<deleted>"
+
+
+DELETE = _Delete()
 
 # (stack, config path, bad value, key named in the error, words the error must contain)
 CASES = [

@@ -41,7 +41,7 @@ import pytest
 from rollout.live import LIVE_READ_SECONDS
 from rollout.simulate import ROOT
 from tests.fixtures.aws import AwsEnv
-from tests.fixtures.servers import free_port
+from tests.fixtures.servers import closed_port
 from tests.policy_harness import POLICY_DIR, AnalyzeResult, PolicyPackClient, policy_pack_env
 from tests.test_policy_traffic import LISTENER, live_alb, proposed
 
@@ -193,7 +193,8 @@ def health_pack(moto_endpoint: str, tmp_path_factory: pytest.TempPathFactory) ->
 def probe_base(fault: HealthFault, http_server: Callable[..., str]) -> Iterator[tuple[str, str]]:
     """(probeBaseUrl, health path to give the candidate target group)."""
     if fault.id == "refused":
-        yield f"http://127.0.0.1:{free_port()}", fault.path
+        with closed_port() as port:
+            yield f"http://127.0.0.1:{port}", fault.path
     elif fault.id == "dns-failure":
         yield "http://bluegreen-candidate.invalid", fault.path
     elif fault.id == "tls-error":
@@ -284,7 +285,8 @@ def aws_fault_env(fault: AwsFault, aws: AwsEnv, moto: str, scratch: Path, http_s
         with serve(_AwsErrorHandler, error=("ExpiredToken", "The security token included in the request is expired", 403)) as hp:
             yield pack_env(f"http://{hp}", scratch)
     elif fault.id == "endpoint-down":
-        yield pack_env(f"http://127.0.0.1:{free_port()}", scratch)
+        with closed_port() as port:
+            yield pack_env(f"http://127.0.0.1:{port}", scratch)
     elif fault.id == "endpoint-hung":
         yield pack_env(http_server("hung", path=""), scratch)
     elif fault.id == "missing-credentials":
@@ -392,8 +394,9 @@ def test_cli_never_prints_the_aws_secret_key(aws: AwsEnv, monkeypatch, http_serv
     with serve(_AwsErrorHandler, error=("Throttling", "Rate exceeded", 400)) as hp:
         monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://{hp}")
         run("status, throttled", "status", "--stack", "production", "--load-balancer-arn", alb.load_balancer)
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
-    run("gate, endpoint down", "gate", "--stack", "production", "--load-balancer-arn", alb.load_balancer, "--probe-base-url", base)
+    with closed_port() as port:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+        run("gate, endpoint down", "gate", "--stack", "production", "--load-balancer-arn", alb.load_balancer, "--probe-base-url", base)
 
     for label, result in runs:
         text = _cli_outputs(result)

@@ -36,6 +36,7 @@ from rollout.config import parse_stack_config
 from rollout.errors import ConfigError
 from rollout.rules import COLORS, weights_for
 from rollout.simulate import RecordingMocks, diff_resources, load_stack_file, run_program, set_path
+from tests.test_config_errors import DELETE  # one sentinel for "the case removes the key"
 
 STACKS = ("staging", "production")
 LISTENER = "aws:lb/listener:Listener"
@@ -388,7 +389,6 @@ def test_controller_with_kubeconfig_needs_a_cluster_name_and_reuses_an_existing_
 
 # --- bad config: refused before any resource, the key named ------------------------------------------
 
-DELETE = object()
 K = "bluegreen:kubernetes"
 # (config path, bad value, key named in the error, words the error must contain); applied to the `kubernetes` variant.
 BAD = [
