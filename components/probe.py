@@ -67,6 +67,7 @@ def probe_policy(log_group_arn: str) -> str:
                     "Action": [
                         "elasticloadbalancing:DescribeLoadBalancers",
                         "elasticloadbalancing:DescribeListeners",
+                        "elasticloadbalancing:DescribeRules",  # rollout.live reads every route
                         "elasticloadbalancing:DescribeTargetGroups",
                         "elasticloadbalancing:DescribeTags",
                     ],

@@ -51,6 +51,7 @@ def reflex_policy(listener_arn: str, log_group_arn: str, topic_arn: Optional[str
             "Effect": "Allow",
             "Action": [
                 "elasticloadbalancing:DescribeListeners",
+                "elasticloadbalancing:DescribeRules",  # rollout.live reads every route
                 "elasticloadbalancing:DescribeLoadBalancers",
                 "elasticloadbalancing:DescribeTags",
                 "elasticloadbalancing:DescribeTargetGroups",

@@ -251,7 +251,7 @@ def test_status_drift_declared_step_not_deployed(aws, tmp_path, no_pulumi):
     proj = make_project(tmp_path, step=3)
     r = invoke("--project-dir", str(proj), "status", "--stack", "production", "--load-balancer-arn", alb.load_balancer)
     expect(r, 1, "declares step 3 of 5", "sends blue 90% · green 10%", "less traffic than declared (10% < 50%)",
-           "pulumi up --refresh --stack production --policy-pack policy")
+           "pulumi up --stack production --policy-pack policy")
 
 
 def test_status_json(aws, tmp_path, no_pulumi):
@@ -390,7 +390,7 @@ def test_advance_runs_the_exact_commands(tmp_path, fake_pulumi):
     expect(r, 0, "step 2 -> 3 of 5: promotion: green 25% -> 50%", "Resources: 1 updated", "done:")
     assert fake_pulumi.calls == [
         ["config", "set", "--path", "bluegreen:rollout.step", "3", "--stack", "production"],
-        ["up", "--stack", "production", "--policy-pack", "policy", "--policy-pack-config", "policy/production.json", "--yes"],
+        ["up", "--refresh", "--stack", "production", "--policy-pack", "policy", "--policy-pack-config", "policy/production.json", "--yes"],
     ]
     assert set(fake_pulumi.cwds) == {str(proj.resolve())}
 

@@ -88,7 +88,8 @@ def test_deploy_previews_with_the_pack_retries_a_held_lock_and_verifies(repos, t
     assert all("--stack acme/staging" in c for c in calls), calls
     assert [c.split()[0] for c in calls] == ["preview", "up", "up", "preview"], calls
     assert "--policy-pack policy" in calls[0] and "--skip-preview" not in " ".join(calls)
-    assert calls[1].startswith("up --yes") and "--expect-no-changes" in calls[3]
+    assert calls[1].startswith("up --refresh --yes") and "--expect-no-changes" in calls[3]
+    assert all("--refresh" in c for c in calls), "every command reads AWS first (the reflex may have moved traffic)"
 
 
 def test_deploy_of_a_stale_commit_runs_no_pulumi_command(repos, tmp_path, monkeypatch):

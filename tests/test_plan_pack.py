@@ -40,8 +40,14 @@ def test_the_early_pack_is_stopped_after_a_plan(tmp_path, started_packs):
 def test_the_early_pack_is_stopped_when_the_stack_config_is_invalid(tmp_path, started_packs):
     proj = make_project(tmp_path, step=7)
     expect(invoke("--project-dir", str(proj), "plan", "--stack", "production"), 2, "bluegreen:rollout.step", "got 7")
+    assert started_packs == [], "the stack file is validated before the pack is started"
+
+
+def test_the_early_pack_is_stopped_when_the_plan_fails_after_it_started(tmp_path, started_packs):
+    proj = make_project(tmp_path, step=2)
+    expect(invoke("--project-dir", str(proj), "plan", "--stack", "production", "--to-step", "9"), 2, "--to-step", "got 9")
     assert len(started_packs) == 1
-    assert started_packs[0].poll() is not None, "the pack process outlived a `plan` that failed on its stack config"
+    assert started_packs[0].poll() is not None, "the pack process outlived a `plan` that failed while building"
 
 
 def test_an_invalid_pack_config_is_refused_before_any_verdict(tmp_path):

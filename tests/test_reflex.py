@@ -4,6 +4,8 @@ never rolled back; AWS faults (throttled, denied, unreadable) are survived or re
 
 from __future__ import annotations
 
+import json
+
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -241,10 +243,21 @@ def test_a_throttled_rollback_is_retried_until_traffic_is_on_stable(aws, candida
     assert len(rig.notes) == 2 and "ROLLBACK FAILED" in rig.notes[0] and "throttling" in rig.notes[0].lower(), rig.notes
 
 
-REFLEX_ACTIONS = [
-    "elasticloadbalancing:DescribeListeners", "elasticloadbalancing:DescribeTags", "elasticloadbalancing:DescribeTargetHealth",
-    "elasticloadbalancing:DescribeLoadBalancers", "elasticloadbalancing:DescribeTargetGroups", "ec2:DescribeNetworkInterfaces",
-]
+def _declared_actions() -> list[str]:
+    """The AWS actions the program's reflex role is given (components/reflex.py), so these tests prove
+    the declared policy, not a copy of it."""
+    from components.reflex import reflex_policy
+
+    doc = json.loads(reflex_policy("arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/bg/1/2", "arn:aws:logs:us-east-1:123456789012:log-group:x"))
+    out: list[str] = []
+    for statement in doc["Statement"]:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        out += [a for a in actions if a.startswith(("elasticloadbalancing:", "ec2:"))]
+    return out
+
+
+WRITES = ["elasticloadbalancing:ModifyListener", "elasticloadbalancing:AddTags"]
+REFLEX_ACTIONS = [a for a in _declared_actions() if a not in WRITES]
 
 
 def test_denied_rollback_is_reported_and_notified_never_raised(aws, candidate):
@@ -262,7 +275,7 @@ def test_denied_rollback_is_reported_and_notified_never_raised(aws, candidate):
 def test_the_reflex_policy_actions_are_enough(aws, candidate):
     """moto's IAM enforces actions (not Resource): the reads plus ModifyListener and AddTags roll back."""
     rig = Rig(aws, candidate.port)
-    key, secret = aws.iam_user("reflex", REFLEX_ACTIONS + ["elasticloadbalancing:ModifyListener", "elasticloadbalancing:AddTags"])
+    key, secret = aws.iam_user("reflex", _declared_actions())
     elbv2 = aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
     candidate.fail("5xx")
     with aws.enforce_iam():
