@@ -148,7 +148,7 @@ class GateThresholds:
     expected_status: int = 200  # expectedStatus
     expected_body: str | None = None  # expectedBody: substring the body must contain, if set
     max_body_bytes: int = 65536  # maxBodyBytes: a longer body fails the probe
-    max_p95_ms: float = 500.0  # maxP95Ms: p95 probe latency
+    max_p95_ms: float = 2000.0  # maxP95Ms: p95 probe latency (a fail-fast guard; slow regressions are the judge's)
     min_healthy_targets: int = 1  # minHealthyTargets: ALB target health
     max_unhealthy_targets: int = 0  # maxUnhealthyTargets: target health and UnHealthyHostCount
     max_5xx_ratio: float = 0.1  # max5xxRatio: hard ceiling on (target 5xx + connection errors + ELB 5xx) / requests
