@@ -3,6 +3,7 @@ can raise out of the SDK (invariant 8, docs/safety-model.md)."""
 
 from __future__ import annotations
 
+import sys
 import traceback
 from typing import Any, Callable
 
@@ -33,7 +34,9 @@ def guarded(name: str, check: Callable[[ResourceValidationArgs, ReportViolation]
 
     * An unknown value (preview of a first deploy) propagates as UnknownValueError, which the SDK
       reports at ADVISORY level: a clear skip, never a false block.
-    * Any other exception becomes a violation that names it (fail closed, and visible).
+    * Any other exception becomes a violation that names it (fail closed, and visible) -- except on
+      a rollback (`RouteView.passes_unconditionally`): a rollback is never refused (invariant 5), so a
+      fault there is written to the pack's stderr, which the engine shows, and the update goes on.
     """
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -50,6 +53,10 @@ def guarded(name: str, check: Callable[[ResourceValidationArgs, ReportViolation]
             if tb:
                 last = tb[-1]
                 where = f" at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
+            if _is_rollback(args):
+                print(f"bluegreen pack: {name} failed on a rollback, which passes anyway: {type(e).__name__}: {_short(e)}{where}",
+                      file=sys.stderr, flush=True)
+                return
             report_violation(
                 f"{name} could not finish its check, so it fails closed: unexpected "
                 f"{type(e).__name__}: {_short(e)}{where}"
@@ -57,6 +64,17 @@ def guarded(name: str, check: Callable[[ResourceValidationArgs, ReportViolation]
 
     validate.__name__ = f"validate_{name.replace('-', '_')}"
     return validate
+
+
+def _is_rollback(args: ResourceValidationArgs) -> bool:
+    """Whether this update only returns traffic to the live-recorded stable target group (never raises)."""
+    try:
+        from routes import route_view
+
+        view = route_view(args)
+        return view is not None and view.passes_unconditionally()
+    except Exception:  # noqa: BLE001 - cannot tell: not a rollback
+        return False
 
 
 def resource_policy(

@@ -54,7 +54,7 @@ def _probe_url(view: RouteView, color: str, cfg: Mapping[str, Any]) -> tuple[str
 
 
 def gate_colour(view: RouteView, color: str, cfg: Mapping[str, Any], target_group_arn: str | None = None,
-                gain: Gain | None = None) -> str | None:
+                gain: Gain | None = None, finish: bool = False) -> str | None:
     """Run the health gate on `color`; None if it passed, else the reason it did not.
 
     The judge compares the colour with the live-recorded stable target group over the minutes since the
@@ -65,7 +65,7 @@ def gate_colour(view: RouteView, color: str, cfg: Mapping[str, Any], target_grou
     except ConfigError as e:
         return f"{color} must pass its health gate before it gets more traffic, but the gate is misconfigured: {e}"
     # The live test listener tagged bluegreen:probe=in-vpc: the probe function's metrics are the evidence.
-    probe_stack = None if str(cfg.get("probeBaseUrl") or "").strip() else in_vpc_probe_stack(view.live)
+    probe_stack = _probe_stack(view, cfg)
     url, why = _probe_url(view, color, cfg) if probe_stack is None else (None, "")
     if url is None and probe_stack is None:
         return f"{color} must pass its health gate before it gets more traffic, but it cannot be probed: {why}"
@@ -77,7 +77,7 @@ def gate_colour(view: RouteView, color: str, cfg: Mapping[str, Any], target_grou
         load_balancer_arn=view.load_balancer_arn,
         verify_tls=bool(cfg.get("verifyTls", True)),
         probe_stack=probe_stack,
-        **_judge_context(view, target_group_arn or view.arn_of(color), gain),
+        **_judge_context(view, target_group_arn or view.arn_of(color), gain, finish),
     )
     try:
         verdict = run_gate(
@@ -93,17 +93,39 @@ def gate_colour(view: RouteView, color: str, cfg: Mapping[str, Any], target_grou
     return None if verdict.passed else verdict.message()
 
 
-def _judge_context(view: RouteView, target_group_arn: str | None, gain: Gain | None) -> dict[str, Any]:
+def _probe_stack(view: RouteView, cfg: Mapping[str, Any]) -> str | None:
+    """The stack whose in-VPC probe metrics are the evidence, or None to probe directly."""
+    if str(cfg.get("probeBaseUrl") or "").strip():
+        return None
+    source = cfg.get("probeSource", "auto")
+    if source == "direct":
+        return None
+    if source == "in-vpc":  # from the engine's URN, never from a tag the update may write
+        stack = view.urn.split("::", 1)[0].rsplit(":", 1)[-1] if view.urn.startswith("urn:pulumi:") else ""
+        return stack or None
+    return in_vpc_probe_stack(view.live)
+
+
+def _judge_context(view: RouteView, target_group_arn: str | None, gain: Gain | None, finish: bool = False) -> dict[str, Any]:
     """What the gate would otherwise read again from AWS: the baseline (the recorded stable target
-    group), the live share, the share after the change and when the live weights began."""
+    group), the colour's live share of production traffic (its share of the recorded listener's
+    default action, whatever route is being changed), the share after the change (recorded listener
+    only) and when the live weights began. At a finish there is no baseline: no relative judge."""
     out: dict[str, Any] = {}
+    if finish:
+        out["relative"] = False
     stable = view.stable_tg
     if stable and stable != target_group_arn:
         out["baseline_target_group_arn"] = stable
+    record = view.record
+    if view.live is not None and record is not None and target_group_arn:
+        for route in view.live.routes:
+            if route.rule_arn is None and route.listener_arn == record.listener_arn:
+                out["live_share"] = round(100 * route.shares.get(target_group_arn, 0.0))
     if gain is not None and view.recorded:
         out["live_share"] = round(gain.before * 100)
         out["share"] = round(gain.after * 100)
-    parsed = parse_since(view.record.since) if view.record is not None else None
+    parsed = parse_since(record.since) if record is not None else None
     if parsed is not None:
         out["since"] = datetime.fromtimestamp(parsed[0], timezone.utc)
     return out
@@ -156,7 +178,7 @@ def check_traffic_gained_through_gate(args: ResourceValidationArgs, report_viola
     if view.recorded and new_stable and new_stable != view.stable_tg:  # a finish: the new stable passes its gate
         color = view.color(new_stable)
         if color is not None and not view.offline:
-            failure = gate_colour(view, color, cfg, new_stable)
+            failure = gate_colour(view, color, cfg, new_stable, finish=True)
             if failure:
                 report_violation(f"{failure} [this update makes {color} ({new_stable}) the stable target group]")
 

@@ -87,7 +87,7 @@ def _gate_properties() -> dict[str, dict[str, Any]]:
 
 
 # Keys of healthy-promotion that are the pack's own (everything else goes to the health gate).
-HEALTH_OWN_KEYS = ("probeBaseUrl", "verifyTls")
+HEALTH_OWN_KEYS = ("probeBaseUrl", "verifyTls", "probeSource")
 
 SCHEMAS: dict[str, PolicyConfigSchema] = {
     "healthy-promotion": PolicyConfigSchema(
@@ -104,6 +104,15 @@ SCHEMAS: dict[str, PolicyConfigSchema] = {
                 "type": "boolean",
                 "default": True,
                 "description": "Verify the TLS certificate of HTTPS probes.",
+            },
+            "probeSource": {
+                "type": "string",
+                "enum": ["auto", "in-vpc", "direct"],
+                "default": "auto",
+                "description": "Where the probe evidence comes from. in-vpc: the in-VPC probe function's CloudWatch metrics "
+                "for this stack (the stack named by the resource's URN); direct: probes sent from where the pack runs; "
+                "auto: the live test listener's bluegreen:probe tag decides (a label the same update can write, so "
+                "production sets in-vpc). probeBaseUrl, when set, always means direct.",
             },
             **_gate_properties(),
         },

@@ -113,11 +113,22 @@ def _production_listeners(target_group_arns: list[str]) -> list["_Production"]:
             continue
         shares: dict[str, float] = {}
         for route in live.routes:
-            if route.listener_arn == listener:
+            if route.listener_arn == listener and not _opt_in_route(route.conditions if route.rule_arn else None):
                 for arn, share in route.shares.items():
                     shares[arn] = max(shares.get(arn, 0.0), share)
         found.append(_Production(dict(live.listener_tags.get(listener, {})), shares))
     return found
+
+
+def _opt_in_route(conditions: str | None) -> bool:
+    """A rule that only requests carrying an exact header reach (the header route, `X-Canary: always`):
+    opt-in test traffic to the candidate, not users' traffic, so it does not freeze the idle colour's
+    workload (a release goes there). Any other rule -- a path, host or query condition, or a header
+    value with a wildcard -- carries users' traffic. (`rollout.live.condition_key` text.)"""
+    if not conditions:
+        return False
+    parts = conditions.split("|")
+    return all(p.startswith("http-header:") and "*" not in p and "?" not in p for p in parts)
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,9 @@ class GateTarget:
     live_share: int | None = None  # % of production traffic the colour carries now
     share: int | None = None  # % of production traffic the colour will carry after the change
     since: datetime | None = None  # when the current weights began (the judge reads from here)
+    # False at a finish: the colour already holds all production traffic and the old stable none, so
+    # there is no baseline to compare with; the judge of the last step decided (docs/health-gate.md).
+    relative: bool = True
 
 
 @dataclass(frozen=True)
@@ -801,6 +804,10 @@ def _context(target: GateTarget, elbv2_factory: Callable[[], Any]) -> _Context:
 def _judge_check(cloudwatch, target: GateTarget, ctx: _Context, th: GateThresholds, now: datetime) -> CheckResult:
     from rollout.metrics import read_minutes
 
+    if not target.relative:
+        return CheckResult("judge", True, f"judge: {target.color} already carries all production traffic and the other colour "
+                                          "none, so there is nothing to compare it with; the last step's judge decided",
+                           {"skipped": True, "verdict": None})
     if ctx.live_share == 0:
         return CheckResult("judge", True, f"judge: {target.color} carries no production traffic yet, so there is nothing to "
                                           "compare; this step rests on probes and target health", {"skipped": True, "verdict": None})

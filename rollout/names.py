@@ -88,7 +88,9 @@ def explicit_name(resource_type: str, logical: str, scope: str) -> str | None:
     digest = hashlib.sha256(f"{scope}/{logical}".encode()).hexdigest()[:8]
     room = rule.max_len - len(digest) - 1
     head = re.sub(r"[^A-Za-z0-9-]", "-", logical)[:room].strip("-")
-    for prefix in rule.forbidden_prefixes:
-        if head.lower().startswith(prefix):
-            head = ("bg-" + head)[:room].rstrip("-")
-    return f"{head}-{digest}" if head else f"bg-{digest}"
+    name = f"{head}-{digest}" if head else f"bg-{digest}"
+    # The whole name must avoid the forbidden prefixes: "sg" + "-" + digest starts with "sg-" too.
+    if any(name.lower().startswith(prefix) for prefix in rule.forbidden_prefixes):
+        head = ("bg-" + head)[:room].rstrip("-")
+        name = f"{head}-{digest}"
+    return name

@@ -411,7 +411,10 @@ def roll_back(elbv2, listener: ListenerView, stable_tg: str, marker: str) -> Rol
     Never raises."""
     groups = [arn for arn, _ in listener.groups]
     if stable_tg not in groups:
-        groups.insert(0, stable_tg)
+        # The record names a target group this listener does not forward to (a hand edit, a foreign
+        # ARN): sending all production traffic there could be worse than the breach. Say so, loudly.
+        return Rollback(False, False, marker, f"the recorded stable target group {stable_tg} is not one the production "
+                                              "listener forwards to; not moving traffic to it (restore the record by hand)")
     action = {
         "Type": "forward",
         "ForwardConfig": {

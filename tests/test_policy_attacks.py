@@ -266,3 +266,43 @@ def test_a_legitimate_finish_passes_only_through_the_gate(aws, pack, configure, 
     assert bool(result.mandatory) is refused, result
     if refused:
         assert any("makes green" in v.message for v in _mandatory(result, "healthy-promotion")), result
+
+
+# --------------------------------------------------------------------------- seams found in review
+
+
+@pytest.mark.parametrize("candidate_5xx", [0, 3])
+def test_a_finish_is_not_judged_against_a_stable_colour_without_traffic(aws, pack, configure, candidate_5xx):
+    """At a finish the old stable serves nothing (as AWS reports it: zero requests), so the relative
+    judge has no baseline: a few 5xx of the colour that holds 100 % must not refuse the finish forever."""
+    from tests.test_policy_traffic import SINCE, proposed, stamp, weights_at
+
+    configure("healthy")
+    alb = aws.build_alb(stable="blue", candidate_weight=100)
+    aws.put_minutes(alb, stable=(0, 0), candidate=(20000, candidate_5xx), ago=range(2, 30))
+    tags = {"bluegreen:steps": "10/25/50/75/100", SINCE: stamp(weights_at(5, "blue"), 30)}
+    aws.client("elbv2").add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+    _record(aws, alb)
+    props, name, urn = proposed(alb, step=0, since=tags[SINCE], **{"bluegreen:rollout.stable": "green"})
+    result = analyze(pack, props, name, urn)
+    assert not result.mandatory, result
+
+
+def test_adding_the_header_route_while_the_candidate_carries_nothing_rests_on_probes_and_health(aws, pack, configure):
+    """A new header rule to the idle candidate (0 % of production) is gated on probes and target health;
+    the relative judge has nothing to compare yet and must not hold it forever."""
+    from tests.test_policy_traffic import live_alb
+
+    configure("healthy")
+    alb = live_alb(aws, step=0)
+    _record(aws, alb)
+    props = {"listenerArn": alb.production_listener, "priority": 10,
+             "conditions": [{"httpHeader": {"httpHeaderName": "X-Canary", "values": ["always"]}}],
+             "actions": [{"type": "forward", "targetGroupArn": alb.target_groups["green"]}], "tags": {}}
+    result = pack.analyze("aws:lb/listenerRule:ListenerRule", props, name="hr",
+                          urn="urn:pulumi:production::bluegreen::aws:lb/listenerRule:ListenerRule::hr")
+    assert not result.mandatory, result
+    configure("unhealthy")
+    result = pack.analyze("aws:lb/listenerRule:ListenerRule", props, name="hr",
+                          urn="urn:pulumi:production::bluegreen::aws:lb/listenerRule:ListenerRule::hr")
+    assert result.mandatory, "an unhealthy candidate must not get the header route"

@@ -66,7 +66,7 @@ def test_config_keys_and_defaults(pack):
     from rollout.gate import GateThresholds
 
     assert GateThresholds.from_mapping(
-        {k: v["default"] for k, v in schemas["healthy-promotion"].items() if k not in ("probeBaseUrl", "verifyTls") and "default" in v}
+        {k: v["default"] for k, v in schemas["healthy-promotion"].items() if k not in ("probeBaseUrl", "verifyTls", "probeSource") and "default" in v}
     ) == GateThresholds()
 
 

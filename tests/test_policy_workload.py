@@ -414,3 +414,26 @@ def test_every_accepted_reason_is_a_tag_value_aws_takes(aws, reason):
     elbv2.add_tags(ResourceArns=[_LISTENER["arn"]], Tags=[{"Key": TAG_BREAK_GLASS, "Value": reason}])
     tags = elbv2.describe_tags(ResourceArns=[_LISTENER["arn"]])["TagDescriptions"][0]["Tags"]
     assert {"Key": TAG_BREAK_GLASS, "Value": reason} in tags
+
+
+@pytest.mark.parametrize(
+    ("header_values", "frozen"),
+    [(["always"], False), (["*"], True)],
+    ids=["opt-in header route", "wildcard header rule"],
+)
+def test_a_header_route_to_the_idle_colour_does_not_freeze_it_but_a_wildcard_rule_does(aws, pack, header_values, frozen):
+    """The header route (an exact `X-Canary: always`) is opt-in test traffic: a release to the idle colour
+    behind it passes. A rule any request matches (`User-Agent: *`) is users' traffic: the colour is live."""
+    alb = live_alb(aws, step=0)  # green idle
+    aws.client("elbv2").create_rule(
+        ListenerArn=alb.production_listener, Priority=10,
+        Conditions=[{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Canary" if not frozen else "User-Agent", "Values": header_values}}],
+        Actions=[{"Type": "forward", "TargetGroupArn": alb.target_groups["green"]}],
+    )
+    live = LiveEcs(aws, alb)
+    new_td = live.register("green", NEW)
+    result = analyze(pack, service_props(live, "green", task_definition=new_td, **{"bluegreen:colors.green.image": NEW}))
+    if frozen:
+        refused(result, "workload-frozen-while-live", "green")
+    else:
+        passes(result)

@@ -71,3 +71,26 @@ def test_a_rollback_needs_no_evidence(aws, pack):
     publish(aws, alb, "green", failed=10)
     props, name, urn = proposed(alb, step=0)
     expect_clean(analyze(pack, props, name, urn))
+
+
+def test_production_takes_the_probe_source_from_its_pack_config_not_from_a_tag(aws, pack):
+    """The test listener's bluegreen:probe / bluegreen:stack tags are labels the same `pulumi up` writes
+    (the test listener is updated before the production listener is judged). Production's pack config
+    says in-vpc and the stack comes from the engine's URN: healthy rounds published under another
+    stack's name (which a tag points at) are no evidence for this one."""
+    configure_in_vpc(pack)
+    alb = live_alb(aws, step=1)
+    aws.client("elbv2").add_tags(
+        ResourceArns=[alb.test_listener],
+        Tags=[{"Key": "bluegreen:probe", "Value": "in-vpc"}, {"Key": "bluegreen:stack", "Value": "forged"}],
+    )
+    now = datetime.now(timezone.utc)
+    ok = tuple(ProbeOutcome(ok=True, reason="", detail="", latency_ms=12.0, address="10.0.1.5") for _ in range(10))
+    for i in range(2):
+        colour = ColourRound("green", alb.target_groups["green"], "https://canary.example.com:8443/healthz", ok)
+        publish_round(aws.client("cloudwatch"), ProbeRound("forged", now - timedelta(minutes=1 - i), (colour,)))
+    props, name, urn = proposed(alb, step=2)
+    assert urn.startswith(f"urn:pulumi:{STACK}::"), urn
+    expect(analyze(pack, props, name, urn), "healthy-promotion", "green")
+    refused = [v for v in analyze(pack, props, name, urn).mandatory if v.policy == "healthy-promotion"]
+    assert refused and "in-VPC" in refused[0].message, refused

@@ -393,3 +393,17 @@ def test_a_breach_is_k_consecutive_bad_looks_of_one_signal(checks, k):
 def test_never_a_breach_without_a_bad_look(checks):
     counter = BreachCounter(1)
     assert all(counter.add(Check(0.0, None, "tg", {"c": 10}, t, p)) is None for t, p in checks)
+
+
+def test_a_record_naming_a_target_group_the_listener_does_not_forward_to_moves_nothing(aws, candidate):
+    """A hand-edited or foreign `bluegreen:stable-tg` must not receive all production traffic."""
+    from rollout.reflex import ListenerView, roll_back
+
+    rig = Rig(aws, candidate.port)
+    before = rig.weights()
+    blue, green = rig.alb.target_groups["blue"], rig.alb.target_groups["green"]
+    listener = ListenerView(rig.alb.production_listener, ((blue, 75), (green, 25)), {}, {})
+    foreign = blue.replace("/bg-blue/", "/elsewhere/")
+    result = roll_back(rig.elbv2, listener, foreign, "2026-11-23T16:05:03Z probes-failed green=25")
+    assert not result.moved and "not one the production listener forwards to" in result.error, result
+    assert rig.weights() == before

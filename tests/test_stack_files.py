@@ -78,3 +78,12 @@ def test_header_route_refuses_standard_headers_and_wildcards(route, key):
 def test_a_custom_header_route_is_accepted():
     cfg = parse_stack_config(_with_route({"name": "X-Canary", "value": "always"}))
     assert (cfg.traffic.header_route_name, cfg.traffic.header_route_value) == ("X-Canary", "always")
+
+
+def test_every_update_refreshes_first_so_the_reflex_marker_is_cleared():
+    """Pulumi Deployments runs a plain `pulumi up`: only the project's `options.refresh: always` makes it
+    read the reflex's out-of-band rollback and remove its bluegreen:aborted marker (docs/reflex.md)."""
+    import yaml as _yaml
+
+    project = _yaml.safe_load((Path(__file__).resolve().parent.parent / "Pulumi.yaml").read_text())
+    assert project.get("options", {}).get("refresh") == "always", project
