@@ -351,7 +351,7 @@ def test_first_production_listener_at_step_0_passes(aws, pack, configure):
 
 
 def test_no_test_listener_fails_closed_without_probing(aws, pack, configure):
-    configure("healthy", healthy_promotion={"probeBaseUrl": ""})  # probe through the live test listener
+    configure("healthy", healthy_promotion={"probeBaseUrl": "", "probeSource": "direct"})  # probe through the live test listener
     alb = live_alb(aws, step=1, test_listener=False)
     props, name, urn = proposed(alb, step=2)
     result = analyze(pack, props, name, urn)
