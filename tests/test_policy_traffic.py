@@ -204,7 +204,7 @@ def test_bake_time_not_elapsed_is_refused(aws, pack, configure):
     alb = live_alb(aws, step=1, since_minutes=2)
     props, name, urn = proposed(alb, step=2)
     result = analyze(pack, props, name, urn)
-    expect(result, "bake-time", "blue 90% / green 10% must hold for 10 min before the next promotion: it has held 2.0 min")
+    expect(result, "bake-time", "blue 90% / green 10% must hold for 10 min before the next promotion: it has held 2.")  # 2.0 or 2.1 on a loaded machine
 
 
 def test_bake_time_is_configurable(aws, pack, configure):
