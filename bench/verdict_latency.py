@@ -37,7 +37,7 @@ from _common import Verdicts, ci_text, med, until_decided
 import boto3
 
 from rollout.analyzer import POLICY_DIR, PolicyPackClient, policy_pack_env
-from rollout.desired import TAG_LISTENER, TAG_SINCE, TAG_STEPS, format_since
+from rollout.desired import TAG_LISTENER, TAG_SINCE, TAG_STABLE_TG, TAG_STEPS, format_since
 from rollout.gate import GateThresholds
 from rollout.simulate import run_program
 from servers import AwsProxy, HangingServer
@@ -69,6 +69,9 @@ class Bench:
     def __init__(self, scratch: Path, moto: str, delay_s: float):
         self.aws = AwsEnv(moto, boto3.session.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"))
         self.alb = self.aws.build_alb(candidate_weight=0)
+        # What CloudWatch would hold for a healthy step: both colours at the same 0.1 % 5xx rate, so the
+        # relative judge can say pass (a promotion needs its pass, not only the probes').
+        self.aws.put_minutes(self.alb, stable=(20000, 20), candidate=(2000, 2), ago=range(2, 40))
         self.elbv2 = self.aws.client("elbv2")
         self.proxy = AwsProxy(moto, delay_s)
         self.health = HangingServer()
@@ -98,7 +101,8 @@ class Bench:
         tgs = self.alb.target_groups
         self.elbv2.modify_listener(ListenerArn=self.alb.production_listener, DefaultActions=[{
             "Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": tgs[c], "Weight": w[c]} for c in ("blue", "green")]}}])
-        tags = {TAG_STEPS: "/".join(map(str, LADDER)), TAG_SINCE: format_since(time.time() - 120 * self.bake_min, w)}
+        tags = {TAG_STEPS: "/".join(map(str, LADDER)), TAG_SINCE: format_since(time.time() - 120 * self.bake_min, w),
+                TAG_STABLE_TG: tgs["blue"]}  # the live record: blue is the stable target group
         self.elbv2.add_tags(ResourceArns=[self.alb.production_listener], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
 
     def proposed(self, step: int) -> tuple[dict, str, str]:
@@ -110,6 +114,10 @@ class Bench:
         for tg in props["defaultActions"][0]["forward"]["targetGroups"]:
             tg["arn"] = self.alb.target_groups[colors[tg["arn"]]]
         props["tags"][TAG_SINCE] = format_since(time.time(), weights(step))
+        # The moto listener stands for the program's: same port, and the record names moto's target group.
+        props["port"] = self.elbv2.describe_listeners(ListenerArns=[self.alb.production_listener])["Listeners"][0]["Port"]
+        if props["tags"].get(TAG_STABLE_TG) in colors:
+            props["tags"][TAG_STABLE_TG] = self.alb.target_groups[colors[props["tags"][TAG_STABLE_TG]]]
         props["tags"]["bluegreen-bench:verdict"] = str(next(self.serial))  # a new resource state: nothing cached answers it
         return props, listener.name, listener.urn
 
