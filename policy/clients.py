@@ -8,7 +8,9 @@ import time
 from typing import Any
 
 from rollout.analyzer import OFFLINE_TOKEN_ENV
-from rollout.live import cloudwatch_client, elbv2_client
+import boto3
+
+from rollout.live import client_config, cloudwatch_client, elbv2_client
 
 __all__ = ["aws_client", "region_of", "now"]
 
@@ -28,17 +30,22 @@ def aws_client(service: str, region: str | None):
     key = (service, region)
     with _CLIENTS_LOCK:
         if key not in _CLIENTS:
-            _CLIENTS[key] = elbv2_client(region) if service == "elbv2" else cloudwatch_client(region)
+            if service == "elbv2":
+                _CLIENTS[key] = elbv2_client(region)
+            elif service == "cloudwatch":
+                _CLIENTS[key] = cloudwatch_client(region)
+            else:  # e.g. ecs for the workload policies: the same bounded retries and timeouts
+                _CLIENTS[key] = boto3.session.Session().client(service, region_name=region, config=client_config())
         return _CLIENTS[key]
 
 
-def region_of(arn: str) -> str | None:
+def region_of(arn: Any) -> str | None:
     """The region in an ARN, or None (then boto3's configured region applies)."""
     return _region(arn)
 
 
-def _region(arn: str) -> str | None:
-    parts = arn.split(":")
+def _region(arn: Any) -> str | None:
+    parts = arn.split(":") if isinstance(arn, str) else []
     return parts[3] if len(parts) > 5 and parts[0] == "arn" and parts[3] else None
 
 

@@ -41,19 +41,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 from pulumi_policy.deserialize import serialize_properties
 from pulumi_policy.proxy import UnknownValueError
 
 import pack_config
+from clients import aws_client, region_of
 from guard import resource_policy
 from offline import offline_section
 from props import as_weight, is_seq, tags_of
 from routes import RouteView, route_view
 from rollout.analyzer import OFFLINE_TOKEN_ENV
 from rollout.errors import LiveStateError
-from rollout.live import aws_fault_reason, bounded_read, client_config, read_live_state
+from rollout.live import aws_fault_reason, bounded_read, read_live_state
 from rollout.rules import COLORS
 from rollout.workload import BREAK_GLASS_RE, TAG_BREAK_GLASS, TAG_WORKLOAD, parse_fingerprints_tag
 
@@ -75,22 +75,8 @@ _RELEASE_HINT = (
 # --------------------------------------------------------------------------- AWS reads
 
 
-_CLIENTS: dict[tuple[str, str | None], Any] = {}
-_CLIENTS_LOCK = threading.Lock()
-
-
-def _client(service: str, region: str | None):
-    if os.environ.get(OFFLINE_TOKEN_ENV):
-        raise RuntimeError(f"this pack process runs offline ({OFFLINE_TOKEN_ENV} is set) and makes no AWS calls")
-    with _CLIENTS_LOCK:
-        if (service, region) not in _CLIENTS:
-            _CLIENTS[(service, region)] = boto3.session.Session().client(service, region_name=region, config=client_config())
-        return _CLIENTS[(service, region)]
-
-
-def _region(arn: Any) -> str | None:
-    parts = arn.split(":") if isinstance(arn, str) else []
-    return parts[3] if len(parts) > 5 and parts[0] == "arn" and parts[3] else None
+_client = aws_client  # one client per (service, region) for the pack process (policy/clients.py)
+_region = region_of
 
 
 def _production_listeners(target_group_arns: list[str]) -> list["_Production"]:

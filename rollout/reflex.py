@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
-from rollout.live import COLOR_TAG, STABLE_TAG, aws_fault_reason
+from rollout.live import COLOR_TAG, STABLE_TAG, STABLE_TG_TAG, aws_fault_reason
 from rollout.probe_runner import ProbeSettings, probe_round
 
 __all__ = [
@@ -67,7 +67,7 @@ __all__ = [
 ]
 
 TAG_ABORTED = "bluegreen:aborted"  # on the production listener: "<UTC time> <reason code> [<colour>=<w>]"
-TAG_STABLE_TG = "bluegreen:stable-tg"  # on the production listener: the stable target group's ARN (the record)
+TAG_STABLE_TG = STABLE_TG_TAG  # on the production listener: the stable target group's ARN (the record)
 REASON_NO_HEALTHY_TARGETS = "no-healthy-targets"
 REASON_PROBES_FAILED = "probes-failed"
 REASONS = (REASON_NO_HEALTHY_TARGETS, REASON_PROBES_FAILED)

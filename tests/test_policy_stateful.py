@@ -11,7 +11,6 @@ CI runs a short profile; `pytest -m explore tests/test_policy_stateful.py` runs 
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -64,14 +63,10 @@ def health_server():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Health)
     server.daemon_threads = True
     server.healthy = {"blue": True, "green": True}  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    from tests.fixtures.servers import serving
+
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture(scope="module")
