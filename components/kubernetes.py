@@ -312,6 +312,9 @@ class KubernetesPlatform(pulumi.ComponentResource):
             annotations[ANNOTATION_BREAK_GLASS] = args.break_glass
         if not args.pod_template:
             raise ValueError(f"ColorEnvironmentArgs.pod_template is required on Kubernetes ({name})")
+        # After the listeners, like the binding: in `pulumi up` the pack then judges the Deployment with this update's
+        # weights and record live, so new pods cannot reach a colour that the same update gives traffic.
+        after_listeners = pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[*after_controller, *_resources(args.listeners)])
         deployment = kubernetes.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=kubernetes.meta.v1.ObjectMetaArgs(name=k8s_name, namespace=self.namespace, labels=labels, annotations=annotations),
@@ -325,7 +328,7 @@ class KubernetesPlatform(pulumi.ComponentResource):
                 # rollout.pod_template.pod_template_for: the very dict whose fingerprint the listener records.
                 template=args.pod_template,
             ),
-            opts=on_cluster,
+            opts=after_listeners,
         )
         service = kubernetes.core.v1.Service(
             f"{name}-service",
@@ -346,7 +349,7 @@ class KubernetesPlatform(pulumi.ComponentResource):
                 service.metadata.apply(lambda m: m.name), args.port, args.target_group_arn, args.alb_security_group_id
             ),
             # Like the ECS service: the target group must be on a listener before targets are registered.
-            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[*after_controller, *_resources(args.listeners)]),
+            opts=after_listeners,
         )
         return {
             "deployment_name": deployment.metadata.apply(lambda m: m.name),

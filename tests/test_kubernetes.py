@@ -374,6 +374,8 @@ def test_bindings_wait_for_the_controller_and_the_listeners(dependencies, varian
     for color in COLORS:
         deps = dependencies[f"web-{color}-tgb"]
         assert production in deps, f"web-{color}-tgb must wait for {production}; depends on {deps}"
+        pods = dependencies[f"web-{color}-deployment"]
+        assert production in pods, f"web-{color}-deployment must be judged with this update's listener live; depends on {pods}"
         for r in releases:
             assert r in deps, f"web-{color}-tgb must wait for the controller {r}; depends on {deps}"
             assert r in dependencies[f"web-{color}-deployment"], f"web-{color}-deployment must wait for {r} (readiness gate webhook)"
