@@ -182,10 +182,15 @@ def _live_service(cluster: str, name: str, region: str | None) -> LiveService | 
         found = ecs.describe_services(cluster=cluster, services=[name]).get("services", [])
     except Exception as e:  # noqa: BLE001
         raise LiveStateError(f"could not read the live ECS service {name}: {aws_fault_reason(e, name)}") from e
-    for s in found:
-        if s.get("status") in ("ACTIVE", "DRAINING"):
-            tgs = tuple(lb["targetGroupArn"] for lb in s.get("loadBalancers", []) if lb.get("targetGroupArn"))
-            return LiveService(str(s.get("taskDefinition", "")), int(s.get("desiredCount", 0)), tgs)
+    try:
+        for s in found:
+            if s.get("status") in ("ACTIVE", "DRAINING"):
+                tgs = tuple(lb["targetGroupArn"] for lb in s.get("loadBalancers", []) if lb.get("targetGroupArn"))
+                return LiveService(str(s.get("taskDefinition", "")), int(s.get("desiredCount", 0)), tgs)
+    except Exception as e:  # noqa: BLE001 - an answer this code cannot interpret is an unreadable service, not a crash
+        raise LiveStateError(
+            f"could not interpret the live ECS service {name}: {type(e).__name__}: {e}"
+        ) from e
     return None
 
 
@@ -471,11 +476,15 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
         return found
     try:
         prods = bounded_read(lambda: _production_listeners([tg]), "the live production listener")
-    except LiveStateError as e:
-        if fault_is_environmental(e) and fingerprint is not None:
+    except Exception as e:  # noqa: BLE001 - a LiveStateError, or an answer this code cannot interpret
+        # An answer that cannot be interpreted comes from AWS (or what stands in for it), never from this
+        # update's inputs, whose faults arrive as AWS errors: it counts as AWS being unreadable.
+        environmental = fault_is_environmental(e) or not isinstance(e, LiveStateError)
+        if environmental and fingerprint is not None:
             return found  # AWS unreadable for the pack itself: the documented trade-off (docs/workload.md)
         what = "its pod template is not known yet and " if fingerprint is None else ""
-        found.problem = f"whether this Deployment's colour carries traffic cannot be checked: {what}{e}"
+        fault = str(e) if isinstance(e, LiveStateError) else f"could not interpret the live production listener: {type(e).__name__}: {e}"
+        found.problem = f"whether this Deployment's colour carries traffic cannot be checked: {what}{fault}"
         return found
     stack = _urn_stack(args.urn)
     for prod in prods:
