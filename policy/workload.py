@@ -156,13 +156,18 @@ def live_traffic(target_group_arns: list[str]) -> dict[str, int]:
     return out
 
 
-def _live_record(target_group_arns: list[str], color: str) -> str | None:
-    """What the live production listener records that `color` runs (its bluegreen:workload entry)."""
+def _live_records(target_group_arns: list[str]) -> list[str | None]:
+    """What the live production listener records (its config `bluegreen:workload` entry) for the live colour of
+    each of these target groups that has one -- the colour read from AWS, never from the service's own tags."""
+    entries: list[str | None] = []
     for prod in _production_listeners(target_group_arns):
         record = parse_workload_record(prod.tags.get(TAG_WORKLOAD))
-        if record is not None and record.kind == CONFIG_RECORD:  # what an ECS service's own tag records
-            return record.fingerprints.get(color)
-    return None
+        for arn in target_group_arns:
+            color = prod.colors.get(arn)
+            if color in COLORS:
+                ok = record is not None and record.kind == CONFIG_RECORD  # what an ECS service's own tag records
+                entries.append(record.fingerprints.get(color) if ok else None)
+    return entries
 
 
 @dataclass(frozen=True)
@@ -351,7 +356,8 @@ def _assess(args: ResourceValidationArgs, floor: int) -> WorkloadChange:
 
 def _same_as_record(tags: Mapping[str, str], td_known: bool, tgs: list[str]) -> bool | None:
     """When ECS cannot be read: is the service's own record of what it runs (`bluegreen:workload`, its
-    colour's fingerprint) the same as the live production listener's record for that colour?
+    colour's fingerprint) the same as the live production listener's record for the live colour of every
+    target group it serves (the colour from AWS: its `bluegreen:color` tag is the update's label)?
     None when that cannot be told either.
 
     Only for telling an unchanged service (every traffic step, every rollback) from a changed one while
@@ -359,14 +365,16 @@ def _same_as_record(tags: Mapping[str, str], td_known: bool, tgs: list[str]) -> 
     """
     if not td_known or not tgs:
         return None
-    color, mine = tags.get("bluegreen:color"), tags.get(TAG_WORKLOAD)
-    if color not in COLORS or not mine:
+    mine = tags.get(TAG_WORKLOAD)
+    if not mine:
         return None
     try:
-        live = bounded_read(lambda: _live_record(tgs, color), "the live production listener")
+        live = bounded_read(lambda: _live_records(tgs), "the live production listener")
     except LiveStateError:
         return None
-    return None if live is None else live == mine
+    if not live or any(entry is None for entry in live):
+        return None
+    return all(entry == mine for entry in live)
 
 
 # --------------------------------------------------------------------------- Kubernetes Deployments

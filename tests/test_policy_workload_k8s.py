@@ -26,7 +26,7 @@ from rollout.workload import (
 from tests.fixtures.aws import AlbArns
 from tests.policy_harness import UNKNOWN, AnalyzeResult, PolicyPackClient
 from tests.test_policy_traffic import live_alb, proposed
-from tests.test_policy_workload import LISTENER, NEW, REASON, _sim, hook, pack, passes, refused, workload_tag  # noqa: F401 - fixtures
+from tests.test_policy_workload import LISTENER, NEW, REASON, _sim, elb_only_pack, hook, pack, passes, refused, workload_tag  # noqa: F401 - fixtures
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 K8S = {"bluegreen:platform": "kubernetes", "bluegreen:kubernetes.context": "prod"}
@@ -243,3 +243,22 @@ def test_an_old_config_record_does_not_brick_the_stack(aws, pack):
     refused(rerecord, "workload-steady-during-shift", "config fingerprint", "bluegreen:breakGlass.reason")
     glass = listener(pack, alb, 3, since=None, **{"bluegreen:breakGlass.reason": REASON})
     assert glass.of("workload-steady-during-shift") == [], glass
+
+
+# --------------------------------------------------------------------------- the same class of defect on ECS
+
+
+def test_with_ecs_unreadable_a_forged_colour_tag_does_not_pass_a_swap(aws, elb_only_pack):
+    """ECS unreadable, the service's own record is the fallback: its colour must be the target group's live
+    colour, not the bluegreen:color tag the same update writes. Blue's service takes green's task definition
+    (the release) and claims to be green, whose record that is."""
+    from tests.test_policy_workload import LiveEcs, service_props
+
+    alb = live_alb(aws, step=0, extra_tags={TAG_WORKLOAD: workload_tag(**{"bluegreen:colors.green.image": NEW})})
+    live = LiveEcs(aws, alb, images={"blue": "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1.4.1", "green": NEW})
+    green_props, _, _ = service_props(live, "green", **{"bluegreen:colors.green.image": NEW})
+    props, name, urn = service_props(live, "blue", task_definition=live.task_definitions["green"], **{"bluegreen:colors.green.image": NEW})
+    props["tags"] = {**props["tags"], "bluegreen:color": "green", TAG_WORKLOAD: green_props["tags"][TAG_WORKLOAD]}
+    with aws.enforce_iam():
+        result = elb_only_pack.analyze("aws:ecs/service:Service", props, name=name, urn=urn)
+    refused(result, POLICY, "what it runs, by its bluegreen:workload record", "AccessDenied")
