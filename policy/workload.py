@@ -27,8 +27,10 @@ through, `workload-break-glass` reports it (advisory, so every preview and updat
 pack posts it to the webhook in `BLUEGREEN_WEBHOOK_URL` (rollout/notify.py), once per change.
 
 Kubernetes: the pack cannot, in general, reach the cluster, so a Deployment's live spec is not a
-fact it can read. For Kubernetes colours the second policy (listener record vs live listener) is
-the guard; docs/safety-model.md states the trade-off.
+fact it can read. `workload-frozen-while-live` also judges `kubernetes:apps/v1:Deployment`: it
+fingerprints the pod template and replicas it is about to apply (`rollout.workload.deployment_fingerprint`,
+the function the program records with) and compares them with the live listener's pod record for the
+live colour of the target group the Deployment names; docs/workload.md states what it cannot see.
 """
 
 from __future__ import annotations
@@ -701,8 +703,9 @@ def workload_frozen_while_live() -> ResourceValidationPolicy:
     return resource_policy(
         "workload-frozen-while-live",
         "Checks whether an update changes the workload (task definition, image, desired count below the floor, target "
-        "groups) of an ECS service whose target group carries production traffic on the live listener; fails closed "
-        "when that cannot be read. A break-glass reason lets it through.",
+        "groups) of an ECS service, or the pod template or replicas of a Kubernetes Deployment (fingerprinted by the pack, "
+        "against the live listener's record), whose target group carries production traffic on the live listener; fails "
+        "closed when that cannot be read. A break-glass reason lets it through.",
         _check_frozen,
         Severity.CRITICAL,
     )
