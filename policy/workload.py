@@ -386,8 +386,9 @@ class _Unknown:
     """Where the Deployment's inputs hold a value not known yet (a preview)."""
 
 
-def _materialise(value: Any) -> tuple[Any, bool]:
-    """A plain copy of a policy-SDK value, unknown leaves replaced by `_Unknown`; (copy, every leaf known)."""
+def _materialise(read: Any) -> tuple[Any, bool]:
+    """A plain copy of the policy-SDK value `read()` returns, unknown leaves replaced by `_Unknown`;
+    (copy, every leaf known)."""
     known = True
 
     def walk(v: Any) -> Any:
@@ -412,7 +413,7 @@ def _materialise(value: Any) -> tuple[Any, bool]:
         return v
 
     try:
-        return walk(value), known
+        return walk(read()), known
     except UnknownValueError:
         return _Unknown(), False
 
@@ -453,8 +454,8 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
     if offline is not None or os.environ.get(OFFLINE_TOKEN_ENV):
         return None  # `rollout plan`: steps move the listener only
     props = args.props
-    metadata, _ = _materialise(props.get("metadata") if isinstance(props, Mapping) else None)
-    spec, spec_known = _materialise(props.get("spec") if isinstance(props, Mapping) else None)
+    metadata, _ = _materialise(lambda: props.get("metadata"))
+    spec, spec_known = _materialise(lambda: props.get("spec"))
     annotations = _at(metadata, "annotations")
     reason = _valid_reason(_at(annotations, ANNOTATION_BREAK_GLASS))
     found = DeploymentCheck(break_glass=reason)
