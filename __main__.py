@@ -22,6 +22,7 @@ from rollout.desired import TAG_SINCE, TAG_STABLE_TG, listener_plan, since_stamp
 from rollout.errors import ConfigError  # noqa: E402
 from rollout.probe_runner import PROBE_IN_VPC, TAG_PROBE  # noqa: E402
 from rollout.rules import COLORS  # noqa: E402
+from rollout.pod_template import pod_template_for  # noqa: E402
 from rollout.workload import stack_fingerprints  # noqa: E402
 
 
@@ -199,6 +200,7 @@ def main() -> None:
                 secrets=cfg.service.secrets,
                 break_glass=cfg.break_glass_reason,
                 workload_fingerprint=fingerprints[color],
+                pod_template=pod_template_for(cfg, color) if cfg.platform == "kubernetes" else None,
                 vpc_id=net.vpc_id,
                 subnet_ids=net.task_subnet_ids,
                 assign_public_ip=net.assign_public_ip,

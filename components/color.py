@@ -31,6 +31,7 @@ class ColorEnvironmentArgs:
     secrets: Mapping[str, Any] = field(default_factory=dict)  # env var name -> rollout.workload.SecretRef (never plain env)
     break_glass: Optional[str] = None  # bluegreen:breakGlass.reason, tagged on the workload when set
     workload_fingerprint: Optional[str] = None  # rollout.workload fingerprint of what this colour runs (tag bluegreen:workload)
+    pod_template: Optional[Mapping[str, Any]] = None  # Kubernetes: the Deployment's spec.template (rollout.pod_template.pod_template_for)
     vpc_id: pulumi.Input[str] = None
     subnet_ids: pulumi.Input[Sequence[str]] = None  # task subnets (ECS)
     assign_public_ip: bool = False  # ECS tasks in public subnets need it to pull images

@@ -21,6 +21,20 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as kubernetes
 
+from rollout.pod_template import (
+    CONTAINER_NAME,
+    PORT_NAME,
+    app_name,
+    container_env,
+    object_name,
+    pod_labels,
+    probes,
+    resource_requirements,
+    secret_object_name,
+    selector_labels,
+)
+from rollout.workload import ANNOTATION_BREAK_GLASS, ANNOTATION_TARGET_GROUP
+
 from .color import ColorEnvironment, ColorEnvironmentArgs
 
 __all__ = [
@@ -45,8 +59,6 @@ __all__ = [
     "target_group_binding_spec",
 ]
 
-CONTAINER_NAME = "app"
-PORT_NAME = "http"
 CONTROLLER_REPO = "https://aws.github.io/eks-charts"
 CONTROLLER_CHART = "aws-load-balancer-controller"
 CONTROLLER_RELEASE_NAME = "aws-load-balancer-controller"
@@ -55,86 +67,9 @@ TARGET_GROUP_BINDING_API_VERSION = "elbv2.k8s.aws/v1beta1"
 # as ready once the ALB reports it healthy, so a rolling update inside one colour never drops capacity.
 READINESS_GATE_LABEL = "elbv2.k8s.aws/pod-readiness-gate-inject"
 _IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
-_SERVICE_TAG = "bluegreen:service"
 
 
 # --- decisions: pure functions -------------------------------------------------------------------
-
-
-def app_name(component_name: str, color: str, tags: Mapping[str, str] | None = None) -> str:
-    """The `app` label: the service name (`web`), from the `bluegreen:service` tag or the component name `web-blue`."""
-    if tags and tags.get(_SERVICE_TAG):
-        return tags[_SERVICE_TAG]
-    suffix = f"-{color}"
-    return component_name[: -len(suffix)] if component_name.endswith(suffix) else component_name
-
-
-def object_name(component_name: str) -> str:
-    """The Kubernetes name of a colour's Deployment, Service and TargetGroupBinding: the component name (`web-blue`).
-
-    Fixed forever, like the Pulumi names: the TargetGroupBinding refers to the Service by this name.
-    """
-    if not component_name or len(component_name) > 63 or not component_name[0].isalpha():
-        raise ValueError(f"{component_name!r} cannot name a Kubernetes Service (a letter first, at most 63 characters)")
-    return component_name
-
-
-def selector_labels(app: str, color: str) -> dict[str, str]:
-    """What the Deployment's selector and the Service's selector match: one colour of one app, nothing else."""
-    return {"app": app, "color": color}
-
-
-def pod_labels(app: str, color: str) -> dict[str, str]:
-    """Labels on every object of a colour: the selector labels plus the recommended `app.kubernetes.io/*` ones."""
-    return {
-        **selector_labels(app, color),
-        "app.kubernetes.io/name": app,
-        "app.kubernetes.io/instance": f"{app}-{color}",
-        "app.kubernetes.io/part-of": "bluegreen",
-        "app.kubernetes.io/managed-by": "pulumi",
-    }
-
-
-def probes(health_path: str, port: int) -> dict[str, dict[str, Any]]:
-    """Readiness and liveness probes on the same path as the ALB's health check.
-
-    Readiness is quick to act (the pod leaves the Service after 3 failed probes, 15 s); liveness is slow
-    to act (restart after 6 failures, a minute), so a brief dependency outage does not restart pods.
-    """
-    http = {"path": health_path, "port": port, "scheme": "HTTP"}
-    return {
-        "readinessProbe": {"httpGet": dict(http), "initialDelaySeconds": 5, "periodSeconds": 5, "timeoutSeconds": 2, "successThreshold": 1, "failureThreshold": 3},
-        "livenessProbe": {"httpGet": dict(http), "initialDelaySeconds": 15, "periodSeconds": 10, "timeoutSeconds": 5, "successThreshold": 1, "failureThreshold": 6},
-    }
-
-
-def pre_stop(seconds: int) -> dict[str, Any] | None:
-    """A preStop sleep: a terminating pod keeps serving while the controller deregisters it from the
-    target group and the ALB drains it; without it every rolling update or scale-in answers 502s.
-
-    Uses the kubelet's own sleep action (`lifecycle.preStop.sleep`, Kubernetes 1.30+; no `sleep` binary
-    needed in the image). The grace period (`seconds` + 45) leaves the app time to shut down after.
-    """
-    return {"preStop": {"sleep": {"seconds": seconds}}} if seconds else None
-
-
-def resource_requirements(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str) -> dict[str, dict[str, str]]:
-    """The container's requests and limits (Kubernetes quantities, validated by rollout.config)."""
-    return {"requests": {"cpu": cpu_request, "memory": memory_request}, "limits": {"cpu": cpu_limit, "memory": memory_limit}}
-
-
-def container_env(environment: Mapping[str, str], color: str, secret_names: Sequence[str] = (), secret_object: str = "") -> list[dict[str, Any]]:
-    """Plain env vars, sorted so the spec is stable, plus BLUEGREEN_COLOR (the ECS task sees its colour in its log stream),
-    then each secret as `valueFrom.secretKeyRef` into the colour's Secret `secret_object` (never a value in the spec)."""
-    env = {**environment, "BLUEGREEN_COLOR": color}
-    plain: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in sorted(env.items())]
-    refs = [{"name": n, "valueFrom": {"secretKeyRef": {"name": secret_object, "key": n}}} for n in sorted(secret_names)]
-    return plain + refs
-
-
-def secret_object_name(component_name: str) -> str:
-    """The colour's Secret: `web-blue-secrets` (a Kubernetes name: at most 63 characters)."""
-    return object_name(component_name)[:55] + "-secrets"
 
 
 def target_group_binding_spec(service_name: Any, port: int, target_group_arn: Any, alb_security_group_id: Any = None) -> dict[str, Any]:
@@ -358,7 +293,6 @@ class KubernetesPlatform(pulumi.ComponentResource):
         after_controller = ([self.controller] if self.controller is not None else []) + self._namespace_ready
         on_cluster = pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=after_controller)
         metadata = kubernetes.meta.v1.ObjectMetaArgs(name=k8s_name, namespace=self.namespace, labels=labels)
-        health = probes(args.health_path, args.port)
         secret_names = sorted(args.secrets)
         secret_object = secret_object_name(name) if secret_names else ""
         if secret_names:
@@ -370,9 +304,20 @@ class KubernetesPlatform(pulumi.ComponentResource):
                 opts=on_cluster,
             )
 
+        # What the pack needs to judge the Deployment against AWS (policy/workload.py): the target group its
+        # pods serve (cross-checked with that group's live colour) and a break-glass reason, if any. On the
+        # Deployment's own metadata, so changing them does not restart pods.
+        annotations: dict[str, Any] = {ANNOTATION_TARGET_GROUP: args.target_group_arn}
+        if args.break_glass:
+            annotations[ANNOTATION_BREAK_GLASS] = args.break_glass
+        if not args.pod_template:
+            raise ValueError(f"ColorEnvironmentArgs.pod_template is required on Kubernetes ({name})")
+        # After the listeners, like the binding: in `pulumi up` the pack then judges the Deployment with this update's
+        # weights and record live, so new pods cannot reach a colour that the same update gives traffic.
+        after_listeners = pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[*after_controller, *_resources(args.listeners)])
         deployment = kubernetes.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=metadata,
+            metadata=kubernetes.meta.v1.ObjectMetaArgs(name=k8s_name, namespace=self.namespace, labels=labels, annotations=annotations),
             spec=kubernetes.apps.v1.DeploymentSpecArgs(
                 replicas=args.replicas,
                 selector=kubernetes.meta.v1.LabelSelectorArgs(match_labels=selector),
@@ -380,26 +325,10 @@ class KubernetesPlatform(pulumi.ComponentResource):
                     type="RollingUpdate",
                     rolling_update=kubernetes.apps.v1.RollingUpdateDeploymentArgs(max_unavailable=0, max_surge="25%"),
                 ),
-                template=kubernetes.core.v1.PodTemplateSpecArgs(
-                    metadata=kubernetes.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=kubernetes.core.v1.PodSpecArgs(
-                        containers=[
-                            kubernetes.core.v1.ContainerArgs(
-                                name=CONTAINER_NAME,
-                                image=args.image,
-                                ports=[kubernetes.core.v1.ContainerPortArgs(name=PORT_NAME, container_port=args.port, protocol="TCP")],
-                                env=container_env(args.environment, args.color, secret_names, secret_object),
-                                resources=resource_requirements(a.cpu_request, a.memory_request, a.cpu_limit, a.memory_limit),
-                                readiness_probe=health["readinessProbe"],
-                                liveness_probe=health["livenessProbe"],
-                                lifecycle=pre_stop(a.pre_stop_seconds),
-                            )
-                        ],
-                        termination_grace_period_seconds=a.pre_stop_seconds + 45,
-                    ),
-                ),
+                # rollout.pod_template.pod_template_for: the very dict whose fingerprint the listener records.
+                template=args.pod_template,
             ),
-            opts=on_cluster,
+            opts=after_listeners,
         )
         service = kubernetes.core.v1.Service(
             f"{name}-service",
@@ -420,7 +349,7 @@ class KubernetesPlatform(pulumi.ComponentResource):
                 service.metadata.apply(lambda m: m.name), args.port, args.target_group_arn, args.alb_security_group_id
             ),
             # Like the ECS service: the target group must be on a listener before targets are registered.
-            opts=pulumi.ResourceOptions(parent=parent, provider=self.provider, depends_on=[*after_controller, *_resources(args.listeners)]),
+            opts=after_listeners,
         )
         return {
             "deployment_name": deployment.metadata.apply(lambda m: m.name),

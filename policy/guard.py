@@ -3,7 +3,9 @@ can raise out of the SDK (invariant 8, docs/safety-model.md)."""
 
 from __future__ import annotations
 
+import os
 import sys
+import sysconfig
 import traceback
 from typing import Any, Callable
 
@@ -48,11 +50,7 @@ def guarded(name: str, check: Callable[[ResourceValidationArgs, ReportViolation]
         except _NotApplicableError:
             raise
         except Exception as e:  # noqa: BLE001 - the whole point: nothing escapes
-            where = ""
-            tb = traceback.extract_tb(e.__traceback__)
-            if tb:
-                last = tb[-1]
-                where = f" at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}"
+            where = _where(e)
             if _is_rollback(args):
                 print(f"bluegreen pack: {name} failed on a rollback, which passes anyway: {type(e).__name__}: {_short(e)}{where}",
                       file=sys.stderr, flush=True)
@@ -64,6 +62,27 @@ def guarded(name: str, check: Callable[[ResourceValidationArgs, ReportViolation]
 
     validate.__name__ = f"validate_{name.replace('-', '_')}"
     return validate
+
+
+def _where(e: BaseException) -> str:
+    """' at <file>:<line>' of the innermost frame in this project's code (the pack or `rollout/`), not in the
+    standard library or an installed package, where a fault in parsing would otherwise point."""
+    frames = traceback.extract_tb(e.__traceback__)
+    if not frames:
+        return ""
+    ours = [f for f in frames if not any(f.filename.startswith(p) for p in _LIBRARY_PATHS)]
+    frame = (ours or frames)[-1]
+    return f" at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
+
+
+_LIBRARY_PATHS = tuple(
+    {
+        form
+        for path in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib", "purelib", "platlib"))
+        if path
+        for form in (path.rstrip(os.sep) + os.sep, os.path.realpath(path) + os.sep)
+    }
+)
 
 
 def _is_rollback(args: ResourceValidationArgs) -> bool:

@@ -27,8 +27,10 @@ through, `workload-break-glass` reports it (advisory, so every preview and updat
 pack posts it to the webhook in `BLUEGREEN_WEBHOOK_URL` (rollout/notify.py), once per change.
 
 Kubernetes: the pack cannot, in general, reach the cluster, so a Deployment's live spec is not a
-fact it can read. For Kubernetes colours the second policy (listener record vs live listener) is
-the guard; docs/safety-model.md states the trade-off.
+fact it can read. `workload-frozen-while-live` also judges `kubernetes:apps/v1:Deployment`: it
+fingerprints the pod template and replicas it is about to apply (`rollout.workload.deployment_fingerprint`,
+the function the program records with) and compares them with the live listener's pod record for the
+live colour of the target group the Deployment names; docs/workload.md states what it cannot see.
 """
 
 from __future__ import annotations
@@ -53,12 +55,24 @@ from props import as_weight, is_seq, tags_of
 from routes import RouteView, route_view
 from rollout.analyzer import OFFLINE_TOKEN_ENV
 from rollout.errors import LiveStateError
-from rollout.live import aws_fault_reason, bounded_read, read_live_state
+from rollout.desired import TAG_STACK
+from rollout.live import aws_fault_reason, bounded_read, fault_is_environmental, read_live_state
 from rollout.rules import COLORS
-from rollout.workload import BREAK_GLASS_RE, TAG_BREAK_GLASS, TAG_WORKLOAD, parse_fingerprints_tag
+from rollout.workload import (
+    ANNOTATION_BREAK_GLASS,
+    ANNOTATION_TARGET_GROUP,
+    BREAK_GLASS_RE,
+    CONFIG_RECORD,
+    POD_RECORD,
+    TAG_BREAK_GLASS,
+    TAG_WORKLOAD,
+    deployment_fingerprint,
+    parse_workload_record,
+)
 
 __all__ = [
     "ECS_SERVICE_TYPES",
+    "DEPLOYMENT_TYPES",
     "live_traffic",
     "workload_frozen_while_live",
     "workload_steady_during_shift",
@@ -66,6 +80,7 @@ __all__ = [
 ]
 
 ECS_SERVICE_TYPES = frozenset({"aws:ecs/service:Service"})
+DEPLOYMENT_TYPES = frozenset({"kubernetes:apps/v1:Deployment"})
 _RELEASE_HINT = (
     "Release to the idle colour instead (python -m rollout release --image IMAGE), or, in an emergency, "
     "set bluegreen:breakGlass.reason to say why (recorded on the listener and notified)"
@@ -102,7 +117,7 @@ def _production_listeners(target_group_arns: list[str]) -> list["_Production"]:
             if route.listener_arn == listener and not _opt_in_route(route.conditions if route.rule_arn else None):
                 for arn, share in route.shares.items():
                     shares[arn] = max(shares.get(arn, 0.0), share)
-        found.append(_Production(dict(live.listener_tags.get(listener, {})), shares))
+        found.append(_Production(dict(live.listener_tags.get(listener, {})), shares, dict(live.colors)))
     return found
 
 
@@ -124,6 +139,7 @@ class _Production:
 
     tags: Mapping[str, str]
     shares: Mapping[str, float]
+    colors: Mapping[str, str] = field(default_factory=dict)  # target group ARN -> live colour tag
 
 
 def live_traffic(target_group_arns: list[str]) -> dict[str, int]:
@@ -142,13 +158,18 @@ def live_traffic(target_group_arns: list[str]) -> dict[str, int]:
     return out
 
 
-def _live_record(target_group_arns: list[str], color: str) -> str | None:
-    """What the live production listener records that `color` runs (its bluegreen:workload entry)."""
+def _live_records(target_group_arns: list[str]) -> list[str | None]:
+    """What the live production listener records (its config `bluegreen:workload` entry) for the live colour of
+    each of these target groups that has one -- the colour read from AWS, never from the service's own tags."""
+    entries: list[str | None] = []
     for prod in _production_listeners(target_group_arns):
-        record = parse_fingerprints_tag(prod.tags.get(TAG_WORKLOAD))
-        if record is not None:
-            return record.get(color)
-    return None
+        record = parse_workload_record(prod.tags.get(TAG_WORKLOAD))
+        for arn in target_group_arns:
+            color = prod.colors.get(arn)
+            if color in COLORS:
+                ok = record is not None and record.kind == CONFIG_RECORD  # what an ECS service's own tag records
+                entries.append(record.fingerprints.get(color) if ok else None)
+    return entries
 
 
 @dataclass(frozen=True)
@@ -168,10 +189,15 @@ def _live_service(cluster: str, name: str, region: str | None) -> LiveService | 
         found = ecs.describe_services(cluster=cluster, services=[name]).get("services", [])
     except Exception as e:  # noqa: BLE001
         raise LiveStateError(f"could not read the live ECS service {name}: {aws_fault_reason(e, name)}") from e
-    for s in found:
-        if s.get("status") in ("ACTIVE", "DRAINING"):
-            tgs = tuple(lb["targetGroupArn"] for lb in s.get("loadBalancers", []) if lb.get("targetGroupArn"))
-            return LiveService(str(s.get("taskDefinition", "")), int(s.get("desiredCount", 0)), tgs)
+    try:
+        for s in found:
+            if s.get("status") in ("ACTIVE", "DRAINING"):
+                tgs = tuple(lb["targetGroupArn"] for lb in s.get("loadBalancers", []) if lb.get("targetGroupArn"))
+                return LiveService(str(s.get("taskDefinition", "")), int(s.get("desiredCount", 0)), tgs)
+    except Exception as e:  # noqa: BLE001 - an answer this code cannot interpret is an unreadable service, not a crash
+        raise LiveStateError(
+            f"could not interpret the live ECS service {name}: {type(e).__name__}: {e}"
+        ) from e
     return None
 
 
@@ -332,7 +358,8 @@ def _assess(args: ResourceValidationArgs, floor: int) -> WorkloadChange:
 
 def _same_as_record(tags: Mapping[str, str], td_known: bool, tgs: list[str]) -> bool | None:
     """When ECS cannot be read: is the service's own record of what it runs (`bluegreen:workload`, its
-    colour's fingerprint) the same as the live production listener's record for that colour?
+    colour's fingerprint) the same as the live production listener's record for the live colour of every
+    target group it serves (the colour from AWS: its `bluegreen:color` tag is the update's label)?
     None when that cannot be told either.
 
     Only for telling an unchanged service (every traffic step, every rollback) from a changed one while
@@ -340,14 +367,183 @@ def _same_as_record(tags: Mapping[str, str], td_known: bool, tgs: list[str]) -> 
     """
     if not td_known or not tgs:
         return None
-    color, mine = tags.get("bluegreen:color"), tags.get(TAG_WORKLOAD)
-    if color not in COLORS or not mine:
+    mine = tags.get(TAG_WORKLOAD)
+    if not mine:
         return None
     try:
-        live = bounded_read(lambda: _live_record(tgs, color), "the live production listener")
+        live = bounded_read(lambda: _live_records(tgs), "the live production listener")
     except LiveStateError:
         return None
-    return None if live is None else live == mine
+    if not live or any(entry is None for entry in live):
+        return None
+    return all(entry == mine for entry in live)
+
+
+# --------------------------------------------------------------------------- Kubernetes Deployments
+
+
+class _Unknown:
+    """Where the Deployment's inputs hold a value not known yet (a preview)."""
+
+
+def _materialise(read: Any) -> tuple[Any, bool]:
+    """A plain copy of the policy-SDK value `read()` returns, unknown leaves replaced by `_Unknown`;
+    (copy, every leaf known)."""
+    known = True
+
+    def walk(v: Any) -> Any:
+        nonlocal known
+        if isinstance(v, Mapping):
+            out = {}
+            for k in list(v.keys()):
+                try:
+                    out[k] = walk(v[k])
+                except UnknownValueError:
+                    known, out[k] = False, _Unknown()
+            return out
+        if is_seq(v):
+            items = []
+            for i in range(len(v)):
+                try:
+                    items.append(walk(v[i]))
+                except UnknownValueError:
+                    known = False
+                    items.append(_Unknown())
+            return items
+        return v
+
+    try:
+        return walk(read()), known
+    except UnknownValueError:
+        return _Unknown(), False
+
+
+def _at(value: Any, *path: str) -> Any:
+    for key in path:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+@dataclass
+class DeploymentCheck:
+    """What the pack found about one Kubernetes Deployment: a problem (refuse), and a break-glass reason."""
+
+    problem: str | None = None
+    break_glass: str | None = None  # a valid reason in the Deployment's annotation
+    glassable: bool = True  # identity problems (which colour it serves) are never let through
+
+
+def _urn_stack(urn: str) -> str | None:
+    head = urn.split("::", 1)[0]
+    return head.rsplit(":", 1)[-1] if head.startswith("urn:pulumi:") else None
+
+
+def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
+    """Invariant 4 for a Kubernetes colour, from the Deployment the engine is about to apply and AWS.
+
+    The colour is the live colour tag of the target group the Deployment names (annotation
+    `bluegreen/target-group-arn`), cross-checked with its pods' `color` label (what that colour's
+    Service selects); whether it carries traffic and what it may run come from the live production
+    listener (its routes and its `bluegreen:workload` record, written by an earlier update). The
+    fingerprint is computed here, from the Deployment's own pod template and replicas
+    (`rollout.workload.deployment_fingerprint`), never read from a label.
+    """
+    if args.resource_type not in DEPLOYMENT_TYPES:
+        return None
+    offline, _ = offline_section(args)
+    if offline is not None or os.environ.get(OFFLINE_TOKEN_ENV):
+        return None  # `rollout plan`: steps move the listener only
+    props = args.props
+    metadata, _ = _materialise(lambda: props.get("metadata"))
+    spec, spec_known = _materialise(lambda: props.get("spec"))
+    annotations = _at(metadata, "annotations")
+    reason = _valid_reason(_at(annotations, ANNOTATION_BREAK_GLASS))
+    found = DeploymentCheck(break_glass=reason)
+    template = _at(spec, "template")
+    label = _at(template, "metadata", "labels", "color")
+    label = label if label in COLORS else None
+    fingerprint: str | None = None
+    if spec_known:
+        try:
+            fingerprint = deployment_fingerprint(template, _at(spec, "replicas"))
+        except ValueError:
+            fingerprint = None
+    tg = _at(annotations, ANNOTATION_TARGET_GROUP)
+    if isinstance(tg, _Unknown):
+        props.get("metadata").get("annotations").get(ANNOTATION_TARGET_GROUP)  # the SDK's UnknownValueError: a first deploy's preview
+    if not isinstance(tg, str) or not tg:
+        if label is None:
+            return None  # not a colour's workload: no colour's Service selects its pods
+        found.problem = (
+            f"which target group a Deployment labelled color={label} serves cannot be told: it has no "
+            f"{ANNOTATION_TARGET_GROUP} annotation (found {tg!r}), so whether its colour carries traffic cannot be checked"
+        )
+        found.glassable = False
+        return found
+    region = _region(tg)
+    if region is None or not tg.startswith("arn:aws") or ":elasticloadbalancing:" not in tg:
+        found.problem = f"the Deployment's {ANNOTATION_TARGET_GROUP} {tg!r} is not a target group ARN, so its traffic cannot be checked"
+        found.glassable = False
+        return found
+    try:
+        prods = bounded_read(lambda: _production_listeners([tg]), "the live production listener")
+    except Exception as e:  # noqa: BLE001 - a LiveStateError, or an answer this code cannot interpret
+        # An answer that cannot be interpreted comes from AWS (or what stands in for it), never from this
+        # update's inputs, whose faults arrive as AWS errors: it counts as AWS being unreadable.
+        environmental = fault_is_environmental(e) or not isinstance(e, LiveStateError)
+        if environmental and fingerprint is not None:
+            return found  # AWS unreadable for the pack itself: the documented trade-off (docs/workload.md)
+        what = "its pod template is not known yet and " if fingerprint is None else ""
+        fault = str(e) if isinstance(e, LiveStateError) else f"could not interpret the live production listener: {type(e).__name__}: {e}"
+        found.problem = f"whether this Deployment's colour carries traffic cannot be checked: {what}{fault}"
+        return found
+    stack = _urn_stack(args.urn)
+    for prod in prods:
+        color = prod.colors.get(tg)
+        color = color if color in COLORS else None
+        owner = prod.tags.get(TAG_STACK)
+        if stack and owner and owner != stack:
+            found.problem = (
+                f"the Deployment names target group {_tg_name(tg)}, whose live production listener belongs to stack {owner!r}, "
+                f"not {stack!r}: a Deployment may only name its own colour's target group"
+            )
+            found.glassable = False
+            return found
+        if label != color:
+            found.problem = (
+                f"a Deployment's pods must be labelled with the colour of the target group they serve: its pods say "
+                f"color={label} (what that colour's Service selects) but it names target group {_tg_name(tg)}, whose live "
+                f"colour is {color}"
+            )
+            found.glassable = False
+            return found
+        share = prod.shares.get(tg, 0.0)
+        if share <= 0 or color is None:
+            continue  # idle: a release goes here
+        record = parse_workload_record(prod.tags.get(TAG_WORKLOAD))
+        if record is None or record.kind != POD_RECORD:
+            continue  # nothing comparable recorded yet (a record from before pod fingerprints): the listener's check decides
+        carries = f"{color} carries {max(1, round(share * 100))}% of live production traffic"
+        if fingerprint is None:
+            found.problem = (
+                f"the workload of a colour carrying production traffic must not change: {carries}, and this Deployment's pod "
+                f"template or replicas are not known yet (preview), so it cannot be shown to be what the live listener records"
+            )
+        elif fingerprint != record.fingerprints.get(color):
+            found.problem = (
+                f"the workload of a colour carrying production traffic must not change: {carries}, and this Deployment's pod "
+                f"template or replicas (fingerprint {fingerprint}: {_pod_summary(template, _at(spec, 'replicas'))}) differ from what "
+                f"the live production listener's {TAG_WORKLOAD} records for {color} ({record.fingerprints.get(color)})"
+            )
+        if found.problem:
+            return found
+    return found
+
+
+def _pod_summary(template: Any, replicas: Any) -> str:
+    containers = _at(template, "spec", "containers")
+    images = [str(c.get("image")) for c in containers if isinstance(c, Mapping)] if isinstance(containers, list) else []
+    return f"image {', '.join(images) or '?'}, replicas {as_weight(replicas) if replicas is not None else 1}"
 
 
 # --------------------------------------------------------------------------- the policies
@@ -360,6 +556,11 @@ def _floor(args: ResourceValidationArgs) -> int:
 
 
 def _check_frozen(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    pods = _assess_deployment(args)
+    if pods is not None:
+        if pods.problem and not (pods.glassable and pods.break_glass):
+            report_violation(f"{pods.problem}. {_RELEASE_HINT}.")
+        return
     change = _assess_service(args, _floor(args))
     if change is None or not change.at_risk or change.break_glass:
         return
@@ -376,6 +577,7 @@ class ListenerWorkload:
     changing: list[str]  # colours whose recorded workload differs from the live listener's record
     moves_weights: bool
     record_dropped: bool  # the live listener has a record, the proposed one has none: cannot tell
+    migrating: str | None = None  # the live record's kind, when the proposed one is of another kind: cannot compare
 
     def moves(self) -> str:
         return " / ".join(f"{c} {self.live_weights.get(c, 0)}% -> {self.weights.get(c, 0)}%" for c in COLORS)
@@ -389,6 +591,13 @@ class ListenerWorkload:
             return (
                 f"whether a workload changes cannot be told: the proposed production listener has no valid {TAG_WORKLOAD} "
                 f"tag (found {self.tags.get(TAG_WORKLOAD)!r}) while the live one has it ({self.moves()})"
+            )
+        if self.migrating and (self.moves_weights or self.live_carrying()):
+            return (
+                f"whether a workload changes cannot be told: the live production listener's {TAG_WORKLOAD} record is a "
+                f"{self.migrating} fingerprint (written before this stack recorded pod fingerprints) and this update writes the "
+                f"other kind ({self.moves()}). Re-record in an update that moves no weights, with bluegreen:breakGlass.reason "
+                f"set once while a colour carries traffic"
             )
         if self.changing and self.moves_weights:
             return (
@@ -417,7 +626,7 @@ def _listener_workload(args: ResourceValidationArgs) -> ListenerWorkload | None:
     route = view.ladder_route  # the recorded listener (or its replacement carrying the same record)
     if route is None:
         return None  # a first deploy or another listener: the traffic policies decide
-    live = parse_fingerprints_tag(view.live.listener_tags.get(route.listener_arn, {}).get(TAG_WORKLOAD))
+    live = parse_workload_record(view.live.listener_tags.get(route.listener_arn, {}).get(TAG_WORKLOAD))
     if live is None:
         # Deployed before the record existed: nothing to compare with. Not refused (that would hold every
         # stack's next promotion); the service policy still refuses a live colour's change in `pulumi up`.
@@ -426,11 +635,16 @@ def _listener_workload(args: ResourceValidationArgs) -> ListenerWorkload | None:
     if proposed_weights is None:
         return None  # a target group without a live colour: colour-identity refuses it
     live_weights = view.live_weights_by_color()
-    proposed = parse_fingerprints_tag(view.tags.get(TAG_WORKLOAD))
+    proposed = parse_workload_record(view.tags.get(TAG_WORKLOAD))
     moves = proposed_weights != live_weights
     if proposed is None:
         return ListenerWorkload(view.tags, live_weights, proposed_weights, list(COLORS), moves, record_dropped=True)
-    changing = [c for c in COLORS if proposed[c] != live[c]]
+    if proposed.kind != live.kind:
+        # A record of another kind (a Kubernetes stack's first pod-fingerprint record over a config one): what the
+        # colours run now cannot be compared with it, so every colour counts as changing -- a colour carrying
+        # traffic needs break-glass for this one update; an idle colour and a rollback do not.
+        return ListenerWorkload(view.tags, live_weights, proposed_weights, list(COLORS), moves, record_dropped=False, migrating=live.kind)
+    changing = [c for c in COLORS if proposed.fingerprints[c] != live.fingerprints[c]]
     return ListenerWorkload(view.tags, live_weights, proposed_weights, changing, moves, record_dropped=False)
 
 
@@ -464,6 +678,13 @@ def _notify_break_glass(urn: str, reason: str, what: str) -> None:
 
 
 def _check_break_glass(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    pods = _assess_deployment(args)
+    if pods is not None:
+        if pods.problem and pods.glassable and pods.break_glass:
+            what = f"break-glass: {pods.problem}"
+            _notify_break_glass(args.urn, pods.break_glass, what)
+            report_violation(f"{what}; let through because {ANNOTATION_BREAK_GLASS} says: {pods.break_glass}")
+        return
     change = _assess_service(args, _floor(args))
     if change is not None and change.at_risk and change.break_glass:
         what = f"break-glass: {_short_arn(args.urn.rsplit('::', 1)[-1])} changes while it may carry traffic ({'; '.join(change.changes)})"
@@ -483,8 +704,9 @@ def workload_frozen_while_live() -> ResourceValidationPolicy:
     return resource_policy(
         "workload-frozen-while-live",
         "Checks whether an update changes the workload (task definition, image, desired count below the floor, target "
-        "groups) of an ECS service whose target group carries production traffic on the live listener; fails closed "
-        "when that cannot be read. A break-glass reason lets it through.",
+        "groups) of an ECS service, or the pod template or replicas of a Kubernetes Deployment (fingerprinted by the pack, "
+        "against the live listener's record), whose target group carries production traffic on the live listener; fails "
+        "closed when that cannot be read. A break-glass reason lets it through.",
         _check_frozen,
         Severity.CRITICAL,
     )

@@ -160,9 +160,9 @@ def stamp_clock() -> float:
 
 def _workload_tags(cfg: StackConfig) -> dict[str, str]:
     """What each colour runs (policy/workload.py compares it with the live listener) and a break-glass reason."""
-    from .workload import TAG_BREAK_GLASS, TAG_WORKLOAD, fingerprints_tag, stack_fingerprints
+    from .workload import TAG_BREAK_GLASS, TAG_WORKLOAD, stack_record
 
-    tags = {TAG_WORKLOAD: fingerprints_tag(stack_fingerprints(cfg))}
+    tags = {TAG_WORKLOAD: stack_record(cfg)}
     if cfg.break_glass_reason:
         tags[TAG_BREAK_GLASS] = cfg.break_glass_reason
     return tags

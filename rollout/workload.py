@@ -4,6 +4,9 @@
   (image, size, port, plain environment, the secrets' names and references -- never a secret value).
   The program records both colours' fingerprints on the production listener (`TAG_WORKLOAD`), so
   the pack can tell, from that listener alone, that one update moves weights AND changes a workload.
+* `deployment_fingerprint` -- for Kubernetes, the hash of a Deployment's pod template and replica count
+  as the engine hands them to the provider (and to the policy pack), so the pack computes it itself
+  from the Deployment it is about to apply. The listener records these (`POD_RECORD` kind) instead.
 * `TAG_BREAK_GLASS` -- the operator's reason for a workload change on a colour carrying traffic
   (`bluegreen:breakGlass.reason`), recorded on the production listener and on the changed workload.
 * `ssm_parameter_name` -- where the program keeps a secret value set with `--secret` (an SSM
@@ -30,8 +33,15 @@ __all__ = [
     "SSM_NAME_RE",
     "SecretRef",
     "workload_fingerprint",
+    "deployment_fingerprint",
     "fingerprints_tag",
     "parse_fingerprints_tag",
+    "parse_workload_record",
+    "WorkloadRecord",
+    "POD_RECORD",
+    "CONFIG_RECORD",
+    "ANNOTATION_TARGET_GROUP",
+    "ANNOTATION_BREAK_GLASS",
     "ssm_parameter_name",
     "ssm_name_problem",
     "looks_secret",
@@ -39,6 +49,15 @@ __all__ = [
 
 TAG_WORKLOAD = "bluegreen:workload"  # on the production listener: "blue=<12 hex> green=<12 hex>"
 TAG_BREAK_GLASS = "bluegreen:break-glass"  # on the production listener and the changed workload: the reason
+# Kinds of `bluegreen:workload` record. "config": "blue=<12 hex> green=<12 hex>", `workload_fingerprint` of the
+# config (ECS, and Kubernetes stacks deployed before pod fingerprints). "pod": "pod blue=<12 hex> green=<12 hex>",
+# `deployment_fingerprint` of each colour's Deployment (Kubernetes).
+CONFIG_RECORD = "config"
+POD_RECORD = "pod"
+# On a colour's Deployment (metadata.annotations, so changing them restarts no pod): the target group its pods
+# serve (the pack reads that group's live colour and traffic) and a break-glass reason.
+ANNOTATION_TARGET_GROUP = "bluegreen/target-group-arn"
+ANNOTATION_BREAK_GLASS = "bluegreen/break-glass"
 
 # Characters every tag API the program writes to accepts (ELBv2, ECS, SSM): letters, digits, spaces
 # and + - = . _ : / @. 10..200 characters: a reason, not a flag.
@@ -129,22 +148,68 @@ def workload_fingerprint(
     return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def fingerprints_tag(fingerprints: Mapping[str, str]) -> str:
-    """'blue=<hash> green=<hash>' in colour order."""
-    return " ".join(f"{c}={fingerprints[c]}" for c in COLORS if c in fingerprints)
+def deployment_fingerprint(template: Any, replicas: Any) -> str:
+    """12 hex characters that change whenever a Kubernetes colour's pods change: its Deployment's pod
+    template (`spec.template`: labels, containers, images, environment, probes, resources, volumes,
+    anything) and its replica count (`spec.replicas`; absent = 1, the API's default).
+
+    Canonical over the ways the same value travels: integral floats are ints (the engine's protobuf
+    Struct carries every number as a double), None and absent are the same (dropped), keys sorted.
+    Raises ValueError on a value that is not JSON-like (the pack treats that as "cannot tell").
+    """
+    doc = {"template": _canonical(template), "replicas": _canonical(1 if replicas is None else replicas)}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 
 
-def parse_fingerprints_tag(value: Any) -> dict[str, str] | None:
+def _canonical(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _canonical(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    raise ValueError(f"not a JSON value: {type(value).__name__}")
+
+
+@dataclass(frozen=True)
+class WorkloadRecord:
+    """A parsed `bluegreen:workload` record: its kind (`CONFIG_RECORD` | `POD_RECORD`) and a fingerprint per colour."""
+
+    kind: str
+    fingerprints: Mapping[str, str]
+
+
+def fingerprints_tag(fingerprints: Mapping[str, str], kind: str = CONFIG_RECORD) -> str:
+    """'blue=<hash> green=<hash>' in colour order ('pod blue=... green=...' for Deployment fingerprints)."""
+    body = " ".join(f"{c}={fingerprints[c]}" for c in COLORS if c in fingerprints)
+    return f"{POD_RECORD} {body}" if kind == POD_RECORD else body
+
+
+def parse_workload_record(value: Any) -> WorkloadRecord | None:
     """The inverse of `fingerprints_tag`; None when the value is not one."""
     if not isinstance(value, str):
         return None
+    parts = value.split()
+    kind = CONFIG_RECORD
+    if parts and parts[0] == POD_RECORD:
+        kind, parts = POD_RECORD, parts[1:]
     out: dict[str, str] = {}
-    for part in value.split():
+    for part in parts:
         color, sep, digest = part.partition("=")
         if not sep or color not in COLORS or color in out or not re.fullmatch(r"[0-9a-f]{12}", digest):
             return None
         out[color] = digest
-    return out if set(out) == set(COLORS) else None
+    return WorkloadRecord(kind, out) if set(out) == set(COLORS) else None
+
+
+def parse_fingerprints_tag(value: Any) -> dict[str, str] | None:
+    """The per-colour fingerprints of a record of either kind; None when the value is not one."""
+    record = parse_workload_record(value)
+    return dict(record.fingerprints) if record is not None else None
 
 
 def stack_fingerprints(cfg: Any) -> dict[str, str]:
@@ -164,4 +229,19 @@ def stack_fingerprints(cfg: Any) -> dict[str, str]:
     }
 
 
-__all__ += ["stack_fingerprints"]
+def stack_record(cfg: Any) -> str:
+    """The production listener's `bluegreen:workload` value for a validated `rollout.config.StackConfig`.
+
+    Kubernetes: each colour's `deployment_fingerprint` of the very pod template the program hands its
+    Deployment (`rollout.pod_template.pod_template_for`) and its replicas, so the pack can recompute it
+    from the Deployment itself. ECS: the config fingerprint (the pack reads the live ECS service).
+    """
+    if getattr(cfg, "platform", "ecs") == "kubernetes":
+        from .pod_template import pod_template_for
+
+        pods = {c: deployment_fingerprint(pod_template_for(cfg, c), cfg.replicas(c)) for c in COLORS}
+        return fingerprints_tag(pods, POD_RECORD)
+    return fingerprints_tag(stack_fingerprints(cfg))
+
+
+__all__ += ["stack_fingerprints", "stack_record"]

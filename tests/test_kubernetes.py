@@ -35,6 +35,7 @@ from components.kubernetes import (
 from rollout.config import parse_stack_config
 from rollout.errors import ConfigError
 from rollout.rules import COLORS, weights_for
+from rollout.workload import parse_workload_record
 from rollout.simulate import RecordingMocks, diff_resources, load_stack_file, run_program, set_path
 from tests.test_config_errors import DELETE  # one sentinel for "the case removes the key"
 
@@ -175,13 +176,20 @@ def test_traffic_layer_is_identical_on_every_platform(stack, variant):
     network_keys = {"vpcId", "subnets"} if stack == "staging" else set()
 
     def inputs(r):
-        return {k: v for k, v in r.inputs.items() if k not in network_keys}
+        out = {k: v for k, v in r.inputs.items() if k not in network_keys}
+        if isinstance(out.get("tags"), dict) and "bluegreen:workload" in out["tags"]:
+            # What each colour runs is recorded per platform (rollout.workload.stack_record): Kubernetes records its
+            # Deployments' pod fingerprints, ECS its config's. Compared here: that a valid record is there.
+            out["tags"] = {**out["tags"], "bluegreen:workload": parse_workload_record(out["tags"]["bluegreen:workload"]) is not None}
+        return out
 
     for typ in (TG, LISTENER, "aws:lb/loadBalancer:LoadBalancer", "aws:lb/listenerRule:ListenerRule"):
         a = {r.urn: inputs(r) for r in ecs.by_type(typ)}
         b = {r.urn: inputs(r) for r in k8s.by_type(typ)}
         assert a == b, f"{stack}/{variant}: {typ} differs from ECS: {sorted(set(a) ^ set(b)) or [u for u in a if a[u] != b.get(u)]}"
     assert all(r.inputs["targetType"] == "ip" for r in k8s.by_type(TG)), f"{stack}/{variant}: target groups must be target type ip"
+    kinds = {parse_workload_record(r.inputs["tags"].get("bluegreen:workload")).kind for r in k8s.by_type(LISTENER) if "bluegreen:workload" in r.inputs["tags"]}
+    assert kinds == {"pod"}, f"{stack}/{variant}: the production listener must record pod fingerprints, got {kinds}"
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -366,6 +374,8 @@ def test_bindings_wait_for_the_controller_and_the_listeners(dependencies, varian
     for color in COLORS:
         deps = dependencies[f"web-{color}-tgb"]
         assert production in deps, f"web-{color}-tgb must wait for {production}; depends on {deps}"
+        pods = dependencies[f"web-{color}-deployment"]
+        assert production in pods, f"web-{color}-deployment must be judged with this update's listener live; depends on {pods}"
         for r in releases:
             assert r in deps, f"web-{color}-tgb must wait for the controller {r}; depends on {deps}"
             assert r in dependencies[f"web-{color}-deployment"], f"web-{color}-deployment must wait for {r} (readiness gate webhook)"

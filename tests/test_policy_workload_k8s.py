@@ -1,0 +1,264 @@
+"""Invariant 4 for Kubernetes colours, attacked through the real pack over gRPC: a colour carrying
+traffic keeps its pods, whatever the program says about them.
+
+The pack cannot reach the cluster. What it can trust: the Deployment the engine is about to apply
+(its pod template and replicas, fingerprinted by the pack itself), the live colour and traffic of
+the target group the Deployment names (moto_server), and the `bluegreen:workload` record on the live
+production listener, written by an earlier update. Proposed state is what the REAL program registers
+(rollout.simulate) with its ARNs pointed at moto. Each attack first, then what must still pass.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from rollout.workload import (
+    ANNOTATION_BREAK_GLASS,
+    ANNOTATION_TARGET_GROUP,
+    POD_RECORD,
+    TAG_WORKLOAD,
+    deployment_fingerprint,
+    fingerprints_tag,
+    parse_workload_record,
+)
+from tests.fixtures.aws import AlbArns
+from tests.policy_harness import UNKNOWN, AnalyzeResult, PolicyPackClient
+from tests.test_policy_traffic import live_alb, proposed
+from tests.test_policy_workload import LISTENER, NEW, REASON, _sim, elb_only_pack, hook, pack, passes, refused, workload_tag  # noqa: F401 - fixtures
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+K8S = {"bluegreen:platform": "kubernetes", "bluegreen:kubernetes.context": "prod"}
+POLICY = "workload-frozen-while-live"
+
+
+def deployment(alb: AlbArns, color: str, **overrides) -> tuple[dict, str, str]:
+    """(props, name, urn) of `color`'s Deployment as the real program registers it, its target group the moto one."""
+    sim = _sim({**K8S, **overrides})
+    res = sim.one(DEPLOYMENT, f"{color}-deployment")
+    props = copy.deepcopy(dict(res.inputs))
+    props["metadata"]["annotations"][ANNOTATION_TARGET_GROUP] = alb.target_groups[color]
+    return props, res.name, res.urn
+
+
+def k8s_record(**overrides) -> str:
+    return workload_tag(**K8S, **overrides)
+
+
+def live_k8s(aws, step: int, record: str | None = None, **kw) -> AlbArns:
+    """A moto ALB live at `step` whose production listener records the program's pod fingerprints."""
+    return live_alb(aws, step=step, extra_tags={TAG_WORKLOAD: record or k8s_record(), "bluegreen:stack": "production"}, **kw)
+
+
+def judge(pack: PolicyPackClient, found: tuple[dict, str, str]) -> AnalyzeResult:
+    props, name, urn = found
+    return pack.analyze(DEPLOYMENT, props, name=name, urn=urn)
+
+
+def listener(pack: PolicyPackClient, alb: AlbArns, step: int, **kw) -> AnalyzeResult:
+    """The program's production listener at `step` (Kubernetes), judged against the moto ALB."""
+    props, name, urn = proposed(alb, step=step, **K8S, **kw)
+    return pack.analyze(LISTENER, props, name=name, urn=urn)
+
+
+def container(props: dict) -> dict:
+    return props["spec"]["template"]["spec"]["containers"][0]
+
+
+# --------------------------------------------------------------------------- the record is the program's pod template
+
+
+@pytest.mark.parametrize("overrides", [{}, {"bluegreen:idle.parked": True, "bluegreen:idle.policy": "scale"}, {"bluegreen:service.environment": {"LOG": "debug"}}])
+def test_the_listener_records_what_the_pack_computes_from_each_deployment(overrides):
+    """One fingerprint function, two callers: the program's record equals the pack's computation on the Deployment."""
+    sim = _sim({**K8S, **overrides})
+    listener = next(r for r in sim.by_type(LISTENER) if r.inputs["tags"].get("bluegreen:listener") == "production")
+    record = parse_workload_record(listener.inputs["tags"][TAG_WORKLOAD])
+    assert record is not None and record.kind == POD_RECORD, listener.inputs["tags"][TAG_WORKLOAD]
+    for color in ("blue", "green"):
+        spec = sim.one(DEPLOYMENT, f"{color}-deployment").inputs["spec"]
+        assert deployment_fingerprint(spec["template"], spec["replicas"]) == record.fingerprints[color], (color, record)
+
+
+def test_the_fingerprint_is_the_same_however_numbers_travel():
+    template = {"spec": {"containers": [{"name": "app", "ports": [{"containerPort": 8080}]}]}, "metadata": {"labels": {"color": "blue"}}}
+    as_sent = copy.deepcopy(template)
+    as_sent["spec"]["containers"][0]["ports"][0]["containerPort"] = 8080.0
+    as_sent["spec"]["containers"][0]["lifecycle"] = None
+    assert deployment_fingerprint(template, 3) == deployment_fingerprint(as_sent, 3.0)
+    assert deployment_fingerprint(template, 3) != deployment_fingerprint(template, 2)
+    assert deployment_fingerprint(template, None) == deployment_fingerprint(template, 1)
+    other = copy.deepcopy(template)
+    other["spec"]["containers"][0]["ports"][0]["containerPort"] = 8081
+    assert deployment_fingerprint(other, 3) != deployment_fingerprint(template, 3)
+
+
+# --------------------------------------------------------------------------- attacks (each must be refused)
+
+
+def test_a_program_edit_to_a_live_colours_pods_is_refused(aws, pack):
+    """The gap: a program edit changes blue's pod template; the listener's record (config) stays the same."""
+    alb = live_k8s(aws, step=1)  # blue 90 %, green 10 %
+    props, name, urn = deployment(alb, "blue")
+    container(props)["image"] = NEW  # in the program, not in the config: the record does not move
+    refused(judge(pack, (props, name, urn)), POLICY, "blue carries 90% of live production traffic", f"image {NEW}", "rollout release --image")
+
+
+@pytest.mark.parametrize("edit", ["command", "env", "replicas", "volume"])
+def test_any_pod_change_on_the_live_candidate_is_refused(aws, pack, edit):
+    alb = live_k8s(aws, step=2)  # blue 75 %, green 25 %
+    props, name, urn = deployment(alb, "green")
+    if edit == "command":
+        container(props)["command"] = ["/bin/sh", "-c", "exec evil"]
+    elif edit == "env":
+        container(props)["env"].append({"name": "FEATURE_X", "value": "on"})
+    elif edit == "replicas":
+        props["spec"]["replicas"] = 1  # below any floor
+    else:
+        props["spec"]["template"]["spec"]["volumes"] = [{"name": "host", "hostPath": {"path": "/"}}]
+    refused(judge(pack, (props, name, urn)), POLICY, "green carries 25% of live production traffic")
+
+
+def test_relabelling_pods_into_the_live_colour_is_refused(aws, pack):
+    """Label forgery: green's Deployment relabelled color=blue joins blue's Service (and blue's target group)."""
+    alb = live_k8s(aws, step=0)  # blue 100 %, green idle
+    props, name, urn = deployment(alb, "green", **{"bluegreen:colors.green.image": NEW})
+    props["spec"]["template"]["metadata"]["labels"]["color"] = "blue"
+    refused(judge(pack, (props, name, urn)), POLICY, "its pods say color=blue", "whose live colour is green")
+
+
+def test_pointing_a_live_deployment_at_the_idle_target_group_is_refused(aws, pack):
+    """Dodging the check by naming the idle colour's target group: the pods' label says what they serve."""
+    alb = live_k8s(aws, step=0)
+    props, name, urn = deployment(alb, "blue")
+    container(props)["image"] = NEW
+    props["metadata"]["annotations"][ANNOTATION_TARGET_GROUP] = alb.target_groups["green"]
+    refused(judge(pack, (props, name, urn)), POLICY, "its pods say color=blue", "whose live colour is green")
+
+
+def test_dropping_the_target_group_annotation_is_refused(aws, pack):
+    alb = live_k8s(aws, step=0)
+    props, name, urn = deployment(alb, "blue")
+    del props["metadata"]["annotations"][ANNOTATION_TARGET_GROUP]
+    refused(judge(pack, (props, name, urn)), POLICY, f"no {ANNOTATION_TARGET_GROUP} annotation")
+
+
+def test_naming_another_stacks_target_group_is_refused(aws, pack):
+    alb = live_alb(aws, step=0, extra_tags={TAG_WORKLOAD: k8s_record(), "bluegreen:stack": "staging"})
+    props, name, urn = deployment(alb, "blue")
+    refused(judge(pack, (props, name, urn)), POLICY, "belongs to stack 'staging', not 'production'")
+
+
+def test_an_unknown_template_on_a_live_colour_fails_closed_but_the_idle_colour_is_free(aws, pack):
+    """Preview: an image not known yet. The colour carrying traffic cannot be shown unchanged; the idle one may change."""
+    alb = live_k8s(aws, step=0)
+    live, name, urn = deployment(alb, "blue")
+    container(live)["image"] = UNKNOWN
+    refused(judge(pack, (live, name, urn)), POLICY, "blue carries 100%", "not known yet")
+    idle, name, urn = deployment(alb, "green")
+    container(idle)["image"] = UNKNOWN
+    passes(judge(pack, (idle, name, urn)))
+
+
+def test_a_change_fails_closed_when_the_target_group_cannot_be_read(aws, pack):
+    """An input fault (a target group that does not exist) is not AWS being down: refused, even with a known template."""
+    alb = live_k8s(aws, step=0)
+    props, name, urn = deployment(alb, "blue")
+    props["metadata"]["annotations"][ANNOTATION_TARGET_GROUP] = alb.target_groups["blue"].replace("/bg-blue/", "/nope/")
+    refused(judge(pack, (props, name, urn)), POLICY, "cannot be checked")
+
+
+# --------------------------------------------------------------------------- what must still pass
+
+
+@pytest.mark.parametrize("step", [0, 1, 3, 5])
+def test_unchanged_deployments_pass_at_every_step(aws, pack, step):
+    alb = live_k8s(aws, step=step, record=k8s_record(**{"bluegreen:rollout.step": step}))
+    for color in ("blue", "green"):
+        passes(judge(pack, deployment(alb, color, **{"bluegreen:rollout.step": step})))
+
+
+def test_a_release_to_the_idle_colour_passes(aws, pack):
+    alb = live_k8s(aws, step=0)
+    passes(judge(pack, deployment(alb, "green", **{"bluegreen:colors.green.image": NEW})))
+    props, name, urn = deployment(alb, "green")
+    props["spec"]["replicas"] = 0  # parking the idle colour
+    passes(judge(pack, (props, name, urn)))
+
+
+def test_a_rollback_passes_every_workload_check(aws, pack):
+    """Step 3 -> 0: the listener returns traffic to the recorded stable group; both Deployments are unchanged."""
+    alb = live_k8s(aws, step=3, since_minutes=1)
+    for color in ("blue", "green"):
+        passes(judge(pack, deployment(alb, color, **{"bluegreen:rollout.step": 0})))
+    result = listener(pack, alb, 0)
+    assert result.of("workload-steady-during-shift") == [], result
+
+
+def test_unchanged_deployments_pass_while_aws_is_unreadable(aws, pack):
+    """AWS down for the pack (its credentials rejected): a known template passes, as a rollback must."""
+    alb = live_k8s(aws, step=3)
+    found = [deployment(alb, c, **{"bluegreen:rollout.step": 0}) for c in ("blue", "green")]
+    with aws.enforce_iam():
+        results = [judge(pack, f) for f in found]
+    for r in results:
+        passes(r)
+
+
+def test_break_glass_lets_a_live_pod_change_through_reported_and_notified(aws, pack, hook):
+    alb = live_k8s(aws, step=0)
+    props, name, urn = deployment(alb, "blue", **{"bluegreen:colors.blue.image": NEW, "bluegreen:breakGlass.reason": REASON})
+    assert props["metadata"]["annotations"][ANNOTATION_BREAK_GLASS] == REASON, props["metadata"]
+    before = len(hook.received)
+    result = judge(pack, (props, name, urn))
+    passes(result)
+    notes = result.of("workload-break-glass")
+    assert notes and REASON in notes[0].message and "blue carries 100%" in notes[0].message, result
+    assert len(hook.received) == before + 1 and REASON in hook.received[-1]["text"], hook.received[before:]
+
+
+def test_break_glass_does_not_excuse_a_forged_colour(aws, pack):
+    alb = live_k8s(aws, step=0)
+    props, name, urn = deployment(alb, "green", **{"bluegreen:breakGlass.reason": REASON})
+    props["spec"]["template"]["metadata"]["labels"]["color"] = "blue"
+    refused(judge(pack, (props, name, urn)), POLICY, "its pods say color=blue")
+
+
+# --------------------------------------------------------------------------- migration from a config record
+
+
+def test_an_old_config_record_does_not_brick_the_stack(aws, pack):
+    """A Kubernetes stack deployed before pod fingerprints: its live record is a config fingerprint.
+
+    Deployments cannot be compared with it (they pass: the listener decides); a weight-only rollback
+    passes; re-recording while a colour carries traffic needs break-glass once; the idle colour is free.
+    """
+    old = fingerprints_tag({"blue": "4102016c14b2", "green": "4102016c14b2"})  # the pre-pod definition
+    alb = live_alb(aws, step=3, since_minutes=1, extra_tags={TAG_WORKLOAD: old, "bluegreen:stack": "production"})
+    passes(judge(pack, deployment(alb, "blue", **{"bluegreen:rollout.step": 0})))
+    rollback = listener(pack, alb, 0)
+    assert rollback.of("workload-steady-during-shift") == [], rollback
+    rerecord = listener(pack, alb, 3, since=None)
+    refused(rerecord, "workload-steady-during-shift", "config fingerprint", "bluegreen:breakGlass.reason")
+    glass = listener(pack, alb, 3, since=None, **{"bluegreen:breakGlass.reason": REASON})
+    assert glass.of("workload-steady-during-shift") == [], glass
+
+
+# --------------------------------------------------------------------------- the same class of defect on ECS
+
+
+def test_with_ecs_unreadable_a_forged_colour_tag_does_not_pass_a_swap(aws, elb_only_pack):
+    """ECS unreadable, the service's own record is the fallback: its colour must be the target group's live
+    colour, not the bluegreen:color tag the same update writes. Blue's service takes green's task definition
+    (the release) and claims to be green, whose record that is."""
+    from tests.test_policy_workload import LiveEcs, service_props
+
+    alb = live_alb(aws, step=0, extra_tags={TAG_WORKLOAD: workload_tag(**{"bluegreen:colors.green.image": NEW})})
+    live = LiveEcs(aws, alb, images={"blue": "123456789012.dkr.ecr.us-east-1.amazonaws.com/web:1.4.1", "green": NEW})
+    green_props, _, _ = service_props(live, "green", **{"bluegreen:colors.green.image": NEW})
+    props, name, urn = service_props(live, "blue", task_definition=live.task_definitions["green"], **{"bluegreen:colors.green.image": NEW})
+    props["tags"] = {**props["tags"], "bluegreen:color": "green", TAG_WORKLOAD: green_props["tags"][TAG_WORKLOAD]}
+    with aws.enforce_iam():
+        result = elb_only_pack.analyze("aws:ecs/service:Service", props, name=name, urn=urn)
+    refused(result, POLICY, "what it runs, by its bluegreen:workload record", "AccessDenied")
