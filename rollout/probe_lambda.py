@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import botocore.config
 
-from rollout.probe_runner import ProbeSettings, probe_round, publish_round
+from rollout.probe_runner import ProbeSettings, probe_round, publish_round, publish_synthetic, synthetic_round
 
 __all__ = ["handler"]
 
@@ -23,7 +23,8 @@ _AWS_CONFIG = botocore.config.Config(connect_timeout=3, read_timeout=5, retries=
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    """One probe round, published. Returns the round as JSON-ready data (also logged)."""
+    """One probe round (and, when configured, one round of synthetic load), published. Returns the
+    round as JSON-ready data (also logged)."""
     settings = ProbeSettings.from_env(os.environ)
     session = boto3.session.Session()
     elbv2 = session.client("elbv2", config=_AWS_CONFIG)
@@ -32,4 +33,10 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     result = probe_round(settings, elbv2=elbv2, ec2=ec2)
     print(result.summary())  # the function's log line per round
     publish_round(cloudwatch, result)
-    return result.to_dict()
+    out = result.to_dict()
+    if settings.synthetic_per_minute:
+        synthetic = synthetic_round(settings, elbv2=elbv2)
+        print(synthetic.summary())
+        publish_synthetic(cloudwatch, synthetic)
+        out["synthetic"] = synthetic.to_dict()
+    return out
