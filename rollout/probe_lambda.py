@@ -16,10 +16,19 @@ import botocore.config
 
 from rollout.probe_runner import ProbeSettings, probe_round, publish_round, publish_synthetic, synthetic_round
 
-__all__ = ["handler"]
+__all__ = ["handler", "synthetic_budget"]
 
 # AWS calls are bounded so that a round always ends well inside the function's timeout.
 _AWS_CONFIG = botocore.config.Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
+
+
+def synthetic_budget(context: Any, timeout_s: float, cap_s: float = 20.0) -> float:
+    """Seconds during which the synthetic round may start pairs: a started pair takes up to two request
+    timeouts more, and publishing needs a few seconds, all before the function's own timeout."""
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining_ms is None:
+        return cap_s
+    return max(0.0, min(cap_s, remaining_ms() / 1000 - 4.0 - 2 * timeout_s))
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
@@ -35,7 +44,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     publish_round(cloudwatch, result)
     out = result.to_dict()
     if settings.synthetic_per_minute:
-        synthetic = synthetic_round(settings, elbv2=elbv2)
+        synthetic = synthetic_round(settings, elbv2=elbv2, budget_s=synthetic_budget(context, settings.timeout_s))
         print(synthetic.summary())
         publish_synthetic(cloudwatch, synthetic)
         out["synthetic"] = synthetic.to_dict()

@@ -187,3 +187,48 @@ def test_synthetic_settings_round_trip_and_stay_out_of_the_environment_when_off(
     assert ProbeSettings.from_env(on.to_env()) == on
     off = ProbeSettings(stack="p", load_balancer_arn="arn:x").to_env()
     assert "BLUEGREEN_SYNTHETIC_PER_MINUTE" not in off and "BLUEGREEN_SYNTHETIC_PATH" not in off
+
+
+def test_the_handler_sends_and_publishes_the_synthetic_load_from_its_environment(aws, http_server, monkeypatch):
+    """The Lambda entry point end to end: the probe round (here without ALB interfaces: it says so) and then
+    the synthetic round, both published; the settings come from the environment the program sets."""
+    from rollout import probe_lambda
+
+    alb, _ = _alb(aws, http_server, green="unhealthy")
+    for k, v in _settings(alb, 8).to_env().items():
+        monkeypatch.setenv(k, v)
+    result = probe_lambda.handler({}, None)
+    assert result["problem"] and "network interfaces" in result["problem"], result
+    by = {c["color"]: c for c in result["synthetic"]["colours"]}
+    assert (by["blue"]["sent"], by["blue"]["failed"], by["green"]["sent"], by["green"]["failed"]) == (8, 0, 8, 8), result
+    cw = aws.client("cloudwatch")
+    sent = cw.list_metrics(Namespace=NAMESPACE, MetricName=METRIC_SYNTHETIC_SENT)["Metrics"]
+    assert sorted(d["Value"] for m in sent for d in m["Dimensions"] if d["Name"] == "TargetGroup") == sorted(
+        t.split(":")[-1] for t in alb.target_groups.values())
+
+
+def test_the_handler_sends_no_synthetic_load_when_it_is_off(aws, http_server, monkeypatch):
+    from rollout import probe_lambda
+
+    alb, _ = _alb(aws, http_server)
+    for k, v in _settings(alb, 0).to_env().items():
+        monkeypatch.setenv(k, v)
+    assert "synthetic" not in probe_lambda.handler({}, None)
+    assert aws.client("cloudwatch").list_metrics(Namespace=NAMESPACE, MetricName=METRIC_SYNTHETIC_SENT)["Metrics"] == []
+
+
+def test_the_synthetic_round_ends_before_the_function_times_out():
+    """Pairs start for at most 20 s, and never so late that two request timeouts and publishing overrun."""
+    from rollout.probe_lambda import synthetic_budget
+
+    class Context:
+        def __init__(self, ms):
+            self.ms = ms
+
+        def get_remaining_time_in_millis(self):
+            return self.ms
+
+    assert synthetic_budget(Context(29_000), 2.0) == 20.0
+    assert synthetic_budget(Context(20_000), 5.0) == pytest.approx(6.0)
+    assert synthetic_budget(Context(9_000), 10.0) == 0.0
+    assert synthetic_budget(None, 2.0) == 20.0
