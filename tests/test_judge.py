@@ -114,22 +114,25 @@ def test_a_quiet_kind_needs_enough_candidate_requests():
     extra=st.integers(1, 50), minutes=st.integers(1, 10),
 )
 def test_monotone_in_evidence(n_s, n_c, s, c, extra, minutes):
-    """More candidate bad events never lower the fail e-value; more stable bad events never raise it."""
-    def e(cs, ss):
-        return judge([Minute(n_s, n_c, {"errors": ss}, {"errors": cs})] * minutes, kinds=("errors",)).e_value
+    """More candidate bad events never lower the fail e-value; more stable bad events never raise it
+    (with the early look too: its p-value falls with candidate events and rises with stable ones)."""
+    for start in (False, True):
+        def e(cs, ss):
+            return judge([Minute(n_s, n_c, {"errors": ss}, {"errors": cs})] * minutes, kinds=("errors",), from_step_start=start).e_value
 
-    base = e(c, s)
-    assert e(c + extra, s) >= base * (1 - 1e-9)
-    assert e(c, s + extra) <= base * (1 + 1e-9)
+        base = e(c, s)
+        assert e(c + extra, s) >= base * (1 - 1e-9)
+        assert e(c, s + extra) <= base * (1 + 1e-9)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(*(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 10**9), st.none()),) * 4), max_size=8))
 def test_any_numbers_give_a_verdict_never_an_exception(rows):
-    ms = [Minute(a, b, {"errors": c}, {"errors": d}) for a, b, c, d in rows]
-    j = judge(ms)
-    assert j.verdict in (FAIL, PASS, INSUFFICIENT)
-    assert math.isfinite(j.e_value) or j.e_value == math.inf
+    ms = [Minute(a, b, {"errors": c}, {"errors": d}, stable_synthetic=b, candidate_synthetic=b,
+                 stable_synthetic_bad={"errors": d}, candidate_synthetic_bad={"errors": c}) for a, b, c, d in rows]
+    for j in (judge(ms), judge(ms, from_step_start=True)):
+        assert j.verdict in (FAIL, PASS, INSUFFICIENT)
+        assert math.isfinite(j.e_value) or j.e_value == math.inf
 
 
 def test_changing_weights_mid_step_are_used_per_minute():
