@@ -32,6 +32,7 @@ LAMBDA_MODULES = (
     "rollout/errors.py",
     "rollout/live.py",
     "rollout/probe_runner.py",
+    "rollout/synthetic_load.py",
     "rollout/probe_lambda.py",
 )
 HANDLER = "rollout.probe_lambda.handler"

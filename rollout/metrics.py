@@ -10,7 +10,7 @@ The judge's ``errors`` kind is target 5xx + target connection errors (both are r
 
 With ``synthetic_stack`` set, the same call also reads the probe function's synthetic load per colour
 (namespace ``bluegreen``, ``SyntheticRequests`` and ``SyntheticFailed`` Sum, dimensions Stack and
-TargetGroup; ``rollout.probe_runner``): requests sent straight to the targets, so never part of the
+TargetGroup; ``rollout.synthetic_load``): requests sent straight to the targets, so never part of the
 ALB counts above; they become the judge's separate synthetic stratum (kind ``errors``).
 
 A minute with no datapoint is zero (the ALB publishes nothing when nothing happened), never unknown.
@@ -24,12 +24,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from .judge import Minute
+from .probe_runner import NAMESPACE as SYNTHETIC_NAMESPACE
+from .synthetic_load import METRIC_SYNTHETIC_FAILED, METRIC_SYNTHETIC_SENT
 
 __all__ = ["NAMESPACE", "MinuteSeries", "dimension_value", "read_minutes", "read_traffic_summary", "slow_stat"]
 
 NAMESPACE = "AWS/ApplicationELB"
-SYNTHETIC_NAMESPACE = "bluegreen"  # rollout.probe_runner.NAMESPACE (that module is the Lambda's; not imported here)
-_SYNTHETIC = (("synthetic", "SyntheticRequests"), ("synthetic_failed", "SyntheticFailed"))
+_SYNTHETIC = (("synthetic", METRIC_SYNTHETIC_SENT), ("synthetic_failed", METRIC_SYNTHETIC_FAILED))
 _COUNTS = (("requests", "RequestCount"), ("5xx", "HTTPCode_Target_5XX_Count"), ("connection", "TargetConnectionErrorCount"))
 
 

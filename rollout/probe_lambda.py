@@ -14,7 +14,8 @@ from typing import Any
 import boto3
 import botocore.config
 
-from rollout.probe_runner import ProbeSettings, probe_round, publish_round, publish_synthetic, synthetic_round
+from rollout.probe_runner import ProbeSettings, probe_round, publish_round
+from rollout.synthetic_load import publish_synthetic, synthetic_round
 
 __all__ = ["handler", "synthetic_budget"]
 

@@ -16,12 +16,10 @@ import pytest
 
 from rollout.gate import GateTarget, GateThresholds, run_gate
 from rollout.metrics import read_minutes
-from rollout.probe_runner import (
+from rollout.probe_runner import NAMESPACE, ProbeSettings, ProbeSetupError
+from rollout.synthetic_load import (
     METRIC_SYNTHETIC_FAILED,
     METRIC_SYNTHETIC_SENT,
-    NAMESPACE,
-    ProbeSettings,
-    ProbeSetupError,
     SyntheticColour,
     SyntheticRound,
     publish_synthetic,
