@@ -279,3 +279,14 @@ def test_early_look_is_the_exact_binomial_tail():
     tail = sum(stats.binom.pmf(a, 7, 0.1) * stats.binom.pmf(b, 3, 0.5) for a in range(8) for b in range(4) if a + b >= 5)
     assert early_look_rejects(cells, 1.0, tail * 1.0001) and not early_look_rejects(cells, 1.0, tail * 0.9999)
     assert not early_look_rejects([(300, 300, 10, 10)], 1.0, 0.5)  # too many events to convolve: no look, never a wrong one
+
+
+def test_synthetic_load_shortens_the_minutes_still_needed():
+    """The estimate counts the synthetic stratum's evidence per minute too."""
+    user = Minute(270, 30, {"errors": 1}, {"errors": 0})
+    thin = judge([user] * 3, kinds=("errors",))
+    loaded = judge([Minute(270, 30, {"errors": 1}, {"errors": 0}, stable_synthetic=300, candidate_synthetic=300,
+                           stable_synthetic_bad={"errors": 2}, candidate_synthetic_bad={"errors": 1})] * 3, kinds=("errors",))
+    assert thin.verdict == loaded.verdict == INSUFFICIENT
+    assert thin.minutes_needed is not None and loaded.minutes_needed is not None
+    assert loaded.minutes_needed < thin.minutes_needed / 2, (loaded.minutes_needed, thin.minutes_needed)
