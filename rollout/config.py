@@ -574,7 +574,7 @@ def _check_hostname(v: str) -> str | None:
     return None
 
 
-def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig, platform: str = "ecs") -> ProbeConfig:
+def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig) -> ProbeConfig:
     s = _Section(_k("probe"), raw, ("enabled", "subnetIds", "probes", "timeoutSeconds", "expectedStatus", "syntheticPerMinute", "syntheticPath"))
     enabled = s.bool("enabled", traffic.https)
     subnets = s.str_list("subnetIds", None, _check_prefix("subnet-", "a subnet id"))
@@ -592,12 +592,6 @@ def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig, platform: s
             s.sub("syntheticPerMinute"),
             f"is {probe.synthetic_per_minute} but {_k('probe', 'enabled')} is false: the probe function sends the synthetic load; "
             "turn it on or set syntheticPerMinute: 0",
-        )
-    if probe.synthetic_per_minute and platform != "ecs":
-        raise ConfigError(
-            s.sub("syntheticPerMinute"),
-            f"must be 0 on bluegreen:platform {platform}: synthetic requests go straight to the targets, and only the ECS "
-            "tasks' security group is declared here to admit the probe function",
         )
     if not enabled:
         return probe
@@ -776,7 +770,7 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
     network = _network(values.get("network"))
     traffic = _traffic(values.get("traffic"), service)
     idle = _idle(values.get("idle"), rollout)
-    probe = _probe(values.get("probe"), network, traffic, platform)
+    probe = _probe(values.get("probe"), network, traffic)
     reflex = _reflex(values.get("reflex"), probe)
     kubernetes = None
     if platform == "kubernetes":

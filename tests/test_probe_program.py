@@ -257,8 +257,6 @@ def test_probe_config_defaults_follow_the_certificate():
         ({"probe.syntheticPerMinute": -1}, "bluegreen:probe.syntheticPerMinute", "between 0 and 1000"),
         ({"probe.syntheticPerMinute": "300"}, "bluegreen:probe.syntheticPerMinute", "must be an integer 0..1000"),
         ({"probe.syntheticPerMinute": 300, "probe.enabled": False}, "bluegreen:probe.syntheticPerMinute", "bluegreen:probe.enabled is false"),
-        ({"probe.syntheticPerMinute": 300, "platform": "kubernetes", "network.create": False,
-          "kubernetes": {"namespace": "web"}}, "bluegreen:probe.syntheticPerMinute", "must be 0 on bluegreen:platform kubernetes"),
         ({"probe.syntheticPath": "api/ping"}, "bluegreen:probe.syntheticPath", "absolute URL path"),
     ],
 )
@@ -348,3 +346,24 @@ def test_synthetic_load_changes_nothing_a_traffic_step_touches():
     b = run_program("production", overrides={**on, "bluegreen:rollout.step": 2})
     d = diff_resources(a, b)
     assert not d["create"] and not d["delete"] and [u.rsplit("::", 1)[1] for u in d["update"]] == ["web-traffic-production"], d
+
+
+def test_synthetic_load_on_kubernetes_admits_the_function_to_the_pods_through_the_binding():
+    """On Kubernetes the pods' port is opened by the load balancer controller from the TargetGroupBinding's
+    networking rule: the probe function's security group joins the ALB's there, on the same port."""
+    cfg = load_stack_file("production")
+    cfg["bluegreen:platform"] = "kubernetes"
+    cfg["bluegreen:kubernetes"] = {"namespace": "web", "context": "prod"}
+    cfg["bluegreen:probe"] = {**(cfg.get("bluegreen:probe") or {}), "syntheticPerMinute": 300}
+    s = run_program("production", cfg)
+    probe_sg, alb_sg = s.one(SG, "-probe-sg"), s.one(SG, "-alb-sg")
+    port = cfg["bluegreen:service"]["port"]
+    for color in ("blue", "green"):
+        tgb = s.one("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding", f"-{color}-tgb")
+        assert tgb.inputs["spec"]["networking"]["ingress"] == [{
+            "from": [{"securityGroup": {"groupID": alb_sg.id}}, {"securityGroup": {"groupID": probe_sg.id}}],
+            "ports": [{"protocol": "TCP", "port": port}],
+        }], tgb.urn
+    off = run_program("production", {**cfg, "bluegreen:probe": {**cfg["bluegreen:probe"], "syntheticPerMinute": 0}})
+    tgb = off.one("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding", "-blue-tgb")
+    assert tgb.inputs["spec"]["networking"]["ingress"][0]["from"] == [{"securityGroup": {"groupID": off.one(SG, "-alb-sg").id}}], tgb.urn
