@@ -118,7 +118,8 @@ def main() -> None:
             region=cfg.region or "us-east-1",
         ),
     )
-    probe_sg = probe_security_group(f"{name}-probe", net.vpc_id, cfg.traffic.test_port, tags) if cfg.probe.enabled else None
+    synthetic_port = cfg.service.port if cfg.probe.synthetic_per_minute else None  # straight to the targets
+    probe_sg = probe_security_group(f"{name}-probe", net.vpc_id, cfg.traffic.test_port, tags, synthetic_port=synthetic_port) if cfg.probe.enabled else None
     traffic = TrafficLayer(
         f"{name}-traffic",
         TrafficLayerArgs(
@@ -158,6 +159,8 @@ def main() -> None:
                 probes=cfg.probe.probes,
                 timeout_seconds=cfg.probe.timeout_seconds,
                 expected_status=cfg.probe.expected_status,
+                synthetic_per_minute=cfg.probe.synthetic_per_minute,
+                synthetic_path=cfg.probe.synthetic_path,
                 tags=tags,
             ),
         )
@@ -205,6 +208,7 @@ def main() -> None:
                 subnet_ids=net.task_subnet_ids,
                 assign_public_ip=net.assign_public_ip,
                 alb_security_group_id=traffic.security_group_id,
+                synthetic_security_group_id=probe_sg.id if synthetic_port else None,
                 listeners=traffic.listeners,
                 tags=tags,
             ),

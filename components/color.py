@@ -36,6 +36,7 @@ class ColorEnvironmentArgs:
     subnet_ids: pulumi.Input[Sequence[str]] = None  # task subnets (ECS)
     assign_public_ip: bool = False  # ECS tasks in public subnets need it to pull images
     alb_security_group_id: pulumi.Input[str] = None  # the only source admitted to the tasks
+    synthetic_security_group_id: pulumi.Input[str] = None  # also admitted on the port: the probe function's synthetic load
     listeners: Sequence[pulumi.Resource] = ()  # the target group must be on a listener before the service binds
     tags: Mapping[str, str] = field(default_factory=dict)
 

@@ -96,7 +96,11 @@ class EcsPlatform(pulumi.ComponentResource):
             ingress=[
                 aws.ec2.SecurityGroupIngressArgs(
                     protocol="tcp", from_port=args.port, to_port=args.port, security_groups=[args.alb_security_group_id], description="from the ALB"
-                )
+                ),
+                *([aws.ec2.SecurityGroupIngressArgs(
+                    protocol="tcp", from_port=args.port, to_port=args.port, security_groups=[args.synthetic_security_group_id],
+                    description="synthetic load from the probe function",
+                )] if args.synthetic_security_group_id is not None else []),
             ],
             egress=[aws.ec2.SecurityGroupEgressArgs(protocol="-1", from_port=0, to_port=0, cidr_blocks=["0.0.0.0/0"], description="image pulls, APIs")],
             tags=tags,

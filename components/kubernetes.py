@@ -72,11 +72,13 @@ _IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 # --- decisions: pure functions -------------------------------------------------------------------
 
 
-def target_group_binding_spec(service_name: Any, port: int, target_group_arn: Any, alb_security_group_id: Any = None) -> dict[str, Any]:
+def target_group_binding_spec(service_name: Any, port: int, target_group_arn: Any, alb_security_group_id: Any = None,
+                              *, also_admit: Sequence[Any] = ()) -> dict[str, Any]:
     """The TargetGroupBinding spec: register the pod IPs behind `service_name:port` in `target_group_arn`.
 
     With the ALB's security group given, the controller also opens `port` on the pods' (nodes') security
-    group to that group only, the Kubernetes counterpart of the ECS tasks' security group.
+    group to that group only, the Kubernetes counterpart of the ECS tasks' security group; `also_admit`
+    security groups (the probe function's synthetic load) get the same port.
     """
     spec: dict[str, Any] = {
         "serviceRef": {"name": service_name, "port": port},
@@ -85,7 +87,8 @@ def target_group_binding_spec(service_name: Any, port: int, target_group_arn: An
     }
     if alb_security_group_id is not None:
         spec["networking"] = {
-            "ingress": [{"from": [{"securityGroup": {"groupID": alb_security_group_id}}], "ports": [{"protocol": "TCP", "port": port}]}]
+            "ingress": [{"from": [{"securityGroup": {"groupID": g}} for g in (alb_security_group_id, *also_admit)],
+                         "ports": [{"protocol": "TCP", "port": port}]}]
         }
     return spec
 
@@ -346,7 +349,8 @@ class KubernetesPlatform(pulumi.ComponentResource):
             kind="TargetGroupBinding",
             metadata=metadata,
             spec=target_group_binding_spec(
-                service.metadata.apply(lambda m: m.name), args.port, args.target_group_arn, args.alb_security_group_id
+                service.metadata.apply(lambda m: m.name), args.port, args.target_group_arn, args.alb_security_group_id,
+                also_admit=[args.synthetic_security_group_id] if args.synthetic_security_group_id is not None else [],
             ),
             # Like the ECS service: the target group must be on a listener before targets are registered.
             opts=after_listeners,

@@ -32,6 +32,7 @@ LAMBDA_MODULES = (
     "rollout/errors.py",
     "rollout/live.py",
     "rollout/probe_runner.py",
+    "rollout/synthetic_load.py",
     "rollout/probe_lambda.py",
 )
 HANDLER = "rollout.probe_lambda.handler"
@@ -51,12 +52,14 @@ def lambda_code(root: Path = _ROOT, modules: Sequence[str] = LAMBDA_MODULES) -> 
     return pulumi.AssetArchive({rel: pulumi.FileAsset(str(root / rel)) for rel in modules})
 
 
-def probe_policy(log_group_arn: str) -> str:
-    """The function's IAM policy: read the listener and the ALB's interfaces, put `bluegreen` metrics, log.
+def probe_policy(log_group_arn: str, synthetic: bool = False) -> str:
+    """The function's IAM policy: read the listener and the ALB's interfaces, put `bluegreen` metrics, log;
+    with `synthetic`, also read the target groups' targets (where the synthetic load goes).
 
     The elbv2 and ec2 Describe* actions support no resource-level permissions (Resource must be *);
     the ENI actions are what Lambda needs to attach to the VPC (as in AWSLambdaVPCAccessExecutionRole).
     """
+    synthetic_reads = ["elasticloadbalancing:DescribeTargetHealth"] if synthetic else []  # the targets' addresses
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -70,6 +73,7 @@ def probe_policy(log_group_arn: str) -> str:
                         "elasticloadbalancing:DescribeRules",  # rollout.live reads every route
                         "elasticloadbalancing:DescribeTargetGroups",
                         "elasticloadbalancing:DescribeTags",
+                        *synthetic_reads,
                     ],
                     "Resource": "*",
                 },
@@ -94,12 +98,18 @@ def probe_policy(log_group_arn: str) -> str:
 
 
 def probe_security_group(name: str, vpc_id: pulumi.Input[str], test_port: int, tags: Mapping[str, str],
-                          opts: Optional[pulumi.ResourceOptions] = None) -> aws.ec2.SecurityGroup:
-    """The probe function's security group: no ingress; egress to the test listener and to AWS APIs.
+                          opts: Optional[pulumi.ResourceOptions] = None, *, synthetic_port: Optional[int] = None) -> aws.ec2.SecurityGroup:
+    """The probe function's security group: no ingress; egress to the test listener and to AWS APIs, and
+    with `synthetic_port` (the service port) to the colours' targets, which their security group admits
+    from this one by reference.
 
     Created before the traffic layer, whose ALB security group admits it on the test port by reference
     (an inline rule: the ALB group's rules are all inline, and a separate rule resource would fight them).
     """
+    to_targets = [] if synthetic_port is None else [
+        aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=synthetic_port, to_port=synthetic_port, cidr_blocks=["0.0.0.0/0"],
+                                        description="synthetic load to the colours' targets")
+    ]
     return aws.ec2.SecurityGroup(
         f"{name}-sg",
         name=explicit_name("aws:ec2/securityGroup:SecurityGroup", f"{name}-sg", f"{pulumi.get_project()}/{pulumi.get_stack()}"),
@@ -108,6 +118,7 @@ def probe_security_group(name: str, vpc_id: pulumi.Input[str], test_port: int, t
         egress=[
             aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=test_port, to_port=test_port, cidr_blocks=["0.0.0.0/0"], description="ALB test listener"),
             aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=443, to_port=443, cidr_blocks=["0.0.0.0/0"], description="AWS APIs (NAT or VPC endpoints)"),
+            *to_targets,
         ],
         tags=dict(tags),
         opts=opts,
@@ -126,6 +137,8 @@ class ProbeFunctionArgs:
     probes: int = 10  # per round
     timeout_seconds: int = 2  # per probe
     expected_status: int = 200  # what a healthy health path answers
+    synthetic_per_minute: int = 0  # synthetic requests to each colour's targets a round (0: none)
+    synthetic_path: Optional[str] = None  # what they GET; None: the health path
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -145,6 +158,8 @@ class ProbeFunction(pulumi.ComponentResource):
             probes=args.probes,
             timeout_s=float(args.timeout_seconds),
             expected_status=args.expected_status,
+            synthetic_per_minute=args.synthetic_per_minute,
+            synthetic_path=args.synthetic_path,
         ).to_env()
         variables = pulumi.Output.from_input(args.load_balancer_arn).apply(
             lambda arn: {**env, ProbeSettings.ENV["load_balancer_arn"]: arn}
@@ -158,7 +173,7 @@ class ProbeFunction(pulumi.ComponentResource):
             handler=HANDLER,
             code=lambda_code(),
             timeout=30,
-            policy=lambda log_group_arn: log_group_arn.apply(probe_policy),
+            policy=lambda log_group_arn: log_group_arn.apply(lambda arn: probe_policy(arn, synthetic=bool(args.synthetic_per_minute))),
             variables=variables,
             subnet_ids=args.subnet_ids,
             security_group_id=args.security_group_id,

@@ -322,6 +322,8 @@ class ProbeConfig:
     probes: int = 10  # probes per round (one round a minute)
     timeout_seconds: int = 2  # per probe: connect, TLS, headers and body
     expected_status: int = 200  # the status a healthy colour's health path answers
+    synthetic_per_minute: int = 0  # synthetic requests to each colour's targets a minute, judged apart (0: off)
+    synthetic_path: str | None = None  # what the synthetic requests GET; None: the health path
 
 
 @dataclass(frozen=True)
@@ -573,7 +575,7 @@ def _check_hostname(v: str) -> str | None:
 
 
 def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig) -> ProbeConfig:
-    s = _Section(_k("probe"), raw, ("enabled", "subnetIds", "probes", "timeoutSeconds", "expectedStatus"))
+    s = _Section(_k("probe"), raw, ("enabled", "subnetIds", "probes", "timeoutSeconds", "expectedStatus", "syntheticPerMinute", "syntheticPath"))
     enabled = s.bool("enabled", traffic.https)
     subnets = s.str_list("subnetIds", None, _check_prefix("subnet-", "a subnet id"))
     probe = ProbeConfig(
@@ -582,7 +584,15 @@ def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig) -> ProbeCon
         probes=s.int("probes", 10, 1, 50),
         timeout_seconds=s.int("timeoutSeconds", 2, 1, 10),
         expected_status=s.int("expectedStatus", 200, 100, 599),
+        synthetic_per_minute=s.int("syntheticPerMinute", 0, 0, 1000),
+        synthetic_path=s.str("syntheticPath", None, _check_path),
     )
+    if probe.synthetic_per_minute and not enabled:
+        raise ConfigError(
+            s.sub("syntheticPerMinute"),
+            f"is {probe.synthetic_per_minute} but {_k('probe', 'enabled')} is false: the probe function sends the synthetic load; "
+            "turn it on or set syntheticPerMinute: 0",
+        )
     if not enabled:
         return probe
     if traffic.https and not traffic.test_hostname:

@@ -820,9 +820,11 @@ def _judge_check(cloudwatch, target: GateTarget, ctx: _Context, th: GateThreshol
     cfg = th.judge_config()
     end = now.astimezone(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=1)  # ALB metrics lag ~1 min
     start = end - timedelta(minutes=cfg.max_minutes)
+    from_step_start = False  # the window starts where the weights changed: the judge's early look may be used
     if ctx.since is not None:
         since = ctx.since.astimezone(timezone.utc)
         first_whole = since.replace(second=0, microsecond=0) + (timedelta(minutes=1) if since.second or since.microsecond else timedelta())
+        from_step_start = first_whole >= start
         start = max(start, first_whole)
     if start >= end:
         minutes = ()
@@ -831,9 +833,10 @@ def _judge_check(cloudwatch, target: GateTarget, ctx: _Context, th: GateThreshol
         series = read_minutes(
             cloudwatch, load_balancer_arn=target.load_balancer_arn, stable_target_group_arn=ctx.baseline_arn,
             candidate_target_group_arn=target.target_group_arn, start=start, end=end, slow_threshold_ms=th.slow_request_ms,
+            synthetic_stack=target.probe_stack,  # the in-VPC probe function's synthetic load, when it sends any
         )
         minutes, kinds = series.minutes, series.kinds
-    j = judge_minutes(minutes, cfg, kinds=kinds)
+    j = judge_minutes(minutes, cfg, kinds=kinds, from_step_start=from_step_start)
     ok = j.verdict == PASS or th.judge == "advisory"
     text = f"judge: {j.verdict}: {j.reason}"
     if th.judge == "advisory" and j.verdict != PASS:

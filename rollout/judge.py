@@ -25,6 +25,23 @@ requests slower than the configured threshold) and accumulates evidence in two e
   ``alpha/K``; a kind that neither colour showed over at least ``min_candidate_requests``
   candidate requests is quiet (nothing to compare, nothing wrong).
 
+**Early look.** Half of alpha is spent on one fixed look at the end of the step's second minute: the
+exact conditional test of the candidate's pooled count of that kind over the first two minutes
+(under H0 a sum of Binomial(E_i, p0_i), at level alpha/2). The fail e-value of a kind is
+``(1 - 1/2)·mixture + (1/2)·bet`` with ``bet = 1{rejected}/(alpha/2)`` from minute 2 on and 0 before
+(a lower bound of the stopped martingale P(reject | data so far)/(alpha/2)), so it stays a test
+supermartingale and Ville's bound holds. It only applies when the caller's minutes start where the
+weights changed (``from_step_start=True``); otherwise every look would be a new first two minutes.
+
+**Synthetic stratum.** ``Minute`` may carry a second stratum: synthetic requests the in-VPC probe
+function sent straight to each colour's targets (the same number to each, decided before the
+answers, and never through the load balancer, so the per-target-group ALB counts stay user traffic
+only). Per minute and alternative, the stratum's likelihood ratio multiplies the user stratum's:
+given the past and both strata's totals, the two splits are independent binomials, so the product
+has conditional expectation <= 1 under H0 "the candidate is no worse than the tolerated ratio in
+either stratum". Pooling the strata instead would not be valid: with unequal weights, a synthetic
+path whose error rate differs from the users' would bias the pooled ratio (Simpson).
+
 Verdicts: ``fail`` (evidence of a regression), ``pass`` (at least ``min_minutes`` of data and the
 evidence above), ``insufficient`` (with an estimate of how many more minutes at the current
 traffic it needs). See docs/health-gate.md.
@@ -52,6 +69,10 @@ __all__ = [
     "fail_log_factors",
     "pass_log_factors",
     "mixture",
+    "early_look_rejects",
+    "fail_log_evalue",
+    "EARLY_LOOK_MINUTES",
+    "EARLY_LOOK_SHARE",
     "minutes_to_detect",
     "bake_plan",
 ]
@@ -65,6 +86,10 @@ _MAX_COUNT = 1e15
 FAIL_GRID = (1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 # Alternatives of the pass mixture, as fractions of the pass ratio; uniform weights.
 PASS_GRID = (0.75, 0.5, 0.3, 0.15)
+# The early look: at the end of this many minutes of the step, spending this share of alpha.
+EARLY_LOOK_MINUTES = 2
+EARLY_LOOK_SHARE = 0.5
+_EARLY_LOOK_MAX_EVENTS = 400  # above this the exact tail is not computed (the look is skipped: a valid lower bound)
 
 
 @dataclass(frozen=True)
@@ -100,6 +125,20 @@ class Minute:
     candidate_requests: float = 0.0
     stable_bad: Mapping[str, float] = field(default_factory=dict)
     candidate_bad: Mapping[str, float] = field(default_factory=dict)
+    # The synthetic stratum: requests the probe function sent to each colour's targets directly, and
+    # those that failed, by kind. Judged apart from the user traffic above, never added to it.
+    stable_synthetic: float = 0.0
+    candidate_synthetic: float = 0.0
+    stable_synthetic_bad: Mapping[str, float] = field(default_factory=dict)
+    candidate_synthetic_bad: Mapping[str, float] = field(default_factory=dict)
+
+    def strata(self, kind: str) -> tuple[tuple[float, float, float, float], ...]:
+        """(candidate events, stable events, candidate requests, stable requests) of each stratum."""
+        return (
+            (_clean(self.candidate_bad.get(kind)), _clean(self.stable_bad.get(kind)), _clean(self.candidate_requests), _clean(self.stable_requests)),
+            (_clean(self.candidate_synthetic_bad.get(kind)), _clean(self.stable_synthetic_bad.get(kind)),
+             _clean(self.candidate_synthetic), _clean(self.stable_synthetic)),
+        )
 
 
 @dataclass(frozen=True)
@@ -128,6 +167,8 @@ class Judgement:
     threshold: float  # 1/alpha
     kinds: tuple[KindEvidence, ...]
     minutes_needed: float | None = None
+    stable_synthetic: float = 0.0  # synthetic requests over the window (a separate stratum)
+    candidate_synthetic: float = 0.0
 
     def to_dict(self) -> dict:
         return {
@@ -139,6 +180,8 @@ class Judgement:
             "eValue": _finite(self.e_value),
             "threshold": self.threshold,
             "minutesNeeded": None if self.minutes_needed is None else round(self.minutes_needed, 1),
+            "stableSyntheticRequests": self.stable_synthetic,
+            "candidateSyntheticRequests": self.candidate_synthetic,
             "kinds": [
                 {
                     "kind": k.kind,
@@ -194,6 +237,59 @@ def mixture(per_alt: Sequence[float]) -> float:
     return _logsumexp_mean(per_alt)
 
 
+def _binomial_pmf(n: int, p: float) -> list[float]:
+    if p <= 0.0 or p >= 1.0:
+        return [1.0 if k == (n if p >= 1.0 else 0) else 0.0 for k in range(n + 1)]
+    lp, lq, top = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+    return [math.exp(top - math.lgamma(k + 1) - math.lgamma(n - k + 1) + k * lp + (n - k) * lq) for k in range(n + 1)]
+
+
+def early_look_rejects(cells: Sequence[tuple[float, float, float, float]], tolerated_ratio: float, alpha: float) -> bool:
+    """The early look's exact conditional test at level ``alpha``: is the candidate's pooled count over
+    ``cells`` ((candidate events, stable events, candidate requests, stable requests) per minute and
+    stratum) improbable under H0? Under H0 it is at most a sum of Binomial(E_i, p0_i) with
+    ``p0_i = ρ·n_c/(ρ·n_c + n_s)``; its upper tail is computed exactly (pure Python convolution).
+    False when there are too many events to convolve cheaply or the counts are not whole: declining
+    to look never invalidates the e-value (it is a lower bound)."""
+    total, observed = 0, 0
+    dist = [1.0]
+    for c, s, n_c, n_s in cells:
+        if c + s <= 0 or n_c <= 0 or n_s <= 0:
+            continue
+        if c != int(c) or s != int(s):
+            return False
+        e = int(c + s)
+        total += e
+        if total > _EARLY_LOOK_MAX_EVENTS:
+            return False
+        observed += int(c)
+        pmf = _binomial_pmf(e, _share(tolerated_ratio, n_c, n_s))
+        out = [0.0] * (len(dist) + e)
+        for i, a in enumerate(dist):
+            if a:
+                for j, b in enumerate(pmf):
+                    out[i + j] += a * b
+        dist = out
+    if total == 0:
+        return False
+    return math.fsum(dist[observed:]) <= alpha
+
+
+def fail_log_evalue(mixture_log: float, early_rejected: bool | None, alpha: float) -> float:
+    """log of a kind's fail e-value. ``early_rejected`` None: no early look is ever taken, the mixture
+    alone. Otherwise (1 - λ)·mixture + λ·(early look's bet), λ = EARLY_LOOK_SHARE, the bet 1/(λ·alpha)
+    when the look rejected at level λ·alpha and 0 otherwise (also before the look: a lower bound)."""
+    if early_rejected is None:
+        return mixture_log
+    lam = EARLY_LOOK_SHARE
+    m = math.log1p(-lam) + mixture_log if mixture_log > -math.inf else -math.inf
+    if not early_rejected:
+        return m
+    bet = math.log(1.0 / alpha)
+    top = max(m, bet)
+    return top + math.log(math.exp(m - top) + math.exp(bet - top))
+
+
 def _kinds_in(minutes: Sequence[Minute], kinds: Iterable[str] | None) -> tuple[str, ...]:
     if kinds is not None:
         return tuple(kinds)
@@ -210,11 +306,14 @@ def _clean(x: float | None) -> float:
     return min(v, _MAX_COUNT) if math.isfinite(v) and v > 0 else 0.0
 
 
-def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kinds: Iterable[str] | None = None) -> Judgement:
+def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kinds: Iterable[str] | None = None,
+          from_step_start: bool = False) -> Judgement:
     """Judge the candidate on these minutes (oldest first; at most ``max_minutes`` of the newest are used).
 
     ``kinds`` are the bad-event kinds being counted (default: those present in the data, at least
     ``5xx``); a kind that is counted but had no events in a minute is zero for that minute.
+    ``from_step_start``: the first minute given is the first whole minute of the current weights, so
+    the early look (the first ``EARLY_LOOK_MINUTES``) may be used; without it the look is never taken.
     """
     cfg = config
     window = list(minutes)[-cfg.max_minutes:] if cfg.max_minutes else list(minutes)
@@ -224,6 +323,10 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
     n_s_total = sum(_clean(m.stable_requests) for m in window)
     n_c_total = sum(_clean(m.candidate_requests) for m in window)
 
+    syn_s_total = sum(_clean(m.stable_synthetic) for m in window)
+    syn_c_total = sum(_clean(m.candidate_synthetic) for m in window)
+    look = len(window) >= EARLY_LOOK_MINUTES and len(list(minutes)) == len(window)  # the step's first minutes are here
+
     evidence: list[KindEvidence] = []
     for k in ks:
         fail_alts = [0.0] * len(FAIL_GRID)
@@ -232,32 +335,37 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
         upper_alts = {b: [0.0] * len(PASS_GRID) for b in bounds}
         c_tot = s_tot = 0.0
         for m in window:
-            n_c, n_s = _clean(m.candidate_requests), _clean(m.stable_requests)
-            c, s = _clean(m.candidate_bad.get(k)), _clean(m.stable_bad.get(k))
-            c_tot += c
-            s_tot += s
-            if c + s <= 0 or n_c <= 0 or n_s <= 0:
-                continue
-            for i, g in enumerate(FAIL_GRID):
-                fail_alts[i] += _minute_log_lr(c, s, n_c, n_s, cfg.tolerated_ratio, cfg.tolerated_ratio * g)
-            for i, g in enumerate(PASS_GRID):
-                pass_alts[i] += _minute_log_lr(c, s, n_c, n_s, cfg.pass_ratio, cfg.pass_ratio * g)
-            for b in bounds:
+            for c, s, n_c, n_s in m.strata(k):  # the user stratum, then the synthetic one
+                c_tot += c
+                s_tot += s
+                if c + s <= 0 or n_c <= 0 or n_s <= 0:
+                    continue
+                for i, g in enumerate(FAIL_GRID):
+                    fail_alts[i] += _minute_log_lr(c, s, n_c, n_s, cfg.tolerated_ratio, cfg.tolerated_ratio * g)
                 for i, g in enumerate(PASS_GRID):
-                    upper_alts[b][i] += _minute_log_lr(c, s, n_c, n_s, b, b * g)
+                    pass_alts[i] += _minute_log_lr(c, s, n_c, n_s, cfg.pass_ratio, cfg.pass_ratio * g)
+                for b in bounds:
+                    for i, g in enumerate(PASS_GRID):
+                        upper_alts[b][i] += _minute_log_lr(c, s, n_c, n_s, b, b * g)
         ratio = None
-        stable_rate = s_tot / n_s_total if n_s_total > 0 else 0.0  # may underflow to 0 for absurd counts
-        if stable_rate > 0 and n_c_total > 0 and math.isfinite(stable_rate):
-            ratio = round((c_tot / n_c_total) / stable_rate, 3)
+        n_c_k = n_c_total + syn_c_total
+        stable_rate = s_tot / (n_s_total + syn_s_total) if n_s_total + syn_s_total > 0 else 0.0  # may underflow for absurd counts
+        if stable_rate > 0 and n_c_k > 0 and math.isfinite(stable_rate):
+            ratio = round((c_tot / n_c_k) / stable_rate, 3)
         level = math.log(threshold * K)
         upper = next((b for b in bounds if mixture(upper_alts[b]) >= level), None)
-        evidence.append(KindEvidence(k, s_tot, c_tot, mixture(fail_alts), mixture(pass_alts), ratio, upper))
+        early = None
+        if from_step_start:  # the e-value is (1-λ)·mixture + λ·bet for the whole step, the look taken or not
+            early = look and early_look_rejects([cell for m in window[:EARLY_LOOK_MINUTES] for cell in m.strata(k)],
+                                                cfg.tolerated_ratio, EARLY_LOOK_SHARE * cfg.alpha)
+        log_fail = fail_log_evalue(mixture(fail_alts), early, cfg.alpha)
+        evidence.append(KindEvidence(k, s_tot, c_tot, log_fail, mixture(pass_alts), ratio, upper))
 
     log_e = _logsumexp_mean([e.log_e_fail for e in evidence])
     e_value = math.exp(min(log_e, 700.0))
     n = len(window)
     base = dict(minutes=n, stable_requests=n_s_total, candidate_requests=n_c_total, e_value=e_value,
-                threshold=threshold, kinds=tuple(evidence))
+                threshold=threshold, kinds=tuple(evidence), stable_synthetic=syn_s_total, candidate_synthetic=syn_c_total)
 
     if log_e >= math.log(threshold):
         worst = max(evidence, key=lambda e: e.log_e_fail)
@@ -266,22 +374,24 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
         return Judgement(FAIL, f"evidence of a regression: e-value {e_value:.3g} >= {threshold:g}; {what}{ratio} "
                                f"over {n} min, tolerated ratio {cfg.tolerated_ratio:g}x", **base)
 
-    if n_c_total <= 0:
+    seen_c = n_c_total + syn_c_total  # candidate requests of both strata
+    if seen_c <= 0:
         return Judgement(INSUFFICIENT, f"no candidate requests in {n} min: nothing to judge yet", minutes_needed=None, **base)
 
     level = math.log(threshold * K)
     pending: list[str] = []
     for e in evidence:
         if e.stable_events <= 0 and e.candidate_events <= 0:
-            if n_c_total < cfg.min_candidate_requests:
-                pending.append(f"{e.kind}: none yet in {n_c_total:g} candidate requests (needs {cfg.min_candidate_requests})")
+            if seen_c < cfg.min_candidate_requests:
+                pending.append(f"{e.kind}: none yet in {seen_c:g} candidate requests (needs {cfg.min_candidate_requests})")
             continue
         if e.log_e_pass < level:
             pending.append(f"{e.kind}: ratio not yet shown below {cfg.pass_ratio:g}x")
     if not pending and n >= cfg.min_minutes:
         bounds = ", ".join(f"{e.kind} < {e.ratio_upper:g}x" for e in evidence if e.ratio_upper is not None)
+        synthetic = f", {syn_c_total:g} synthetic candidate requests judged apart" if syn_c_total else ""
         return Judgement(PASS, f"no regression: over {n} min the candidate's rates are below {cfg.pass_ratio:g}x stable's"
-                               + (f" ({bounds})" if bounds else "") + f"; e-value {e_value:.3g} < {threshold:g}", **base)
+                               + (f" ({bounds})" if bounds else "") + f"; e-value {e_value:.3g} < {threshold:g}{synthetic}", **base)
     try:
         needed = _minutes_needed(window, evidence, cfg, K)
     except (ArithmeticError, ValueError):  # extreme counts: an estimate is not worth an exception
@@ -300,34 +410,44 @@ def _minutes_needed(window: Sequence[Minute], evidence: Sequence[KindEvidence], 
     recent = list(window)[-5:]
     if not recent:
         return None
-    n_c = sum(_clean(m.candidate_requests) for m in recent) / len(recent)
-    n_s = sum(_clean(m.stable_requests) for m in recent) / len(recent)
-    n_c_total = sum(_clean(m.candidate_requests) for m in window)
-    n_s_total = sum(_clean(m.stable_requests) for m in window)
-    if n_c <= 0 or n_s <= 0:
+
+    def per_minute(attr: str, ms: Sequence[Minute]) -> float:
+        return sum(_clean(getattr(m, attr)) for m in ms) / len(ms)
+
+    # Requests per minute of each stratum now (candidate, stable), and in total over the window.
+    strata = [(per_minute("candidate_requests", recent), per_minute("stable_requests", recent)),
+              (per_minute("candidate_synthetic", recent), per_minute("stable_synthetic", recent))]
+    strata = [(n_c, n_s) for n_c, n_s in strata if n_c > 0 and n_s > 0]
+    n_c_total = sum(_clean(m.candidate_requests) + _clean(m.candidate_synthetic) for m in window)
+    n_s_total = sum(_clean(m.stable_requests) + _clean(m.stable_synthetic) for m in window)
+    if not strata:
         return None
+    n_c_now = sum(n_c for n_c, _ in strata)
     level = math.log(K / cfg.alpha) + math.log(len(PASS_GRID))
     worst = 0.0
     for e in evidence:
         if e.stable_events <= 0 and e.candidate_events <= 0:
-            worst = max(worst, max(0.0, cfg.min_candidate_requests - n_c_total) / n_c)
+            worst = max(worst, max(0.0, cfg.min_candidate_requests - n_c_total) / n_c_now)
             continue
         if e.log_e_pass >= math.log(K / cfg.alpha):
             continue
         rate_s = max(e.stable_events, 0.5) / max(n_s_total, 1.0)
         rate_c = max(e.candidate_events, 0.5) / max(n_c_total, 1.0)
-        ratio = rate_c / rate_s
-        if ratio >= cfg.pass_ratio:
+        if rate_c / rate_s >= cfg.pass_ratio:
             return None
-        events = rate_s * n_s + rate_c * n_c  # expected events per minute
-        p_true = rate_c * n_c / events
-        p0 = _share(cfg.pass_ratio, n_c, n_s)
-        alt = max((g for g in PASS_GRID), key=lambda g: _kl(p_true, _share(cfg.pass_ratio * g, n_c, n_s), p0))
-        p1 = _share(cfg.pass_ratio * alt, n_c, n_s)
-        growth = events * _kl(p_true, p1, p0)
-        if growth <= 0:
+
+        def growth(g: float) -> float:  # expected log LR per minute of the alternative g, summed over the strata
+            total = 0.0
+            for n_c, n_s in strata:
+                events = rate_s * n_s + rate_c * n_c
+                p0 = _share(cfg.pass_ratio, n_c, n_s)
+                total += events * _kl(rate_c * n_c / events, _share(cfg.pass_ratio * g, n_c, n_s), p0)
+            return total
+
+        best = max(growth(g) for g in PASS_GRID)
+        if best <= 0:
             return None
-        worst = max(worst, max(0.0, level - max(e.log_e_pass, 0.0)) / growth)
+        worst = max(worst, max(0.0, level - max(e.log_e_pass, 0.0)) / best)
     return worst
 
 
@@ -355,7 +475,8 @@ def minutes_to_detect(requests_per_minute: float, weight: int, bad_rate: float, 
     events = bad_rate * (ratio * n_c + n_s)
     p = _share(ratio, n_c, n_s)
     p0 = _share(config.tolerated_ratio, n_c, n_s)
-    level = math.log(kinds / config.alpha) + math.log(len(FAIL_GRID))
+    # the mixture carries (1 - EARLY_LOOK_SHARE) of the e-value: it must reach 1/((1-λ)·alpha) on its own
+    level = math.log(kinds / config.alpha) + math.log(len(FAIL_GRID)) - math.log1p(-EARLY_LOOK_SHARE)
     z = NormalDist().inv_cdf(power)
     best = None
     for g in FAIL_GRID:

@@ -8,6 +8,11 @@ GetMetricData call on ``TargetResponseTime`` with the trimmed-count statistic ``
 number of requests whose response time is above x seconds) -- a count, not a per-minute percentile.
 The judge's ``errors`` kind is target 5xx + target connection errors (both are requests that failed).
 
+With ``synthetic_stack`` set, the same call also reads the probe function's synthetic load per colour
+(namespace ``bluegreen``, ``SyntheticRequests`` and ``SyntheticFailed`` Sum, dimensions Stack and
+TargetGroup; ``rollout.synthetic_load``): requests sent straight to the targets, so never part of the
+ALB counts above; they become the judge's separate synthetic stratum (kind ``errors``).
+
 A minute with no datapoint is zero (the ALB publishes nothing when nothing happened), never unknown.
 The client is passed in; every AWS fault propagates to the caller (the gate turns it into a reason).
 """
@@ -19,10 +24,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from .judge import Minute
+from .probe_runner import NAMESPACE as SYNTHETIC_NAMESPACE
+from .synthetic_load import METRIC_SYNTHETIC_FAILED, METRIC_SYNTHETIC_SENT
 
 __all__ = ["NAMESPACE", "MinuteSeries", "dimension_value", "read_minutes", "read_traffic_summary", "slow_stat"]
 
 NAMESPACE = "AWS/ApplicationELB"
+_SYNTHETIC = (("synthetic", METRIC_SYNTHETIC_SENT), ("synthetic_failed", METRIC_SYNTHETIC_FAILED))
 _COUNTS = (("requests", "RequestCount"), ("5xx", "HTTPCode_Target_5XX_Count"), ("connection", "TargetConnectionErrorCount"))
 
 
@@ -55,6 +63,9 @@ class MinuteSeries:
         for m in self.minutes:
             out["stable_requests"] += m.stable_requests
             out["candidate_requests"] += m.candidate_requests
+            if m.stable_synthetic or m.candidate_synthetic:
+                out["stable_synthetic"] = out.get("stable_synthetic", 0.0) + m.stable_synthetic
+                out["candidate_synthetic"] = out.get("candidate_synthetic", 0.0) + m.candidate_synthetic
             for k in self.kinds:
                 out[f"stable_{k}"] = out.get(f"stable_{k}", 0.0) + m.stable_bad.get(k, 0.0)
                 out[f"candidate_{k}"] = out.get(f"candidate_{k}", 0.0) + m.candidate_bad.get(k, 0.0)
@@ -65,10 +76,10 @@ def _floor_minute(t: datetime) -> datetime:
     return t.astimezone(timezone.utc).replace(second=0, microsecond=0)
 
 
-def _query(qid: str, metric: str, dims: list[dict[str, str]], stat: str) -> dict[str, Any]:
+def _query(qid: str, metric: str, dims: list[dict[str, str]], stat: str, namespace: str = NAMESPACE) -> dict[str, Any]:
     return {
         "Id": qid,
-        "MetricStat": {"Metric": {"Namespace": NAMESPACE, "MetricName": metric, "Dimensions": dims}, "Period": 60, "Stat": stat},
+        "MetricStat": {"Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dims}, "Period": 60, "Stat": stat},
         "ReturnData": True,
     }
 
@@ -101,8 +112,10 @@ def read_minutes(
     start: datetime,
     end: datetime,
     slow_threshold_ms: float | None = None,
+    synthetic_stack: str | None = None,
 ) -> MinuteSeries:
-    """Per-minute counts of both colours for the whole minutes in [start, end)."""
+    """Per-minute counts of both colours for the whole minutes in [start, end); with ``synthetic_stack``,
+    that stack's synthetic load per colour too (a separate stratum, never added to the ALB counts)."""
     lb = dimension_value(load_balancer_arn, "LoadBalancer")
     tgs = {
         "s": dimension_value(stable_target_group_arn, "TargetGroup"),
@@ -121,6 +134,10 @@ def read_minutes(
         dims = [{"Name": "TargetGroup", "Value": tg}, {"Name": "LoadBalancer", "Value": lb}]
         queries += [_query(f"{who}_{key}", metric, dims, "Sum") for key, metric in _COUNTS]
     queries.append(_query("elb5xx", "HTTPCode_ELB_5XX_Count", [{"Name": "LoadBalancer", "Value": lb}], "Sum"))
+    if synthetic_stack:
+        for who, tg in tgs.items():
+            dims = [{"Name": "Stack", "Value": synthetic_stack}, {"Name": "TargetGroup", "Value": tg}]
+            queries += [_query(f"{who}_{key}", metric, dims, "Sum", SYNTHETIC_NAMESPACE) for key, metric in _SYNTHETIC]
     data = _fetch(cloudwatch, queries, first, last)
     kinds = ["errors"]
     if slow_threshold_ms is not None:
@@ -141,6 +158,10 @@ def read_minutes(
             candidate_requests=at("c_requests", m),
             stable_bad={k: _bad(at, "s", k, m) for k in kinds},
             candidate_bad={k: _bad(at, "c", k, m) for k in kinds},
+            stable_synthetic=at("s_synthetic", m),
+            candidate_synthetic=at("c_synthetic", m),
+            stable_synthetic_bad={"errors": at("s_synthetic_failed", m)} if synthetic_stack else {},
+            candidate_synthetic_bad={"errors": at("c_synthetic_failed", m)} if synthetic_stack else {},
         )
         for m in starts
     )

@@ -22,6 +22,9 @@ A round, every minute:
 
 :func:`probe_round` does no publishing and never raises: a round that cannot probe says why in
 ``ProbeRound.problem``. That keeps it reusable by a caller that judges rounds itself.
+
+With ``synthetic_per_minute`` set, the handler also runs a round of synthetic load
+(``rollout.synthetic_load``), whose settings live here with the probes'.
 """
 
 from __future__ import annotations
@@ -62,6 +65,7 @@ __all__ = [
     "read_test_route",
     "alb_addresses",
     "probe_once",
+    "round_problem",
     "probe_round",
     "publish_round",
 ]
@@ -73,6 +77,7 @@ METRIC_SENT = "ProbesSent"  # Count, per colour
 METRIC_FAILED = "ProbesFailed"  # Count, per colour; with a Reason dimension too, per reason
 METRIC_P95 = "ProbeLatencyP95"  # Milliseconds: the round's p95 latency, per colour
 METRIC_ROUND_ERRORS = "ProbeRoundErrors"  # Count, per stack: rounds that could not probe at all
+SYNTHETIC_MAX_PER_MINUTE = 1000  # synthetic requests to each colour per round (rollout.synthetic_load)
 # Why a probe failed: a small fixed set, so the metrics (each one billed) stay few.
 REASONS = ("tls", "connect", "timeout", "status", "protocol")
 _USER_AGENT = "bluegreen-probe/1"
@@ -93,6 +98,8 @@ class ProbeSettings:
     probes: int = 10  # per round, spread over the ALB's addresses
     timeout_s: float = 2.0  # per probe: connect, TLS, headers and body
     expected_status: int = 200
+    synthetic_per_minute: int = 0  # synthetic requests to each colour per round (0: none)
+    synthetic_path: str | None = None  # what they GET; None: the colour's health path
 
     ENV = {
         "stack": "BLUEGREEN_STACK",
@@ -101,6 +108,8 @@ class ProbeSettings:
         "probes": "BLUEGREEN_PROBES",
         "timeout_s": "BLUEGREEN_PROBE_TIMEOUT_SECONDS",
         "expected_status": "BLUEGREEN_EXPECTED_STATUS",
+        "synthetic_per_minute": "BLUEGREEN_SYNTHETIC_PER_MINUTE",
+        "synthetic_path": "BLUEGREEN_SYNTHETIC_PATH",
     }
 
     def to_env(self) -> dict[str, str]:
@@ -108,7 +117,7 @@ class ProbeSettings:
         out = {}
         for attr, var in self.ENV.items():
             value = getattr(self, attr)
-            if value not in (None, ""):
+            if value not in (None, "") and not (attr == "synthetic_per_minute" and value == 0):
                 out[var] = format(value, "g") if isinstance(value, float) else str(value)
         return out
 
@@ -141,7 +150,18 @@ class ProbeSettings:
             probes=number("probes", int, 1, 100, 10),
             timeout_s=number("timeout_s", float, 0.1, 10, 2.0),
             expected_status=number("expected_status", int, 100, 599, 200),
+            synthetic_per_minute=number("synthetic_per_minute", int, 0, SYNTHETIC_MAX_PER_MINUTE, 0),
+            synthetic_path=_path(environ.get(cls.ENV["synthetic_path"]), cls.ENV["synthetic_path"]),
         )
+
+
+def _path(raw: str | None, var: str) -> str | None:
+    value = (raw or "").strip()
+    if not value:
+        return None
+    if not value.startswith("/") or any(ch.isspace() for ch in value):
+        raise ProbeSetupError(f"{var} must be an absolute URL path such as /healthz, got {value!r}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -353,6 +373,11 @@ def _detail(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def round_problem(exc: BaseException) -> str:
+    """Why a round could not run, for its log line: our own errors as they are, others with their type."""
+    return str(exc) if isinstance(exc, (ValueError, RolloutError)) else _detail(exc)
+
+
 def probe_once(
     address: str,
     port: int,
@@ -427,7 +452,7 @@ def probe_round(
         route = read_test_route(elbv2, settings.load_balancer_arn)
         ips = list(addresses() if addresses is not None else alb_addresses(ec2, settings.load_balancer_arn))
     except Exception as exc:  # AWS faults, missing listener: the round says why
-        return ProbeRound(settings.stack, at, problem=str(exc) if isinstance(exc, (ValueError, RolloutError)) else _detail(exc))
+        return ProbeRound(settings.stack, at, problem=round_problem(exc))
     if not ips:
         return ProbeRound(settings.stack, at, problem=f"no network interfaces found for {settings.load_balancer_arn}")
     tls = route.protocol == "HTTPS"

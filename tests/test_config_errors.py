@@ -66,6 +66,8 @@ CASES = [
     ("staging", "bluegreen:idle.replicas", 0, "bluegreen:idle.replicas", "between 1 and 1000"),
     ("staging", "bluegreen:kubernetes", {"namespace": "web"}, "bluegreen:kubernetes", "platform is ecs"),
     ("staging", "bluegreen:platform", "kubernetes", "bluegreen:kubernetes", "needs a cluster"),
+    ("production", "bluegreen:probe.syntheticPerMinute", 5000, "bluegreen:probe.syntheticPerMinute", "between 0 and 1000"),
+    ("staging", "bluegreen:probe.syntheticPerMinute", 300, "bluegreen:probe.syntheticPerMinute", "bluegreen:probe.enabled is false"),
 ]
 
 

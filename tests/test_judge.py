@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rollout.errors import ConfigError
-from rollout.judge import FAIL, INSUFFICIENT, PASS, JudgeConfig, Minute, judge, minutes_to_detect
+from rollout.judge import FAIL, INSUFFICIENT, PASS, JudgeConfig, Minute, early_look_rejects, judge, minutes_to_detect
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -114,22 +114,25 @@ def test_a_quiet_kind_needs_enough_candidate_requests():
     extra=st.integers(1, 50), minutes=st.integers(1, 10),
 )
 def test_monotone_in_evidence(n_s, n_c, s, c, extra, minutes):
-    """More candidate bad events never lower the fail e-value; more stable bad events never raise it."""
-    def e(cs, ss):
-        return judge([Minute(n_s, n_c, {"errors": ss}, {"errors": cs})] * minutes, kinds=("errors",)).e_value
+    """More candidate bad events never lower the fail e-value; more stable bad events never raise it
+    (with the early look too: its p-value falls with candidate events and rises with stable ones)."""
+    for start in (False, True):
+        def e(cs, ss):
+            return judge([Minute(n_s, n_c, {"errors": ss}, {"errors": cs})] * minutes, kinds=("errors",), from_step_start=start).e_value
 
-    base = e(c, s)
-    assert e(c + extra, s) >= base * (1 - 1e-9)
-    assert e(c, s + extra) <= base * (1 + 1e-9)
+        base = e(c, s)
+        assert e(c + extra, s) >= base * (1 - 1e-9)
+        assert e(c, s + extra) <= base * (1 + 1e-9)
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(*(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-5, 10**9), st.none()),) * 4), max_size=8))
 def test_any_numbers_give_a_verdict_never_an_exception(rows):
-    ms = [Minute(a, b, {"errors": c}, {"errors": d}) for a, b, c, d in rows]
-    j = judge(ms)
-    assert j.verdict in (FAIL, PASS, INSUFFICIENT)
-    assert math.isfinite(j.e_value) or j.e_value == math.inf
+    ms = [Minute(a, b, {"errors": c}, {"errors": d}, stable_synthetic=b, candidate_synthetic=b,
+                 stable_synthetic_bad={"errors": d}, candidate_synthetic_bad={"errors": c}) for a, b, c, d in rows]
+    for j in (judge(ms), judge(ms, from_step_start=True)):
+        assert j.verdict in (FAIL, PASS, INSUFFICIENT)
+        assert math.isfinite(j.e_value) or j.e_value == math.inf
 
 
 def test_changing_weights_mid_step_are_used_per_minute():
@@ -161,3 +164,129 @@ def test_planner_detects_bigger_regressions_sooner_and_needs_traffic():
 def test_absurd_counts_give_a_finite_answer():
     j = judge([Minute(3.5e16, 0, {}, {}), Minute(1.0, 1.0, {}, {"errors": 5.3e307})])
     assert j.verdict in (FAIL, INSUFFICIENT) and not math.isnan(j.e_value)
+
+
+# --------------------------------------------------------------------------- the synthetic stratum and the early look
+
+
+def _binomial(rng: random.Random, n: int, p: float) -> int:
+    return sum(rng.random() < p for _ in range(n))
+
+
+def _two_strata_run(rng: random.Random, traffic: list[int], weights: list[int], user_rate: float, synthetic: int,
+                    synthetic_rate: float, ratio: float, cfg: JudgeConfig) -> tuple[bool, bool]:
+    """One step with user traffic and a synthetic stratum (the same number of requests to each colour),
+    looked at every minute. (the judge ever failed, a judge fed the two strata pooled ever failed)."""
+    minutes: list[Minute] = []
+    pooled: list[Minute] = []
+    fired = pooled_fired = False
+    for total, w in zip(traffic, weights):
+        n_c = total * w / 100
+        n_s = total - n_c
+        burst = rng.choice((0.2, 1.0, 1.0, 4.0))  # shared by both colours and both strata
+        s, c = _poisson(rng, n_s * user_rate * burst), _poisson(rng, n_c * user_rate * ratio * burst)
+        ss = _binomial(rng, synthetic, min(1.0, synthetic_rate * burst))
+        sc = _binomial(rng, synthetic, min(1.0, synthetic_rate * ratio * burst))
+        minutes.append(Minute(n_s, n_c, {"errors": s}, {"errors": c}, stable_synthetic=synthetic, candidate_synthetic=synthetic,
+                              stable_synthetic_bad={"errors": ss}, candidate_synthetic_bad={"errors": sc}))
+        pooled.append(Minute(n_s + synthetic, n_c + synthetic, {"errors": s + ss}, {"errors": c + sc}))
+        fired = fired or judge(minutes, cfg, kinds=("errors",), from_step_start=True).verdict == FAIL
+        pooled_fired = pooled_fired or judge(pooled, cfg, kinds=("errors",), from_step_start=True).verdict == FAIL
+    return fired, pooled_fired
+
+
+@settings(max_examples=6, deadline=None, derandomize=True)
+@given(
+    traffic=st.lists(st.integers(0, 3000), min_size=15, max_size=15),
+    weights=st.lists(st.sampled_from([1, 5, 10, 25, 50]), min_size=15, max_size=15),
+    user_rate=st.sampled_from([0.001, 0.005, 0.02]),
+    synthetic=st.sampled_from([10, 60, 300]),
+    synthetic_rate=st.sampled_from([0.0, 0.005, 0.05]),
+)
+def test_two_strata_stay_valid_under_the_null(traffic, weights, user_rate, synthetic, synthetic_rate):
+    """H0 in both strata (the candidate exactly as good as stable on user traffic and on the synthetic path,
+    whose error rate may differ from the users'), weights and traffic changing every minute, shared bursts,
+    the early look on, a look every minute: the share of runs that ever fail stays within a bound of alpha."""
+    cfg = JudgeConfig(alpha=0.1, max_minutes=60)
+    rng = random.Random(4321)
+    runs = 120
+    alarms = sum(_two_strata_run(rng, traffic, weights, user_rate, synthetic, synthetic_rate, 1.0, cfg)[0] for _ in range(runs))
+    bound = cfg.alpha + 3 * math.sqrt(cfg.alpha * (1 - cfg.alpha) / runs)
+    assert alarms / runs <= bound, f"{alarms}/{runs} false alarms > {bound:.3f}"
+
+
+def test_pooling_the_strata_would_false_alarm_where_the_product_does_not():
+    """Why the synthetic requests are a stratum of their own: a healthy candidate at 5 % of the users, a
+    synthetic path that fails more often than user requests (5 % vs 0.1 %), the same synthetic load to
+    each colour. Pooled, the candidate's share of requests is mostly synthetic and so is its error rate:
+    the pooled judge fails it nearly always; the two-strata judge stays within alpha."""
+    cfg = JudgeConfig(alpha=0.1)
+    rng = random.Random(99)
+    runs = [_two_strata_run(rng, [3000] * 10, [5] * 10, 0.001, 60, 0.05, 1.0, cfg) for _ in range(60)]
+    assert sum(p for _, p in runs) >= 50
+    assert sum(f for f, _ in runs) <= 60 * cfg.alpha + 3 * math.sqrt(60 * cfg.alpha * (1 - cfg.alpha))
+
+
+def test_a_regression_on_the_synthetic_path_alone_is_detected():
+    """The product has power: user traffic too thin to say anything, a 5x candidate on 300 synthetic requests a minute."""
+    cfg = JudgeConfig(alpha=0.05)
+    rng = random.Random(5)
+    caught = sum(_two_strata_run(rng, [30] * 10, [10] * 10, 0.001, 300, 0.01, 5.0, cfg)[0] for _ in range(30))
+    assert caught >= 27
+
+
+def test_synthetic_load_lets_a_thin_healthy_service_pass():
+    thin = [Minute(270, 30, {"errors": 1}, {"errors": 0})] * 10
+    assert judge(thin, kinds=("errors",)).verdict == INSUFFICIENT
+    loaded = [Minute(270, 30, {"errors": 1}, {"errors": 0}, stable_synthetic=1000, candidate_synthetic=1000,
+                     stable_synthetic_bad={"errors": 5}, candidate_synthetic_bad={"errors": 5})] * 10
+    j = judge(loaded, kinds=("errors",))
+    assert j.verdict == PASS, j.reason
+    assert "10000 synthetic candidate requests judged apart" in j.reason
+    d = j.to_dict()
+    assert d["candidateSyntheticRequests"] == 10000 and d["candidateRequests"] == 300  # never added to the user counts
+
+
+def test_synthetic_requests_count_towards_a_quiet_kind():
+    ms = [Minute(900, 10, {"errors": 0}, {"errors": 0}, stable_synthetic=100, candidate_synthetic=100)] * 6
+    assert judge(ms, kinds=("errors",)).verdict == PASS
+
+
+def test_the_early_look_catches_a_big_regression_in_two_minutes():
+    """At 5 req/s and a 10 % weight, 3 candidate errors vs 3 from stable in two minutes: the mixture alone
+    is not there yet (e-value ~10 < 20); the early look (only when the minutes start where the weights changed) is."""
+    ms = [Minute(270, 30, {"errors": 1}, {"errors": 0}), Minute(270, 30, {"errors": 2}, {"errors": 3})]
+    assert judge(ms, kinds=("errors",)).verdict != FAIL
+    assert judge(ms, kinds=("errors",), from_step_start=True).verdict == FAIL
+    assert judge(ms[:1], kinds=("errors",), from_step_start=True).verdict != FAIL  # before the look: no bet
+
+
+def test_the_early_look_splits_alpha_so_the_mixture_needs_twice_the_evidence():
+    assert judge([], from_step_start=True).e_value == pytest.approx(0.5)
+    assert judge([]).e_value == 1.0
+
+
+def test_early_look_is_the_exact_binomial_tail():
+    """One cell: the exact test is scipy's binomial tail. Two cells: brute force over both binomials."""
+    from scipy import stats
+
+    for e, k, p in ((10, 4, 0.1), (10, 5, 0.1), (40, 12, 0.25)):
+        tail = stats.binom.sf(k - 1, e, p)
+        n_c, n_s = p * 1000, (1 - p) * 1000
+        assert early_look_rejects([(k, e - k, n_c, n_s)], 1.0, tail * 1.0001)
+        assert not early_look_rejects([(k, e - k, n_c, n_s)], 1.0, tail * 0.9999)
+    cells = [(3, 4, 30, 270), (2, 1, 500, 500)]
+    tail = sum(stats.binom.pmf(a, 7, 0.1) * stats.binom.pmf(b, 3, 0.5) for a in range(8) for b in range(4) if a + b >= 5)
+    assert early_look_rejects(cells, 1.0, tail * 1.0001) and not early_look_rejects(cells, 1.0, tail * 0.9999)
+    assert not early_look_rejects([(300, 300, 10, 10)], 1.0, 0.5)  # too many events to convolve: no look, never a wrong one
+
+
+def test_synthetic_load_shortens_the_minutes_still_needed():
+    """The estimate counts the synthetic stratum's evidence per minute too."""
+    user = Minute(270, 30, {"errors": 1}, {"errors": 0})
+    thin = judge([user] * 3, kinds=("errors",))
+    loaded = judge([Minute(270, 30, {"errors": 1}, {"errors": 0}, stable_synthetic=300, candidate_synthetic=300,
+                           stable_synthetic_bad={"errors": 2}, candidate_synthetic_bad={"errors": 1})] * 3, kinds=("errors",))
+    assert thin.verdict == loaded.verdict == INSUFFICIENT
+    assert thin.minutes_needed is not None and loaded.minutes_needed is not None
+    assert loaded.minutes_needed < thin.minutes_needed / 2, (loaded.minutes_needed, thin.minutes_needed)

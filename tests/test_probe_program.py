@@ -253,6 +253,11 @@ def test_probe_config_defaults_follow_the_certificate():
         ({"probe.expectedStatus": 99}, "bluegreen:probe.expectedStatus", "between 100 and 599"),
         ({"probe.enable": True}, "bluegreen:probe.enable", "did you mean 'enabled'"),
         ({"probe.enabled": "yes"}, "bluegreen:probe.enabled", "true | false"),
+        ({"probe.syntheticPerMinute": 1001}, "bluegreen:probe.syntheticPerMinute", "between 0 and 1000"),
+        ({"probe.syntheticPerMinute": -1}, "bluegreen:probe.syntheticPerMinute", "between 0 and 1000"),
+        ({"probe.syntheticPerMinute": "300"}, "bluegreen:probe.syntheticPerMinute", "must be an integer 0..1000"),
+        ({"probe.syntheticPerMinute": 300, "probe.enabled": False}, "bluegreen:probe.syntheticPerMinute", "bluegreen:probe.enabled is false"),
+        ({"probe.syntheticPath": "api/ping"}, "bluegreen:probe.syntheticPath", "absolute URL path"),
     ],
 )
 def test_bad_probe_config_names_the_key(changes, key, words):
@@ -293,3 +298,72 @@ def test_the_function_names_the_variable_it_cannot_use(env, words):
 
     with pytest.raises(ProbeSetupError, match=words):
         ProbeSettings.from_env(env)
+
+
+# --------------------------------------------------------------------------- synthetic load (issue 11)
+
+TASK_SGS = ("-blue-sg", "-green-sg")
+
+
+def test_synthetic_load_is_off_by_default_and_declares_nothing_for_it():
+    s = sim()
+    assert "BLUEGREEN_SYNTHETIC_PER_MINUTE" not in s.one(FN, "-probe-fn").inputs["environment"]["variables"]
+    policy = s.one("aws:iam/rolePolicy:RolePolicy", "-probe-policy").inputs["policy"]
+    assert "DescribeTargetHealth" not in policy
+    assert sorted(e["fromPort"] for e in s.one(SG, "-probe-sg").inputs["egress"]) == [443, 8443]
+    for name in TASK_SGS:
+        assert [r["description"] for r in s.one(SG, name).inputs["ingress"]] == ["from the ALB"], name
+
+
+def test_synthetic_load_reaches_the_targets_by_security_group_and_reads_them():
+    """On: the function gets the setting, may read the targets' health (their addresses), may leave on the
+    service port, and each colour's tasks admit it there by reference (nobody else new)."""
+    s = run_program("production", overrides={"bluegreen:probe": {"syntheticPerMinute": 300, "syntheticPath": "/api/ping"}})
+    env = s.one(FN, "-probe-fn").inputs["environment"]["variables"]
+    from rollout.probe_runner import ProbeSettings
+
+    back = ProbeSettings.from_env(env)
+    assert (back.synthetic_per_minute, back.synthetic_path) == (300, "/api/ping")
+    policy = json.loads(s.one("aws:iam/rolePolicy:RolePolicy", "-probe-policy").inputs["policy"])
+    actions = [a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])]
+    assert "elasticloadbalancing:DescribeTargetHealth" in actions
+    probe_sg = s.one(SG, "-probe-sg")
+    port = load_stack_file("production")["bluegreen:service"].get("port", 8080)
+    assert sorted(e["fromPort"] for e in probe_sg.inputs["egress"]) == sorted([443, 8443, port])
+    alb_sg = s.one(SG, "-alb-sg")
+    for name in TASK_SGS:
+        rules = {r["description"]: r for r in s.one(SG, name).inputs["ingress"]}
+        assert set(rules) == {"from the ALB", "synthetic load from the probe function"}, name
+        assert rules["synthetic load from the probe function"]["securityGroups"] == [probe_sg.id]
+        assert rules["synthetic load from the probe function"]["fromPort"] == port == rules["from the ALB"]["fromPort"]
+        assert rules["from the ALB"]["securityGroups"] == [alb_sg.id]
+
+
+def test_synthetic_load_changes_nothing_a_traffic_step_touches():
+    """Turning it on is a config change of its own; with it on, a step still changes only the production listener."""
+    on = {"bluegreen:probe": {"syntheticPerMinute": 300}}
+    a = run_program("production", overrides={**on, "bluegreen:rollout.step": 1})
+    b = run_program("production", overrides={**on, "bluegreen:rollout.step": 2})
+    d = diff_resources(a, b)
+    assert not d["create"] and not d["delete"] and [u.rsplit("::", 1)[1] for u in d["update"]] == ["web-traffic-production"], d
+
+
+def test_synthetic_load_on_kubernetes_admits_the_function_to_the_pods_through_the_binding():
+    """On Kubernetes the pods' port is opened by the load balancer controller from the TargetGroupBinding's
+    networking rule: the probe function's security group joins the ALB's there, on the same port."""
+    cfg = load_stack_file("production")
+    cfg["bluegreen:platform"] = "kubernetes"
+    cfg["bluegreen:kubernetes"] = {"namespace": "web", "context": "prod"}
+    cfg["bluegreen:probe"] = {**(cfg.get("bluegreen:probe") or {}), "syntheticPerMinute": 300}
+    s = run_program("production", cfg)
+    probe_sg, alb_sg = s.one(SG, "-probe-sg"), s.one(SG, "-alb-sg")
+    port = cfg["bluegreen:service"]["port"]
+    for color in ("blue", "green"):
+        tgb = s.one("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding", f"-{color}-tgb")
+        assert tgb.inputs["spec"]["networking"]["ingress"] == [{
+            "from": [{"securityGroup": {"groupID": alb_sg.id}}, {"securityGroup": {"groupID": probe_sg.id}}],
+            "ports": [{"protocol": "TCP", "port": port}],
+        }], tgb.urn
+    off = run_program("production", {**cfg, "bluegreen:probe": {**cfg["bluegreen:probe"], "syntheticPerMinute": 0}})
+    tgb = off.one("kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding", "-blue-tgb")
+    assert tgb.inputs["spec"]["networking"]["ingress"][0]["from"] == [{"securityGroup": {"groupID": off.one(SG, "-alb-sg").id}}], tgb.urn
