@@ -27,11 +27,17 @@ __all__ = ["ReflexFunction", "ReflexFunctionArgs", "reflex_policy", "REFLEX_MODU
 # The function's package: the handler and the rollout modules it imports (stdlib + boto3 only).
 REFLEX_MODULES = (
     "rollout/__init__.py",
+    "rollout/config.py",  # rollout.desired (the weights-since stamp) imports it
+    "rollout/desired.py",
     "rollout/errors.py",
+    "rollout/judge.py",
     "rollout/live.py",
+    "rollout/metrics.py",
     "rollout/probe_runner.py",
     "rollout/reflex.py",
     "rollout/reflex_lambda.py",
+    "rollout/rules.py",
+    "rollout/workload.py",
 )
 REFLEX_HANDLER = "rollout.reflex_lambda.handler"
 TIMEOUT_SECONDS = 60  # one invocation a minute; the handler stops checking 8 s before the timeout
@@ -39,8 +45,9 @@ BUDGET_SECONDS = 50  # how long one invocation keeps checking (while a candidate
 
 
 def reflex_policy(listener_arn: str, log_group_arn: str, topic_arn: Optional[str] = None) -> str:
-    """The least the reflex needs: read the load balancer, change the production listener (its default
-    action and its tags, nothing else), run in the VPC, write its log, and publish to its topic.
+    """The least the reflex needs: read the load balancer and the judge's CloudWatch counts, change the
+    production listener (its default action and its tags, nothing else), run in the VPC, write its log,
+    and publish to its topic.
 
     elbv2 Describe* support no resource-level permissions (Resource must be *); ModifyListener and
     AddTags are scoped to the one listener ARN.
@@ -64,6 +71,13 @@ def reflex_policy(listener_arn: str, log_group_arn: str, topic_arn: Optional[str
             "Effect": "Allow",
             "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:ModifyListener"],
             "Resource": listener_arn,
+        },
+        {
+            # the judge's per-minute counts of both target groups; GetMetricData has no resource-level permissions
+            "Sid": "ReadTheJudgesCounts",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:GetMetricData"],
+            "Resource": "*",
         },
         {"Sid": "RunInTheVpc", "Effect": "Allow", "Action": list(VPC_ACCESS_ACTIONS), "Resource": "*"},
         {"Sid": "WriteItsLog", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": f"{log_group_arn}:*"},

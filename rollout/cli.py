@@ -584,11 +584,11 @@ def _aborted(tags) -> dict | None:
     m = parse_abort(tags.get(TAG_ABORTED))
     if m is None:
         return None
-    what = f"{m.code} at {m.when}" if m.code != "unknown" else f"marker {m.raw!r}"
+    what = f"{m.code}{f' (e-value {m.e_value:g})' if m.e_value is not None else ''} at {m.when}" if m.code != "unknown" else f"marker {m.raw!r}"
     had = f", {m.colour} had {m.weight}%" if m.colour else ""
     text = (f"the reflex moved all traffic to stable ({what}{had}); only step 0 may be deployed until "
             "the config says step 0 and `pulumi up --refresh` clears the marker")
-    return {"reason": m.code, "at": m.when, "colour": m.colour, "weight": m.weight, "marker": m.raw, "text": text}
+    return {"reason": m.code, "at": m.when, "colour": m.colour, "weight": m.weight, "eValue": m.e_value, "marker": m.raw, "text": text}
 
 
 # --------------------------------------------------------------------------- gate

@@ -13,16 +13,24 @@ of every non-stable target group with weight > 0 (the candidate):
 * ``probes-failed`` -- one round of HTTP probes of the test listener from inside the VPC
   (``rollout.probe_runner.probe_round``, the probe function's code), counted only when the test
   listener forwards to the candidate's target group; a round fails when at least
-  ``probe_failure_ratio`` of its probes fail.
+  ``probe_failure_ratio`` of its probes fail;
+* ``judge`` -- once a minute, the relative judge (``rollout.judge``) on the per-minute CloudWatch
+  counts of both target groups (``rollout.metrics.read_minutes``) since the live weights began (the
+  listener's ``bluegreen:weights-since``): ``fail`` is a breach at once (the e-process already is the
+  accumulated evidence, with its false-alarm bound); ``pass`` and ``insufficient`` never are, and a
+  CloudWatch fault is a note, never a rollback.
 
-A breach is ``breach_checks`` (2) consecutive bad checks of one signal; a good check resets the count,
+A breach is ``breach_checks`` (2) consecutive bad checks of one fast signal, or one ``fail`` of the judge;
+a good check resets the count,
 a check that could not look (an AWS fault, no network interfaces) neither counts nor resets it. On a
 breach it makes ONE ``modify_listener`` call: the live forward action with the recorded stable target
-group at weight 100 and every other at 0 (stickiness as live), then tags the listener
-``bluegreen:aborted`` = ``<UTC time> <reason code> <colour>=<weight it had>`` and notifies.
+group at weight 100 and every other at 0 (stickiness as live); then one ``modify_rule`` per rule of the
+production listener that forwards to the candidate (the header route), so that it forwards to the
+stable target group; then tags the listener
+``bluegreen:aborted`` = ``<UTC time> <reason code> <colour>=<weight it had>[ e=<e-value>]`` and notifies.
 
 What it never does: promote (it only ever writes "stable 100"), touch anything but the production
-listener's default action and its tags, or act on a label the program wrote for the update being
+listener's default action, its rules' forwards to the candidate and its tags, or act on a label the program wrote for the update being
 judged: the stable target group is the live record (``recorded_stable_target_group``). Faults open
 for the rollback: the record and the listener's target groups are remembered from the last good read,
 a failed write is retried at every later check, and a fault in one signal never hides the other.
@@ -35,10 +43,13 @@ import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from rollout.desired import TAG_SINCE, parse_since
+from rollout.judge import FAIL, JudgeConfig, judge
 from rollout.live import COLOR_TAG, STABLE_TAG, STABLE_TG_TAG, aws_fault_reason
+from rollout.metrics import read_minutes
 from rollout.probe_runner import ProbeSettings, probe_round
 
 __all__ = [
@@ -46,6 +57,9 @@ __all__ = [
     "TAG_STABLE_TG",
     "REASON_NO_HEALTHY_TARGETS",
     "REASON_PROBES_FAILED",
+    "REASON_JUDGE",
+    "JudgeLook",
+    "look_at_judge",
     "ReflexSetupError",
     "ReflexSettings",
     "ListenerView",
@@ -70,7 +84,8 @@ TAG_ABORTED = "bluegreen:aborted"  # on the production listener: "<UTC time> <re
 TAG_STABLE_TG = STABLE_TG_TAG  # on the production listener: the stable target group's ARN (the record)
 REASON_NO_HEALTHY_TARGETS = "no-healthy-targets"
 REASON_PROBES_FAILED = "probes-failed"
-REASONS = (REASON_NO_HEALTHY_TARGETS, REASON_PROBES_FAILED)
+REASON_JUDGE = "judge"
+REASONS = (REASON_NO_HEALTHY_TARGETS, REASON_PROBES_FAILED)  # the fast signals, counted per check
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -94,6 +109,10 @@ class ReflexSettings:
     breach_checks: int = 2  # consecutive bad checks of one signal that make a breach
     probe_failure_ratio: float = 0.5  # a probe round fails when at least this share of its probes fail
     topic_arn: str | None = None  # SNS topic notified of a rollback (optional)
+    judge: bool = True  # read the relative judge's verdict once a minute (CloudWatch GetMetricData)
+    judge_alpha: float = 0.05  # the judge's false-alarm bound per step (as the gate's judgeAlpha)
+    judge_tolerated_ratio: float = 1.0  # fail only on evidence the candidate is worse than this x stable
+    judge_max_minutes: int = 60  # the judge reads at most this many minutes back
 
     ENV = {
         "stack": "BLUEGREEN_STACK",
@@ -108,6 +127,10 @@ class ReflexSettings:
         "breach_checks": "BLUEGREEN_REFLEX_BREACH_CHECKS",
         "probe_failure_ratio": "BLUEGREEN_REFLEX_PROBE_FAILURE_RATIO",
         "topic_arn": "BLUEGREEN_REFLEX_TOPIC_ARN",
+        "judge": "BLUEGREEN_REFLEX_JUDGE",
+        "judge_alpha": "BLUEGREEN_REFLEX_JUDGE_ALPHA",
+        "judge_tolerated_ratio": "BLUEGREEN_REFLEX_JUDGE_TOLERATED_RATIO",
+        "judge_max_minutes": "BLUEGREEN_REFLEX_JUDGE_MAX_MINUTES",
     }
     _NUMBERS = {  # attr: (type, low, high)
         "probes": (int, 1, 50),
@@ -117,6 +140,9 @@ class ReflexSettings:
         "budget_s": (float, 0, 900),
         "breach_checks": (int, 1, 20),
         "probe_failure_ratio": (float, 0.01, 1),
+        "judge_alpha": (float, 0.0001, 0.5),
+        "judge_tolerated_ratio": (float, 1, 100),
+        "judge_max_minutes": (int, 5, 1440),
     }
 
     def to_env(self) -> dict[str, str]:
@@ -124,7 +150,7 @@ class ReflexSettings:
         own = {attr: getattr(self, attr) for attr in self.ENV if attr not in ProbeSettings.ENV}
         return {
             **self.probe_settings().to_env(),
-            **{self.ENV[a]: (format(v, "g") if isinstance(v, float) else str(v)) for a, v in own.items() if v not in (None, "")},
+            **{self.ENV[a]: _env_text(v) for a, v in own.items() if v not in (None, "")},
         }
 
     @classmethod
@@ -138,6 +164,11 @@ class ReflexSettings:
             values[attr] = value
         for attr in ("hostname", "topic_arn"):
             values[attr] = (environ.get(cls.ENV[attr]) or "").strip() or None
+        raw = (environ.get(cls.ENV["judge"]) or "").strip().lower()
+        if raw not in ("", "true", "false"):
+            raise ReflexSetupError(f"{cls.ENV['judge']} must be true or false, got {raw!r}")
+        if raw:
+            values["judge"] = raw == "true"
         for attr, (kind, lo, hi) in cls._NUMBERS.items():
             raw = (environ.get(cls.ENV[attr]) or "").strip()
             if not raw:
@@ -151,11 +182,24 @@ class ReflexSettings:
             values[attr] = value
         return cls(**values)
 
+    def judge_config(self) -> JudgeConfig:
+        """The judge's settings: the gate's defaults, with this alpha, tolerated ratio and window."""
+        base = JudgeConfig()
+        return JudgeConfig(alpha=self.judge_alpha, tolerated_ratio=self.judge_tolerated_ratio,
+                           pass_ratio=max(base.pass_ratio, self.judge_tolerated_ratio * 2),
+                           max_minutes=self.judge_max_minutes)
+
     def probe_settings(self) -> ProbeSettings:
         return ProbeSettings(
             stack=self.stack, load_balancer_arn=self.load_balancer_arn, hostname=self.hostname,
             probes=self.probes, timeout_s=self.timeout_s, expected_status=self.expected_status,
         )
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return format(value, "g") if isinstance(value, float) else str(value)
 
 
 # --------------------------------------------------------------------------- live reads
@@ -324,6 +368,62 @@ def observe(
     return Check(wall(), listener, stable, candidates, no_healthy, probes_failed, tuple(notes))
 
 
+# --------------------------------------------------------------------------- the judge, once a minute
+
+
+@dataclass(frozen=True)
+class JudgeLook:
+    """The relative judge's verdict on the live candidate. ``verdict`` None: it could not look (a
+    CloudWatch fault, no valid bake clock) -- never a reason to roll back."""
+
+    verdict: str | None
+    e_value: float | None
+    reason: str
+    at: float  # wall clock, epoch seconds
+
+
+def look_at_judge(
+    settings: ReflexSettings,
+    *,
+    elbv2,
+    cloudwatch,
+    listener: ListenerView,
+    stable_tg: str,
+    candidate_tg: str,
+    wall: Callable[[], float] = time.time,
+) -> JudgeLook:
+    """The judge on the whole minutes since the live weights began (the listener's `bluegreen:weights-since`,
+    trusted only when its weights are the live ones), at most `judge_max_minutes` back, ending one minute
+    before the current one (the ALB publishes a minute's counts about a minute late). Never raises.
+
+    The window restarts at every weight change, as the gate's does: each earlier step was promoted on
+    its own `pass`, and the e-process is valid from any start fixed before the data arrive.
+    """
+    at = wall()
+    try:
+        stamp = parse_since(listener.tags.get(TAG_SINCE))
+        colours = {arn: tags.get(COLOR_TAG) for arn, tags in _tags(elbv2, [a for a, _ in listener.groups]).items()}
+        live = {colours.get(arn): w for arn, w in listener.groups}
+        if stamp is None or any(live.get(c, 0) != w for c, w in stamp[1].items()):
+            return JudgeLook(None, None, f"no {TAG_SINCE} stamp for the live weights ({listener.tags.get(TAG_SINCE)!r}): "
+                                         "the judge waits for the bake clock", at)
+        cfg = settings.judge_config()
+        now = datetime.fromtimestamp(at, timezone.utc)
+        end = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
+        since = datetime.fromtimestamp(stamp[0], timezone.utc)
+        first = since.replace(second=0, microsecond=0) + (timedelta(minutes=1) if since.second else timedelta())
+        start = max(end - timedelta(minutes=cfg.max_minutes), first)
+        minutes, kinds = (), ("errors",)
+        if start < end:
+            series = read_minutes(cloudwatch, load_balancer_arn=settings.load_balancer_arn, stable_target_group_arn=stable_tg,
+                                  candidate_target_group_arn=candidate_tg, start=start, end=end)
+            minutes, kinds = series.minutes, series.kinds
+        j = judge(minutes, cfg, kinds=kinds)
+    except Exception as exc:  # noqa: BLE001 - a judge that cannot look never rolls back
+        return JudgeLook(None, None, f"judge unreadable ({_short(exc)}); not a breach", at)
+    return JudgeLook(j.verdict, j.e_value, f"judge {j.verdict}: {j.reason}", at)
+
+
 # --------------------------------------------------------------------------- breach
 
 
@@ -360,13 +460,18 @@ class BreachCounter:
 # --------------------------------------------------------------------------- the rollback
 
 
-def abort_value(when: float, code: str, colour: str | None = None, weight: int | None = None) -> str:
-    """The `bluegreen:aborted` value: '<UTC time> <reason code>[ <colour>=<weight>]' (ELBv2-legal characters)."""
+def abort_value(when: float, code: str, colour: str | None = None, weight: int | None = None, e_value: float | None = None) -> str:
+    """The `bluegreen:aborted` value: '<UTC time> <reason code>[ <colour>=<weight>][ e=<e-value>]'
+    (ELBv2-legal characters; the e-value is the judge's, for a `judge` rollback)."""
     out = f"{datetime.fromtimestamp(int(when), timezone.utc).strftime(_ISO)} {code}"
-    return f"{out} {colour}={int(weight)}" if colour and weight is not None else out
+    if colour and weight is not None:
+        out += f" {colour}={int(weight)}"
+    return out + (f" e={e_value:.3g}" if e_value is not None and e_value == e_value else "")
 
 
-_ABORT_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z) ([a-z][a-z0-9-]*)(?: ([a-z]+)=(\d{1,3}))?$")
+_ABORT_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z) ([a-z][a-z0-9-]*)(?: ([a-z]+)=(\d{1,3}))?(?: e=(\d[\d.e+-]*|inf))?$"
+)
 
 
 @dataclass(frozen=True)
@@ -378,6 +483,7 @@ class Abort:
     colour: str | None
     weight: int | None
     raw: str
+    e_value: float | None = None  # the judge's e-value, for a `judge` rollback
 
     @property
     def when(self) -> str:
@@ -393,7 +499,11 @@ def parse_abort(value: Any) -> Abort | None:
     if not m:
         return Abort(0.0, "unknown", None, None, value.strip())
     at = datetime.strptime(m.group(1), _ISO).replace(tzinfo=timezone.utc).timestamp()
-    return Abort(at, m.group(2), m.group(3), int(m.group(4)) if m.group(4) else None, value.strip())
+    try:
+        e_value = float(m.group(5)) if m.group(5) else None
+    except ValueError:
+        e_value = None
+    return Abort(at, m.group(2), m.group(3), int(m.group(4)) if m.group(4) else None, value.strip(), e_value)
 
 
 @dataclass(frozen=True)
@@ -449,6 +559,7 @@ class RunReport:
     rollbacks: int = 0  # modify_listener attempts
     last_notes: tuple[str, ...] = ()
     notified: str = ""
+    judge: JudgeLook | None = None  # the judge's last verdict in this invocation (once a minute)
 
     def summary(self, stack: str) -> str:
         if self.rollback is not None:
@@ -457,7 +568,8 @@ class RunReport:
             return f"bluegreen reflex ({stack}): {state}: {self.breach.code if self.breach else '?'} [{self.rollback.marker}]{extra}"
         if not self.active:
             return f"bluegreen reflex ({stack}): idle, no candidate carries traffic ({'; '.join(self.last_notes) or 'ok'})"
-        return f"bluegreen reflex ({stack}): {self.checks} checks, no breach ({'; '.join(self.last_notes)})"
+        judged = f"; {self.judge.reason}" if self.judge is not None else ""
+        return f"bluegreen reflex ({stack}): {self.checks} checks, no breach ({'; '.join(self.last_notes)}{judged})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -470,6 +582,7 @@ class RunReport:
             },
             "notes": list(self.last_notes),
             "notified": self.notified,
+            "judge": None if self.judge is None else {"verdict": self.judge.verdict, "eValue": self.judge.e_value, "reason": self.judge.reason},
         }
 
 
@@ -485,6 +598,7 @@ def run(
     *,
     elbv2,
     ec2,
+    cloudwatch=None,
     notify: Callable[[str], str] | None = None,
     context: ssl.SSLContext | None = None,
     addresses: Callable[[], Sequence[str]] | None = None,
@@ -498,13 +612,16 @@ def run(
     Returns at once when no candidate carries traffic. After a rollback it keeps watching until the
     budget ends and rolls back again if traffic goes back to the candidate (a racing `pulumi up`). A
     rollback that fails (throttled, denied) is retried at every later check of the invocation.
-    `notify(text)` returns how it went ("" or a reason); it must never raise.
+    With `cloudwatch` (and `settings.judge`), the judge is read at the first active check and then
+    once a minute; its `fail` is a breach. `notify(text)` returns how it went ("" or a reason); it must
+    never raise.
     """
     budget = settings.budget_s if budget_s is None else budget_s
     end = clock() + budget
     report = RunReport()
     counter = BreachCounter(settings.breach_checks)
     previous: Check | None = None
+    judged_at: float | None = None
     while True:
         started = clock()
         check = observe(settings, elbv2=elbv2, ec2=ec2, previous=previous, context=context, addresses=addresses, wall=wall)
@@ -519,6 +636,13 @@ def run(
             # rolled back: keep watching, a racing `pulumi up` may send traffic to the broken candidate again
         else:
             report.active = True
+            if report.breach is None and settings.judge and cloudwatch is not None and (judged_at is None or clock() - judged_at >= 60):
+                judged_at = clock()
+                (cand, _), *_ = sorted(check.candidates.items(), key=lambda kv: -kv[1])
+                report.judge = look_at_judge(settings, elbv2=elbv2, cloudwatch=cloudwatch, listener=check.listener,
+                                             stable_tg=check.stable_tg, candidate_tg=cand, wall=wall)
+                if report.judge.verdict == FAIL:
+                    report.breach, report.breach_at = Breach(REASON_JUDGE, report.judge.reason), report.judge.at
             if report.breach is None:
                 breach = counter.add(check)
                 if breach is not None:
@@ -534,7 +658,8 @@ def _act(settings: ReflexSettings, report: RunReport, check: Check, *, elbv2, no
     """Roll back (again); notify on the first attempt and on every success."""
     assert report.breach is not None and check.listener is not None and check.stable_tg is not None
     (cand, weight), *_ = sorted(check.candidates.items(), key=lambda kv: -kv[1])
-    marker = abort_value(wall(), report.breach.code, _colour_of(elbv2, cand), weight)
+    e_value = report.judge.e_value if report.breach.code == REASON_JUDGE and report.judge is not None else None
+    marker = abort_value(wall(), report.breach.code, _colour_of(elbv2, cand), weight, e_value)
     first = report.rollback is None
     report.rollback = roll_back(elbv2, check.listener, check.stable_tg, marker)
     report.rollbacks += 1

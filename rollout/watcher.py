@@ -81,7 +81,8 @@ def decide(
     if marker is not None and declared.step > 0:
         return Decision(
             Action.ROLLBACK,
-            f"{stack}: the reflex rolled production back to {declared.stable} ({marker.code} at {marker.when}"
+            f"{stack}: the reflex rolled production back to {declared.stable} ({marker.code}"
+            f"{f' e-value {marker.e_value:g}' if marker.e_value is not None else ''} at {marker.when}"
             f"{f', {marker.colour} had {marker.weight}%' if marker.colour else ''}); committing step 0 so git and Pulumi follow",
             to_step=0,
         )
