@@ -75,6 +75,7 @@ __all__ = [
     "healthy_targets",
     "observe",
     "roll_back",
+    "move_rules_to_stable",
     "abort_value",
     "parse_abort",
     "run",
@@ -510,15 +511,64 @@ def parse_abort(value: Any) -> Abort | None:
 class Rollback:
     """The outcome of one rollback attempt."""
 
-    moved: bool  # the listener now sends 100 % to the stable target group
+    moved: bool  # the listener's default action now sends 100 % to the stable target group
     marked: bool  # the abort marker was written
     marker: str
     error: str = ""
+    rules_moved: int = 0  # rules of the production listener moved from the candidate to stable
+    rules_pending: bool = False  # a rule forwarding to the candidate could not be read or moved: retried
+
+
+def _rule_forward_to(actions: Sequence[Mapping[str, Any]], stable_tg: str) -> list[dict[str, Any]] | None:
+    """The rule's actions with its forward sent to `stable_tg` alone, or None when the forward gives no
+    other target group traffic (nothing to move). Every other action is kept as it is."""
+    out, moves = [], False
+    for action in actions or []:
+        if action.get("Type") != "forward":
+            out.append(dict(action))
+            continue
+        cfg = action.get("ForwardConfig") or {}
+        groups = cfg.get("TargetGroups") or ([{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}] if action.get("TargetGroupArn") else [])
+        sole = len(groups) == 1
+        if not any(g["TargetGroupArn"] != stable_tg and int(g.get("Weight", 1 if sole else 0)) > 0 for g in groups):
+            out.append(dict(action))
+            continue
+        moves = True
+        forward: dict[str, Any] = {"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": stable_tg, "Weight": 1}]}}
+        if cfg.get("TargetGroupStickinessConfig"):
+            forward["ForwardConfig"]["TargetGroupStickinessConfig"] = dict(cfg["TargetGroupStickinessConfig"])
+        if "Order" in action:
+            forward["Order"] = action["Order"]
+        out.append(forward)
+    return out if moves else None
+
+
+def move_rules_to_stable(elbv2, listener_arn: str, stable_tg: str) -> tuple[int, str]:
+    """One `modify_rule` per rule of the production listener whose forward gives traffic to a target group
+    other than `stable_tg` (the header route to the candidate): it forwards to `stable_tg` alone, with
+    its conditions, priority and other actions as they are. Returns (rules moved, what failed). Never raises."""
+    try:
+        rules = [r for page in elbv2.get_paginator("describe_rules").paginate(ListenerArn=listener_arn) for r in page.get("Rules", [])]
+    except Exception as exc:  # noqa: BLE001 - retried at the next check
+        return 0, f"the production listener's rules could not be read: {_short(exc)}"
+    moved, errors = 0, []
+    for rule in rules:
+        if rule.get("IsDefault"):
+            continue
+        actions = _rule_forward_to(rule.get("Actions") or [], stable_tg)
+        if actions is None:
+            continue
+        try:
+            elbv2.modify_rule(RuleArn=rule["RuleArn"], Actions=actions)
+            moved += 1
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"rule {rule.get('Priority')} still forwards to the candidate: {_short(exc)}")
+    return moved, "; ".join(errors)
 
 
 def roll_back(elbv2, listener: ListenerView, stable_tg: str, marker: str) -> Rollback:
-    """ONE modify_listener call (stable 100, the rest 0, stickiness as live), then the abort marker.
-    Never raises."""
+    """ONE modify_listener call (stable 100, the rest 0, stickiness as live), then the rules that forward
+    to the candidate (`move_rules_to_stable`), then the abort marker. Never raises."""
     groups = [arn for arn, _ in listener.groups]
     if stable_tg not in groups:
         # The record names a target group this listener does not forward to (a hand edit, a foreign
@@ -536,11 +586,15 @@ def roll_back(elbv2, listener: ListenerView, stable_tg: str, marker: str) -> Rol
         elbv2.modify_listener(ListenerArn=listener.arn, DefaultActions=[action])
     except Exception as exc:  # noqa: BLE001 - reported, retried at the next check
         return Rollback(False, False, marker, f"could not move traffic to stable: {_short(exc)}")
+    rules_moved, rules_error = move_rules_to_stable(elbv2, listener.arn, stable_tg)
+    errors = [f"traffic is on stable, but {rules_error}"] if rules_error else []
     try:
         elbv2.add_tags(ResourceArns=[listener.arn], Tags=[{"Key": TAG_ABORTED, "Value": marker}])
+        marked = True
     except Exception as exc:  # noqa: BLE001
-        return Rollback(True, False, marker, f"traffic is on stable, but the abort marker could not be written: {_short(exc)}")
-    return Rollback(True, True, marker)
+        marked = False
+        errors.append(f"traffic is on stable, but the abort marker could not be written: {_short(exc)}")
+    return Rollback(True, marked, marker, "; ".join(errors), rules_moved, bool(rules_error))
 
 
 # --------------------------------------------------------------------------- an invocation
@@ -556,7 +610,7 @@ class RunReport:
     rollback: Rollback | None = None
     breach_at: float | None = None  # wall clock of the check that found the breach
     moved_at: float | None = None  # wall clock when modify_listener first returned
-    rollbacks: int = 0  # modify_listener attempts
+    rollbacks: int = 0  # rollback attempts (modify_listener, or a retry of the rules that still forward to the candidate)
     last_notes: tuple[str, ...] = ()
     notified: str = ""
     judge: JudgeLook | None = None  # the judge's last verdict in this invocation (once a minute)
@@ -632,7 +686,13 @@ def run(
             if report.rollback is None:
                 return report  # nothing under way: the cheap path, most minutes of the month
             if not report.rollback.moved and check.listener is not None:
-                report.rollback = replace(report.rollback, moved=True, error="traffic is on stable (moved by someone else)")
+                report.rollback = replace(report.rollback, moved=True, error="traffic is on stable (moved by someone else)",
+                                          rules_pending=True)
+            if report.rollback.rules_pending and check.stable_tg is not None:
+                moved, error = move_rules_to_stable(elbv2, settings.listener_arn, check.stable_tg)
+                report.rollbacks += 1
+                report.rollback = replace(report.rollback, rules_moved=report.rollback.rules_moved + moved, rules_pending=bool(error),
+                                          error=f"traffic is on stable, but {error}" if error else "")
             # rolled back: keep watching, a racing `pulumi up` may send traffic to the broken candidate again
         else:
             report.active = True

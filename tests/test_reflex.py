@@ -256,7 +256,7 @@ def _declared_actions() -> list[str]:
     return out
 
 
-WRITES = ["elasticloadbalancing:ModifyListener", "elasticloadbalancing:AddTags"]
+WRITES = ["elasticloadbalancing:ModifyListener", "elasticloadbalancing:AddTags", "elasticloadbalancing:ModifyRule"]
 REFLEX_ACTIONS = [a for a in _declared_actions() if a not in WRITES]
 
 
