@@ -114,6 +114,7 @@ class ReflexSettings:
     judge_alpha: float = 0.05  # the judge's false-alarm bound per step (as the gate's judgeAlpha)
     judge_tolerated_ratio: float = 1.0  # fail only on evidence the candidate is worse than this x stable
     judge_max_minutes: int = 60  # the judge reads at most this many minutes back
+    judge_change_alpha: float = 0.0001  # a change after the step began: the judge on every later start, at this alpha
 
     ENV = {
         "stack": "BLUEGREEN_STACK",
@@ -132,6 +133,7 @@ class ReflexSettings:
         "judge_alpha": "BLUEGREEN_REFLEX_JUDGE_ALPHA",
         "judge_tolerated_ratio": "BLUEGREEN_REFLEX_JUDGE_TOLERATED_RATIO",
         "judge_max_minutes": "BLUEGREEN_REFLEX_JUDGE_MAX_MINUTES",
+        "judge_change_alpha": "BLUEGREEN_REFLEX_JUDGE_CHANGE_ALPHA",
     }
     _NUMBERS = {  # attr: (type, low, high)
         "probes": (int, 1, 50),
@@ -144,6 +146,7 @@ class ReflexSettings:
         "judge_alpha": (float, 0.0001, 0.5),
         "judge_tolerated_ratio": (float, 1, 100),
         "judge_max_minutes": (int, 5, 1440),
+        "judge_change_alpha": (float, 1e-9, 0.05),
     }
 
     def to_env(self) -> dict[str, str]:
@@ -397,8 +400,16 @@ def look_at_judge(
     trusted only when its weights are the live ones), at most `judge_max_minutes` back, ending one minute
     before the current one (the ALB publishes a minute's counts about a minute late). Never raises.
 
-    The window restarts at every weight change, as the gate's does: each earlier step was promoted on
-    its own `pass`, and the e-process is valid from any start fixed before the data arrive.
+    Two verdicts, either `fail` is a breach:
+
+    * the step's verdict: the judge on the whole window at `judge_alpha`, exactly the gate's (and so the
+      watcher's) verdict -- the window restarts at every weight change, as the gate's does;
+    * a change within the step: the judge on the window from each later minute on, at
+      `judge_change_alpha`. The step's e-process is a product from the step's start, so healthy minutes
+      before a regression hold it down for minutes after it begins; the latest start sees only the
+      regression. Taking the largest over starts is a CUSUM of e-processes: a false alarm needs some
+      window's e-value to reach 1/judge_change_alpha, and the mean time to one on a healthy candidate
+      is at least that many minutes (Lorden; Shin, Ramdas & Rinaldo, "E-detectors", 2022).
     """
     at = wall()
     try:
@@ -414,12 +425,19 @@ def look_at_judge(
         since = datetime.fromtimestamp(stamp[0], timezone.utc)
         first = since.replace(second=0, microsecond=0) + (timedelta(minutes=1) if since.second else timedelta())
         start = max(end - timedelta(minutes=cfg.max_minutes), first)
-        minutes, kinds = (), ("errors",)
+        minutes, kinds, starts = (), ("errors",), ()
         if start < end:
             series = read_minutes(cloudwatch, load_balancer_arn=settings.load_balancer_arn, stable_target_group_arn=stable_tg,
                                   candidate_target_group_arn=candidate_tg, start=start, end=end)
-            minutes, kinds = series.minutes, series.kinds
+            minutes, kinds, starts = series.minutes, series.kinds, series.starts
         j = judge(minutes, cfg, kinds=kinds)
+        if j.verdict != FAIL:
+            change = replace(cfg, alpha=settings.judge_change_alpha)
+            for i in range(1, len(minutes)):
+                later = judge(minutes[i:], change, kinds=kinds)
+                if later.verdict == FAIL:
+                    return JudgeLook(FAIL, later.e_value, f"judge fail (a change since {starts[i]:%H:%M}Z, alpha "
+                                                           f"{settings.judge_change_alpha:g}): {later.reason}", at)
     except Exception as exc:  # noqa: BLE001 - a judge that cannot look never rolls back
         return JudgeLook(None, None, f"judge unreadable ({_short(exc)}); not a breach", at)
     return JudgeLook(j.verdict, j.e_value, f"judge {j.verdict}: {j.reason}", at)

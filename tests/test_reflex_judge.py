@@ -5,6 +5,7 @@ groups' per-minute counts from CloudWatch since the live weights began and rolls
 from __future__ import annotations
 
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -164,3 +165,22 @@ def test_the_watcher_commits_step_zero_naming_the_judge_and_its_e_value():
     d = decide("production", RolloutConfig("blue", (10, 25, 50, 75, 100), 2), {"blue": 100, "green": 0}, None,
                aborted="2026-11-23T16:05:03Z judge green=25 e=41.2")
     assert d.action is Action.ROLLBACK and "(judge e-value 41.2 at 2026-11-23T16:05:03Z" in d.reason, d
+
+
+def test_a_regression_after_a_long_healthy_bake_is_caught_from_its_own_start(aws):
+    """Twenty healthy minutes hold the step's e-process down; the change window sees only the bad minutes."""
+    from rollout.judge import JudgeConfig, judge
+    from rollout.metrics import read_minutes
+
+    rig = JudgeRig(aws, since_min=25)
+    rig.minutes(candidate=(750, 7), ago=range(4, 24))  # healthy
+    rig.minutes(candidate=(750, 35), ago=range(2, 4))  # then two minutes at 5x
+    report = rig.run()
+    assert report.judge.verdict == "fail" and "a change since" in report.judge.reason and report.rollback.moved, report.to_dict()
+    assert parse_abort(rig.tags()[TAG_ABORTED]).e_value >= 1e4
+    # the step's own verdict alone would still be waiting
+    end = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    series = read_minutes(aws.client("cloudwatch"), load_balancer_arn=rig.alb.load_balancer,
+                          stable_target_group_arn=rig.alb.target_groups["blue"], candidate_target_group_arn=rig.alb.target_groups["green"],
+                          start=end - timedelta(minutes=24), end=end - timedelta(minutes=1))
+    assert judge(series.minutes, JudgeConfig()).verdict != "fail"
