@@ -47,7 +47,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from rollout.desired import TAG_SINCE, parse_since
-from rollout.judge import FAIL, JudgeConfig, judge
+from rollout.judge import FAIL, JudgeConfig, Minute, judge
 from rollout.live import COLOR_TAG, STABLE_TAG, STABLE_TG_TAG, aws_fault_reason
 from rollout.metrics import read_minutes
 from rollout.probe_runner import ProbeSettings, probe_round
@@ -60,6 +60,7 @@ __all__ = [
     "REASON_JUDGE",
     "JudgeLook",
     "look_at_judge",
+    "judge_step",
     "ReflexSetupError",
     "ReflexSettings",
     "ListenerView",
@@ -430,17 +431,26 @@ def look_at_judge(
             series = read_minutes(cloudwatch, load_balancer_arn=settings.load_balancer_arn, stable_target_group_arn=stable_tg,
                                   candidate_target_group_arn=candidate_tg, start=start, end=end)
             minutes, kinds, starts = series.minutes, series.kinds, series.starts
-        j = judge(minutes, cfg, kinds=kinds)
-        if j.verdict != FAIL:
-            change = replace(cfg, alpha=settings.judge_change_alpha)
-            for i in range(1, len(minutes)):
-                later = judge(minutes[i:], change, kinds=kinds)
-                if later.verdict == FAIL:
-                    return JudgeLook(FAIL, later.e_value, f"judge fail (a change since {starts[i]:%H:%M}Z, alpha "
-                                                           f"{settings.judge_change_alpha:g}): {later.reason}", at)
+        verdict, e_value, reason = judge_step(settings, minutes, kinds, starts)
     except Exception as exc:  # noqa: BLE001 - a judge that cannot look never rolls back
         return JudgeLook(None, None, f"judge unreadable ({_short(exc)}); not a breach", at)
-    return JudgeLook(j.verdict, j.e_value, f"judge {j.verdict}: {j.reason}", at)
+    return JudgeLook(verdict, e_value, reason, at)
+
+
+def judge_step(settings: ReflexSettings, minutes: Sequence[Minute], kinds: Sequence[str],
+               starts: Sequence[datetime] = ()) -> tuple[str, float, str]:
+    """(verdict, e-value, reason) of the step's minutes (oldest first): the step's verdict at `judge_alpha`,
+    else `fail` when the window from some later minute reaches 1/`judge_change_alpha`. Pure."""
+    cfg = settings.judge_config()
+    j = judge(minutes, cfg, kinds=kinds)
+    if j.verdict != FAIL:
+        change = replace(cfg, alpha=settings.judge_change_alpha)
+        for i in range(1, len(minutes)):
+            later = judge(minutes[i:], change, kinds=kinds)
+            if later.verdict == FAIL:
+                since = f" since {starts[i]:%H:%M}Z" if i < len(starts) else ""
+                return FAIL, later.e_value, (f"judge fail (a change{since}, alpha {settings.judge_change_alpha:g}): {later.reason}")
+    return j.verdict, j.e_value, f"judge {j.verdict}: {j.reason}"
 
 
 # --------------------------------------------------------------------------- breach

@@ -184,3 +184,37 @@ def test_a_regression_after_a_long_healthy_bake_is_caught_from_its_own_start(aws
                           stable_target_group_arn=rig.alb.target_groups["blue"], candidate_target_group_arn=rig.alb.target_groups["green"],
                           start=end - timedelta(minutes=24), end=end - timedelta(minutes=1))
     assert judge(series.minutes, JudgeConfig()).verdict != "fail"
+
+
+# --------------------------------------------------------------------------- judge_step, pure
+
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+from rollout.judge import Minute, judge  # noqa: E402
+from rollout.reflex import judge_step  # noqa: E402
+
+_minute = st.builds(
+    lambda ns, nc, bs, bc: Minute(ns, nc, {"errors": min(bs, ns)}, {"errors": min(bc, nc)}),
+    st.integers(0, 5000), st.integers(0, 2000), st.integers(0, 200), st.integers(0, 200),
+)
+_S = ReflexSettings("p", "lb", "l")
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.lists(_minute, max_size=20))
+def test_the_step_verdict_stands_and_a_change_can_only_add_a_fail(minutes):
+    verdict, e_value, reason = judge_step(_S, minutes, ("errors",))
+    step = judge(minutes, _S.judge_config(), kinds=("errors",))
+    if step.verdict == "fail":
+        assert verdict == "fail" and e_value == step.e_value
+    elif verdict != "fail":
+        assert verdict == step.verdict and "a change" not in reason
+    else:  # a fail the step's verdict did not reach comes from a later window at the change alpha
+        assert "a change" in reason and e_value >= 1 / _S.judge_change_alpha
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.lists(st.builds(lambda ns, nc, bs: Minute(ns, nc, {"errors": min(bs, ns)}, {"errors": 0}),
+                          st.integers(0, 5000), st.integers(0, 2000), st.integers(0, 200)), max_size=20))
+def test_a_candidate_without_bad_events_is_never_failed(minutes):
+    assert judge_step(_S, minutes, ("errors",))[0] != "fail"
