@@ -25,12 +25,12 @@ reflex's to act on; the autopilot stops and says so.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import Mapping
 
 from .config import AutopilotConfig
 from .operations import percentages
 from .rules import RolloutConfig
+from .watcher import Decision  # the same shape: action, reason, the step it commits
 
 __all__ = ["Action", "AutopilotConfig", "Decision", "decide"]
 
@@ -43,18 +43,6 @@ class Action(str, enum.Enum):
     ADVANCE = "advance"  # commit step k+1
     APPROVAL = "approval"  # the next step needs a human: open the approval path, commit nothing
     STOP = "stop"  # the autopilot gives up on this rollout and notifies
-
-
-@dataclass(frozen=True)
-class Decision:
-    """The action, the step it commits (advance, approval) and why."""
-
-    action: Action
-    reason: str
-    to_step: int | None = None
-
-    def to_dict(self) -> dict:
-        return {"action": self.action.value, "reason": self.reason, "toStep": self.to_step}
 
 
 def decide(

@@ -49,9 +49,9 @@ class Action(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Decision:
-    """The watcher's action, the step to roll back to (for a rollback), and why."""
+    """A scheduled round's action (the watcher's, or the autopilot's own Action), the step it commits, and why."""
 
-    action: Action
+    action: enum.Enum  # watcher.Action, or rollout.autopilot.Action
     reason: str
     to_step: int | None = None
 
