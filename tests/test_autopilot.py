@@ -130,3 +130,117 @@ def test_autopilot_defaults_and_a_valid_section():
     assert parse_stack_config(raw).autopilot == AutopilotConfig(False, 50, 60, None)
     raw["autopilot"] = {"enabled": True, "approveAbove": 25, "maxBakeMinutes": 90, "minBakeMinutes": 15}
     assert parse_stack_config(raw).autopilot == AutopilotConfig(True, 25, 90, 15)
+
+
+# --------------------------------------------------------------------------- the command, end to end
+
+import subprocess  # noqa: E402
+import time  # noqa: E402
+
+import yaml  # noqa: E402
+
+from rollout.desired import format_since  # noqa: E402
+from tests.test_cli import expect, invoke, make_project, no_pulumi  # noqa: E402,F401 - fixture
+
+
+def _git(cwd, *args):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path, monkeypatch):
+    """A bare 'origin' and a clone holding the project (autopilot on, step 2 of 10/25/50/75/100, bake 10 min)."""
+    for k, v in {"GIT_AUTHOR_NAME": "bluegreen-autopilot", "GIT_AUTHOR_EMAIL": "autopilot@example.invalid",
+                 "GIT_COMMITTER_NAME": "bluegreen-autopilot", "GIT_COMMITTER_EMAIL": "autopilot@example.invalid",
+                 "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path)}.items():
+        monkeypatch.setenv(k, v)
+    import shutil
+
+    bin_dir = tmp_path / "gitbin"  # git on PATH, and no Pulumi CLI
+    bin_dir.mkdir()
+    (bin_dir / "git").symlink_to(shutil.which("git"))
+    monkeypatch.setenv("PATH", str(bin_dir))
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "--quiet", "--bare", "-b", "main", str(origin))
+
+    def make(step=2, **autopilot):
+        proj = make_project(tmp_path, step=step, autopilot={"enabled": True, **autopilot})
+        _git(proj, "init", "--quiet", "-b", "main")
+        _git(proj, "add", "-A")
+        _git(proj, "commit", "--quiet", "-m", f"step {step}")
+        _git(proj, "remote", "add", "origin", str(origin))
+        _git(proj, "push", "--quiet", "origin", "main")
+        return proj, origin
+
+    return make
+
+
+def _live(aws, *, weight=25, stamp_min=15, candidate=(750, 7)):
+    """Moto ALB live at the step's weight, its bake clock `stamp_min` ago, healthy (or not) per-minute counts."""
+    alb = aws.build_alb(candidate_weight=weight)
+    aws.client("elbv2").add_tags(ResourceArns=[alb.production_listener], Tags=[
+        {"Key": "bluegreen:stable-tg", "Value": alb.target_groups["blue"]},
+        {"Key": "bluegreen:weights-since", "Value": format_since(time.time() - stamp_min * 60, {"blue": 100 - weight, "green": weight})}])
+    aws.put_minutes(alb, stable=(2250, 22), candidate=candidate, ago=range(2, stamp_min))
+    return alb
+
+
+def _run(proj, alb, url, *extra):
+    return invoke("--project-dir", str(proj), "autopilot", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
+                  "--probe-base-url", url.rsplit("/healthz", 1)[0], *extra)
+
+
+def _step_in(text):
+    return yaml.safe_load(text)["config"]["bluegreen:rollout"]["step"]
+
+
+def test_a_pass_after_the_bake_commits_and_pushes_the_next_step(aws, repo, http_server, tmp_path):
+    proj, origin = repo(step=2)
+    alb = _live(aws)
+    out = tmp_path / "gh"
+    r = _run(proj, alb, http_server("healthy"), "--push", "origin", "--github-output", str(out))
+    expect(r, 0, "advance: production: green passes at step 2", "advancing to step 3 (50%)", "pushed to origin/main")
+    subject, body = _git(origin, "log", "-1", "--format=%s"), _git(origin, "log", "-1", "--format=%b")
+    assert subject == "autopilot: advance production to step 3 (green 50%)" and "passes at step 2" in body, (subject, body)
+    assert _step_in(_git(origin, "show", "main:Pulumi.production.yaml")) == 3
+    assert _git(origin, "show", "--stat", "--format=", "main").split("|")[0].strip() == "Pulumi.production.yaml"  # that file only
+    lines = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    assert lines["action"] == "advance" and lines["to_step"] == "3" and lines["commit"] == _git(origin, "rev-parse", "main")
+
+
+@pytest.mark.parametrize("case, code, words", [
+    ("fail", 1, "stop: production: green fails its health gate at step 2"),
+    ("young", 0, "wait: production: step 2 has baked"),
+    ("insufficient-cap", 1, "autopilot.maxBakeMinutes 20"),
+    ("approval", 0, "approval: production: green passes at step 3; step 4 (75%) is above autopilot.approveAbove (50%)"),
+    ("not-live", 0, "wait: production: step 2 is declared but not live yet"),
+])
+def test_no_commit_unless_it_advances(aws, repo, http_server, case, code, words):
+    proj, origin = repo(step=3 if case == "approval" else 2, **({"maxBakeMinutes": 20} if case == "insufficient-cap" else {}))
+    before = _git(origin, "rev-parse", "main")
+    alb = _live(aws, weight=50 if case == "approval" else (10 if case == "not-live" else 25),
+                stamp_min={"young": 4, "insufficient-cap": 25}.get(case, 15),
+                candidate={"fail": (750, 40), "insufficient-cap": (0, 0)}.get(case, (750, 7)))
+    r = _run(proj, alb, http_server("healthy"), "--push", "origin")
+    expect(r, code, words)
+    assert _git(origin, "rev-parse", "main") == before and _git(proj, "status", "--porcelain") == "", "nothing may be committed"
+
+
+def test_off_by_default_reads_nothing(tmp_path, no_pulumi):
+    proj = make_project(tmp_path, step=2)
+    r = invoke("--project-dir", str(proj), "autopilot", "--stack", "production")  # no ARN, no AWS: off decides first
+    expect(r, 0, "none: production: autopilot is off")
+
+
+def test_a_push_rejected_because_main_moved_fails_loudly_and_forces_nothing(aws, repo, http_server, tmp_path):
+    proj, origin = repo(step=2)
+    other = tmp_path / "other"
+    _git(tmp_path, "clone", "--quiet", str(origin), str(other))
+    (other / "README.md").write_text("moved\n")
+    _git(other, "add", "README.md")
+    _git(other, "commit", "--quiet", "-m", "someone else")
+    _git(other, "push", "--quiet", "origin", "main")
+    moved = _git(origin, "rev-parse", "main")
+    r = _run(proj, _live(aws), http_server("healthy"), "--push", "origin")
+    expect(r, 1)
+    assert "autopilot could not commit or push step 3" in r.output and _git(origin, "rev-parse", "main") == moved
