@@ -865,6 +865,20 @@ def release(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack
 # --------------------------------------------------------------------------- watcher
 
 
+def _read_production(cfg, arn: str):
+    """(elbv2 client, live state with a production listener or None, why not) for a scheduled round."""
+    from .live import elbv2_client, read_live_state
+
+    elbv2 = elbv2_client(cfg.region)
+    try:
+        live = read_live_state(elbv2, arn, production_port=443 if cfg.traffic.https else 80)
+    except LiveStateError as e:
+        return elbv2, None, str(e)
+    if live.production is None:
+        return elbv2, None, f"no production listener on {arn}"
+    return elbv2, live, ""
+
+
 @cli.command()
 @click.option("--stack", "-s", required=True, help="Stack name; reads Pulumi.<stack>.yaml.")
 @click.option("--load-balancer-arn", default=None, metavar="ARN", help="Default: `pulumi stack output loadBalancerArn --stack S`.")
@@ -888,17 +902,7 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
     th = _thresholds(thresholds)
     r = cfg.rollout
     arn = _lb_arn(stack, load_balancer_arn)
-    from .live import elbv2_client, read_live_state
-
-    elbv2 = elbv2_client(cfg.region)
-    live = None
-    problem = ""
-    try:
-        live = read_live_state(elbv2, arn, production_port=443 if cfg.traffic.https else 80)
-        if live.production is None:
-            problem, live = f"no production listener on {arn}", None
-    except LiveStateError as e:
-        problem = str(e)
+    elbv2, live, problem = _read_production(cfg, arn)
     verdict = None
     aborted = live.production.tags.get(TAG_ABORTED) if live else None
     if live is not None and r.step > 0 and not aborted:  # the reflex already rolled back: reconcile, no gate
@@ -968,7 +972,6 @@ def autopilot(stack: str, load_balancer_arn: str | None, probe_base_url: str | N
     from .bake import bake_minutes, bake_status
     from .desired import TAG_SINCE
     from .gitops import GitError, commit_paths, push_fast_forward
-    from .live import elbv2_client, read_live_state
     from .reflex import TAG_ABORTED
 
     _, cfg = _load(stack)
@@ -976,13 +979,7 @@ def autopilot(stack: str, load_balancer_arn: str | None, probe_base_url: str | N
     live, problem, verdict = None, "", None
     if ap.enabled and 0 < r.step < r.last_step:
         arn = _lb_arn(stack, load_balancer_arn)
-        elbv2 = elbv2_client(cfg.region)
-        try:
-            live = read_live_state(elbv2, arn, production_port=443 if cfg.traffic.https else 80)
-            if live.production is None:
-                problem, live = f"no production listener on {arn}", None
-        except LiveStateError as e:
-            problem = str(e)
+        elbv2, live, problem = _read_production(cfg, arn)
         if live is not None and not live.production.tags.get(TAG_ABORTED):
             verdict = _run_gate(cfg, r.candidate, live, arn, elbv2, probe_base_url, _thresholds(thresholds),
                                 ("http-probes", "target-health", "metrics", "judge"))
