@@ -953,10 +953,11 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
 @click.option("--commit", "do_commit", is_flag=True, help="On advance, set the next step in Pulumi.<stack>.yaml and git commit it.")
 @click.option("--push", "remote", default=None, metavar="REMOTE", help="Then push the commit to REMOTE as a fast-forward (implies --commit).")
 @click.option("--branch", default="main", show_default=True, help="The branch --push updates.")
+@click.option("--skip-ci", is_flag=True, help="End the commit subject with [skip ci] (the workflow deploys the commit itself).")
 @click.option("--github-output", type=click.Path(dir_okay=False, path_type=Path), envvar="GITHUB_OUTPUT", default=None,
               help="Append action=, to_step=, reason=, commit= here (env GITHUB_OUTPUT).")
 def autopilot(stack: str, load_balancer_arn: str | None, probe_base_url: str | None, thresholds: Path | None, do_commit: bool,
-              remote: str | None, branch: str, github_output: Path | None) -> None:
+              remote: str | None, branch: str, skip_ci: bool, github_output: Path | None) -> None:
     """One autopilot round: advance one step when the judge says pass and the bake has elapsed.
 
     Off unless bluegreen:autopilot.enabled. Decides none / wait / advance / approval / stop
@@ -1005,7 +1006,7 @@ def autopilot(stack: str, load_balancer_arn: str | None, probe_base_url: str | N
         try:
             set_config_path(path, "bluegreen:rollout.step", decision.to_step)
             sha = commit_paths(_obj().project_dir, [path], f"autopilot: advance {stack} to step {decision.to_step} "
-                               f"({r.candidate} {r.steps[decision.to_step - 1]}%)", decision.reason)
+                               f"({r.candidate} {r.steps[decision.to_step - 1]}%){' [skip ci]' if skip_ci else ''}", decision.reason)
             if sha and remote:
                 push_fast_forward(_obj().project_dir, remote, branch)
         except (GitError, ConfigError, OSError) as e:
