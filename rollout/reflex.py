@@ -547,9 +547,10 @@ class Rollback:
     rules_pending: bool = False  # a rule forwarding to the candidate could not be read or moved: retried
 
 
-def _rule_forward_to(actions: Sequence[Mapping[str, Any]], stable_tg: str) -> list[dict[str, Any]] | None:
+def _rule_forward_to(actions: Sequence[Mapping[str, Any]], stable_tg: str, candidates: frozenset[str]) -> list[dict[str, Any]] | None:
     """The rule's actions with its forward sent to `stable_tg` alone, or None when the forward gives no
-    other target group traffic (nothing to move). Every other action is kept as it is."""
+    candidate traffic (nothing to move; a rule to another service's target group is not ours). Every
+    other action is kept as it is."""
     out, moves = [], False
     for action in actions or []:
         if action.get("Type") != "forward":
@@ -558,7 +559,7 @@ def _rule_forward_to(actions: Sequence[Mapping[str, Any]], stable_tg: str) -> li
         cfg = action.get("ForwardConfig") or {}
         groups = cfg.get("TargetGroups") or ([{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}] if action.get("TargetGroupArn") else [])
         sole = len(groups) == 1
-        if not any(g["TargetGroupArn"] != stable_tg and int(g.get("Weight", 1 if sole else 0)) > 0 for g in groups):
+        if not any(g["TargetGroupArn"] in candidates and int(g.get("Weight", 1 if sole else 0)) > 0 for g in groups):
             out.append(dict(action))
             continue
         moves = True
@@ -571,10 +572,13 @@ def _rule_forward_to(actions: Sequence[Mapping[str, Any]], stable_tg: str) -> li
     return out if moves else None
 
 
-def move_rules_to_stable(elbv2, listener_arn: str, stable_tg: str) -> tuple[int, str]:
-    """One `modify_rule` per rule of the production listener whose forward gives traffic to a target group
-    other than `stable_tg` (the header route to the candidate): it forwards to `stable_tg` alone, with
-    its conditions, priority and other actions as they are. Returns (rules moved, what failed). Never raises."""
+def move_rules_to_stable(elbv2, listener: ListenerView, stable_tg: str) -> tuple[int, str]:
+    """One `modify_rule` per rule of the production listener whose forward gives traffic to a candidate (a
+    target group of the listener's default forward other than `stable_tg`; the header route): it forwards
+    to `stable_tg` alone, with its conditions, priority and other actions as they are. Returns (rules
+    moved, what failed). Never raises."""
+    candidates = frozenset(arn for arn, _ in listener.groups if arn != stable_tg)
+    listener_arn = listener.arn
     try:
         rules = [r for page in elbv2.get_paginator("describe_rules").paginate(ListenerArn=listener_arn) for r in page.get("Rules", [])]
     except Exception as exc:  # noqa: BLE001 - retried at the next check
@@ -583,7 +587,7 @@ def move_rules_to_stable(elbv2, listener_arn: str, stable_tg: str) -> tuple[int,
     for rule in rules:
         if rule.get("IsDefault"):
             continue
-        actions = _rule_forward_to(rule.get("Actions") or [], stable_tg)
+        actions = _rule_forward_to(rule.get("Actions") or [], stable_tg, candidates)
         if actions is None:
             continue
         try:
@@ -614,7 +618,7 @@ def roll_back(elbv2, listener: ListenerView, stable_tg: str, marker: str) -> Rol
         elbv2.modify_listener(ListenerArn=listener.arn, DefaultActions=[action])
     except Exception as exc:  # noqa: BLE001 - reported, retried at the next check
         return Rollback(False, False, marker, f"could not move traffic to stable: {_short(exc)}")
-    rules_moved, rules_error = move_rules_to_stable(elbv2, listener.arn, stable_tg)
+    rules_moved, rules_error = move_rules_to_stable(elbv2, listener, stable_tg)
     errors = [f"traffic is on stable, but {rules_error}"] if rules_error else []
     try:
         elbv2.add_tags(ResourceArns=[listener.arn], Tags=[{"Key": TAG_ABORTED, "Value": marker}])
@@ -716,8 +720,8 @@ def run(
             if not report.rollback.moved and check.listener is not None:
                 report.rollback = replace(report.rollback, moved=True, error="traffic is on stable (moved by someone else)",
                                           rules_pending=True)
-            if report.rollback.rules_pending and check.stable_tg is not None:
-                moved, error = move_rules_to_stable(elbv2, settings.listener_arn, check.stable_tg)
+            if report.rollback.rules_pending and check.stable_tg is not None and check.listener is not None:
+                moved, error = move_rules_to_stable(elbv2, check.listener, check.stable_tg)
                 report.rollbacks += 1
                 report.rollback = replace(report.rollback, rules_moved=report.rollback.rules_moved + moved, rules_pending=bool(error),
                                           error=f"traffic is on stable, but {error}" if error else "")

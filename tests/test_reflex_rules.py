@@ -56,8 +56,15 @@ def test_after_an_abort_the_header_route_forwards_to_stable(aws, candidate):
 
 
 def test_rules_to_stable_or_elsewhere_are_left_alone(aws, candidate):
+    """Only the candidate's routes move: a rule to stable, a fixed response and a rule to another service's
+    target group on the same listener stay as they are."""
     rig = Rig(aws, candidate.port)
     to_stable = header_rule(rig, "blue", 20, [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/old/*"]}}])
+    foreign = rig.elbv2.create_target_group(Name="billing", Protocol="HTTP", Port=8080, VpcId=rig.alb.vpc_id,
+                                            TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    rig.elbv2.create_rule(ListenerArn=rig.alb.production_listener, Priority=40,
+                          Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/billing/*"]}}],
+                          Actions=[{"Type": "forward", "TargetGroupArn": foreign}])
     fixed = rig.elbv2.create_rule(
         ListenerArn=rig.alb.production_listener, Priority=30, Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/ping"]}}],
         Actions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200"}}],
