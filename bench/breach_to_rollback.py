@@ -30,7 +30,7 @@ arise. Measured: t0 -> the virtual time modify_listener returned; goal <= 3 min.
 (candidate at stable's rate, steps 10/25/50/75 of 15 min each, repeated): false rollbacks, goal 0.
 
 Run: .venv/bin/python bench/breach_to_rollback.py [--part fast|statistical|all] [--healthy-seconds 180]
-     [--healthy-minutes 600] [--record]
+     [--healthy-minutes 240] [--record]
 """
 
 from __future__ import annotations
@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--part", choices=("fast", "statistical", "all"), default="all",
                     help="fast: dead/5xx/slow at real time; statistical: the judge on a scaled clock; all (default)")
     ap.add_argument("--healthy-seconds", type=float, default=180.0, help="length of the real-time healthy run (default 180)")
-    ap.add_argument("--healthy-minutes", type=int, default=600, help="virtual minutes of the statistical healthy run (default 600)")
+    ap.add_argument("--healthy-minutes", type=int, default=240, help="virtual minutes of the end-to-end statistical healthy run (default 240; ~10 min real)")
     ap.add_argument("--record", action="store_true", help="append the result to bench/RESULTS.md")
     args = ap.parse_args(argv)
     moto = Moto()
