@@ -5,8 +5,8 @@ where and how it runs: in the probe function's subnets with the probe function's
 test listener admits it by reference, so its probes reach the candidate from inside the VPC), invoked
 every minute by EventBridge, each invocation checking every `interval_seconds` for ~50 s.
 
-Its role may change exactly one resource: `ModifyListener` and `AddTags` on the production listener's
-ARN; everything else it may only read. Nothing here depends on the rollout step, so a traffic step,
+Its role may change the production listener and its rules only: `ModifyListener` and `AddTags` on the
+listener's ARN, `ModifyRule` on its rules' ARNs; everything else it may only read. Nothing here depends on the rollout step, so a traffic step,
 a rollback or a finish never changes the function (the program's "one step, one resource" holds).
 """
 
@@ -27,23 +27,35 @@ __all__ = ["ReflexFunction", "ReflexFunctionArgs", "reflex_policy", "REFLEX_MODU
 # The function's package: the handler and the rollout modules it imports (stdlib + boto3 only).
 REFLEX_MODULES = (
     "rollout/__init__.py",
+    "rollout/config.py",  # rollout.desired (the weights-since stamp) imports it
+    "rollout/desired.py",
     "rollout/errors.py",
+    "rollout/judge.py",
     "rollout/live.py",
+    "rollout/metrics.py",
     "rollout/probe_runner.py",
     "rollout/reflex.py",
     "rollout/reflex_lambda.py",
+    "rollout/rules.py",
+    "rollout/workload.py",
 )
 REFLEX_HANDLER = "rollout.reflex_lambda.handler"
 TIMEOUT_SECONDS = 60  # one invocation a minute; the handler stops checking 8 s before the timeout
 BUDGET_SECONDS = 50  # how long one invocation keeps checking (while a candidate carries traffic)
 
 
+def listener_rules_arn(listener_arn: str) -> str:
+    """The ARN pattern of every rule of one listener: `...:listener-rule/app/<lb>/<lb id>/<listener id>/*`."""
+    return listener_arn.replace(":listener/", ":listener-rule/", 1) + "/*"
+
+
 def reflex_policy(listener_arn: str, log_group_arn: str, topic_arn: Optional[str] = None) -> str:
-    """The least the reflex needs: read the load balancer, change the production listener (its default
-    action and its tags, nothing else), run in the VPC, write its log, and publish to its topic.
+    """The least the reflex needs: read the load balancer and the judge's CloudWatch counts, change the
+    production listener (its default action and its tags, nothing else), run in the VPC, write its log,
+    and publish to its topic.
 
     elbv2 Describe* support no resource-level permissions (Resource must be *); ModifyListener and
-    AddTags are scoped to the one listener ARN.
+    AddTags are scoped to the one listener ARN, ModifyRule to that listener's rules.
     """
     statements = [
         {
@@ -64,6 +76,20 @@ def reflex_policy(listener_arn: str, log_group_arn: str, topic_arn: Optional[str
             "Effect": "Allow",
             "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:ModifyListener"],
             "Resource": listener_arn,
+        },
+        {
+            # the header route (any rule of the production listener forwarding to the candidate) follows the abort
+            "Sid": "MoveTheListenersRulesToStable",
+            "Effect": "Allow",
+            "Action": ["elasticloadbalancing:ModifyRule"],
+            "Resource": listener_rules_arn(listener_arn),
+        },
+        {
+            # the judge's per-minute counts of both target groups; GetMetricData has no resource-level permissions
+            "Sid": "ReadTheJudgesCounts",
+            "Effect": "Allow",
+            "Action": ["cloudwatch:GetMetricData"],
+            "Resource": "*",
         },
         {"Sid": "RunInTheVpc", "Effect": "Allow", "Action": list(VPC_ACCESS_ACTIONS), "Resource": "*"},
         {"Sid": "WriteItsLog", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": f"{log_group_arn}:*"},

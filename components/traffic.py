@@ -59,10 +59,11 @@ class TrafficLayer(pulumi.ComponentResource):
     listeners: list
     target_group_arns: Mapping[str, pulumi.Output[str]]
 
-    def add_header_route(self, after: Sequence[pulumi.Resource] = ()) -> Optional[aws.lb.ListenerRule]:
+    def add_header_route(self, after: Sequence[pulumi.Resource] = (), to_stable_when: Optional[pulumi.Input[bool]] = None) -> Optional[aws.lb.ListenerRule]:
         """The optional header route to the candidate, created after `after` (the colours' workloads):
-        the pack gates it when it is created, so the candidate must be running by then."""
-        name, plan, base_tags, candidate_tg = self._header_route_args
+        the pack gates it when it is created, so the candidate must be running by then. It forwards to
+        the stable colour instead while `to_stable_when` is true (the reflex's abort marker stands)."""
+        name, plan, base_tags, candidate_tg, stable_tg = self._header_route_args
         if not plan.header_route:
             return None
         header, value = plan.header_route
@@ -75,7 +76,8 @@ class TrafficLayer(pulumi.ComponentResource):
                     http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(http_header_name=header, values=[value])
                 )
             ],
-            actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=candidate_tg.arn)],
+            actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=pulumi.Output.all(
+                to_stable_when, candidate_tg.arn, stable_tg.arn).apply(lambda a: a[2] if a[0] else a[1]))],
             tags=base_tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
         )
@@ -212,7 +214,7 @@ class TrafficLayer(pulumi.ComponentResource):
                     opts=child,
                 )
             )
-        self._header_route_args = (name, plan, base_tags, tgs[candidate])
+        self._header_route_args = (name, plan, base_tags, tgs[candidate], tgs[args.stable])
         self.alb_arn = alb.arn
         self.dns_name = alb.dns_name
         self.security_group_id = sg.id

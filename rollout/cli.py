@@ -584,11 +584,11 @@ def _aborted(tags) -> dict | None:
     m = parse_abort(tags.get(TAG_ABORTED))
     if m is None:
         return None
-    what = f"{m.code} at {m.when}" if m.code != "unknown" else f"marker {m.raw!r}"
+    what = f"{m.code}{f' (e-value {m.e_value:g})' if m.e_value is not None else ''} at {m.when}" if m.code != "unknown" else f"marker {m.raw!r}"
     had = f", {m.colour} had {m.weight}%" if m.colour else ""
     text = (f"the reflex moved all traffic to stable ({what}{had}); only step 0 may be deployed until "
             "the config says step 0 and `pulumi up --refresh` clears the marker")
-    return {"reason": m.code, "at": m.when, "colour": m.colour, "weight": m.weight, "marker": m.raw, "text": text}
+    return {"reason": m.code, "at": m.when, "colour": m.colour, "weight": m.weight, "eValue": m.e_value, "marker": m.raw, "text": text}
 
 
 # --------------------------------------------------------------------------- gate
@@ -865,6 +865,20 @@ def release(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack
 # --------------------------------------------------------------------------- watcher
 
 
+def _read_production(cfg, arn: str):
+    """(elbv2 client, live state with a production listener or None, why not) for a scheduled round."""
+    from .live import elbv2_client, read_live_state
+
+    elbv2 = elbv2_client(cfg.region)
+    try:
+        live = read_live_state(elbv2, arn, production_port=443 if cfg.traffic.https else 80)
+    except LiveStateError as e:
+        return elbv2, None, str(e)
+    if live.production is None:
+        return elbv2, None, f"no production listener on {arn}"
+    return elbv2, live, ""
+
+
 @cli.command()
 @click.option("--stack", "-s", required=True, help="Stack name; reads Pulumi.<stack>.yaml.")
 @click.option("--load-balancer-arn", default=None, metavar="ARN", help="Default: `pulumi stack output loadBalancerArn --stack S`.")
@@ -888,17 +902,7 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
     th = _thresholds(thresholds)
     r = cfg.rollout
     arn = _lb_arn(stack, load_balancer_arn)
-    from .live import elbv2_client, read_live_state
-
-    elbv2 = elbv2_client(cfg.region)
-    live = None
-    problem = ""
-    try:
-        live = read_live_state(elbv2, arn, production_port=443 if cfg.traffic.https else 80)
-        if live.production is None:
-            problem, live = f"no production listener on {arn}", None
-    except LiveStateError as e:
-        problem = str(e)
+    elbv2, live, problem = _read_production(cfg, arn)
     verdict = None
     aborted = live.production.tags.get(TAG_ABORTED) if live else None
     if live is not None and r.step > 0 and not aborted:  # the reflex already rolled back: reconcile, no gate
@@ -934,6 +938,98 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
         _notify("rollback", stack, decision.reason)
         sys.exit(EXIT_FAILED)
     if decision.action is Action.ALERT:
+        _notify("block", stack, decision.reason)
+        sys.exit(EXIT_FAILED)
+
+
+# --------------------------------------------------------------------------- autopilot
+
+
+@cli.command()
+@click.option("--stack", "-s", required=True, help="Stack name; reads Pulumi.<stack>.yaml.")
+@click.option("--load-balancer-arn", default=None, metavar="ARN", help="Default: `pulumi stack output loadBalancerArn --stack S`.")
+@click.option("--probe-base-url", default=None, metavar="URL", help="Probe URL base instead of the test listener.")
+@click.option("--thresholds", type=click.Path(dir_okay=False, path_type=Path), default=None, help="JSON file of gate thresholds.")
+@click.option("--commit", "do_commit", is_flag=True, help="On advance, set the next step in Pulumi.<stack>.yaml and git commit it.")
+@click.option("--push", "remote", default=None, metavar="REMOTE", help="Then push the commit to REMOTE as a fast-forward (implies --commit).")
+@click.option("--branch", default="main", show_default=True, help="The branch --push updates.")
+@click.option("--skip-ci", is_flag=True, help="End the commit subject with [skip ci] (the workflow deploys the commit itself).")
+@click.option("--github-output", type=click.Path(dir_okay=False, path_type=Path), envvar="GITHUB_OUTPUT", default=None,
+              help="Append action=, to_step=, reason=, commit= here (env GITHUB_OUTPUT).")
+def autopilot(stack: str, load_balancer_arn: str | None, probe_base_url: str | None, thresholds: Path | None, do_commit: bool,
+              remote: str | None, branch: str, skip_ci: bool, github_output: Path | None) -> None:
+    """One autopilot round: advance one step when the judge says pass and the bake has elapsed.
+
+    Off unless bluegreen:autopilot.enabled. Decides none / wait / advance / approval / stop
+    (rollout.autopilot.decide); with --commit (or --push) an advance edits the stack file and commits
+    it, and the normal deploy runs it. Exit 0 for none, wait, advance and approval; 1 for stop (a
+    human should look) or a failed commit or push.
+
+    Example: python -m rollout autopilot --stack production --push origin
+    """
+    import time as _time
+
+    from .autopilot import Action, decide
+    from .bake import bake_minutes, bake_status
+    from .desired import TAG_SINCE
+    from .gitops import GitError, commit_paths, push_fast_forward
+    from .reflex import TAG_ABORTED
+
+    _, cfg = _load(stack)
+    r, ap = cfg.rollout, cfg.autopilot
+    live, problem, verdict = None, "", None
+    if ap.enabled and 0 < r.step < r.last_step:
+        arn = _lb_arn(stack, load_balancer_arn)
+        elbv2, live, problem = _read_production(cfg, arn)
+        if live is not None and not live.production.tags.get(TAG_ABORTED):
+            verdict = _run_gate(cfg, r.candidate, live, arn, elbv2, probe_base_url, _thresholds(thresholds),
+                                ("http-probes", "target-health", "metrics", "judge"))
+    prod = live.production if live else None
+    minimum = ap.min_bake_minutes if ap.min_bake_minutes is not None else bake_minutes(_obj().project_dir, _stack_file_name(stack))
+    held = bake_status(prod.tags.get(TAG_SINCE), minimum, _time.time(), prod.weights).held_seconds if prod else None
+    decision = decide(
+        stack, r, ap,
+        live_weights=prod.weights if prod else None,
+        baked_minutes=None if held is None else held / 60,
+        min_bake_minutes=minimum,
+        verdict=(verdict.judge or {}).get("verdict") if verdict else None,
+        gate_passed=verdict.passed if verdict else None,
+        gate_message=verdict.message() if verdict else problem,
+        aborted=bool(prod and prod.tags.get(TAG_ABORTED)),
+    )
+    sha = None
+    failed = ""
+    if decision.action is Action.ADVANCE and (do_commit or remote):
+        from .stack_file import set_config_path
+
+        path = _obj().project_dir / f"Pulumi.{_stack_file_name(stack)}.yaml"
+        try:
+            set_config_path(path, "bluegreen:rollout.step", decision.to_step)
+            sha = commit_paths(_obj().project_dir, [path], f"autopilot: advance {stack} to step {decision.to_step} "
+                               f"({r.candidate} {r.steps[decision.to_step - 1]}%){' [skip ci]' if skip_ci else ''}", decision.reason)
+            if sha and remote:
+                push_fast_forward(_obj().project_dir, remote, branch)
+        except (GitError, ConfigError, OSError) as e:
+            failed = str(e)
+    if github_output:
+        with open(github_output, "a", encoding="utf-8") as fh:
+            fh.write(f"action={decision.action.value}\n")
+            fh.write(f"to_step={'' if decision.to_step is None else decision.to_step}\n")
+            fh.write(f"reason={' '.join(decision.reason.split())}\n")
+            fh.write(f"commit={sha or ''}\n")
+    if verdict:
+        line = _judge_line(verdict)
+        if line:
+            click.echo(line)
+    click.echo(f"{decision.action.value}: {decision.reason}")
+    if sha:
+        click.echo(f"committed {sha[:12]}" + (f" and pushed to {remote}/{branch}" if remote and not failed else ""))
+    if failed:
+        _notify("block", stack, f"autopilot could not commit step {decision.to_step}: {failed}")
+        _fail(f"autopilot could not commit or push step {decision.to_step}: {failed}", EXIT_FAILED)
+    if decision.action is Action.APPROVAL:
+        _notify("block", stack, f"approval needed: {decision.reason}")
+    if decision.action is Action.STOP:
         _notify("block", stack, decision.reason)
         sys.exit(EXIT_FAILED)
 

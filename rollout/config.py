@@ -30,6 +30,7 @@ __all__ = [
     "KubernetesConfig",
     "ProbeConfig",
     "ReflexConfig",
+    "AutopilotConfig",
     "StackConfig",
     "parse_stack_config",
     "decode_raw",
@@ -338,6 +339,16 @@ class ReflexConfig:
 
 
 @dataclass(frozen=True)
+class AutopilotConfig:
+    """`bluegreen:autopilot`: advance one step on the judge's pass (rollout.autopilot decides)."""
+
+    enabled: bool = False  # opt-in per stack
+    approve_above: int = 50  # a next step whose weight is above this % needs a human's approval
+    max_bake_minutes: int = 60  # `insufficient` this long at one step stops the autopilot
+    min_bake_minutes: int | None = None  # None: the pack's bake-time.minutes (policy/<stack>.json)
+
+
+@dataclass(frozen=True)
 class StackConfig:
     """The whole, validated stack config."""
 
@@ -353,6 +364,7 @@ class StackConfig:
     probe: ProbeConfig = ProbeConfig()
     break_glass_reason: str | None = None  # bluegreen:breakGlass.reason: a workload may change while live
     reflex: ReflexConfig = ReflexConfig()
+    autopilot: AutopilotConfig = AutopilotConfig()
 
     def replicas(self, color: str) -> int:
         """Tasks or pods for a colour: full size unless it is the parked idle colour."""
@@ -361,7 +373,7 @@ class StackConfig:
         return self.service.desired_count
 
 
-TOP_LEVEL_KEYS = ("rollout", "platform", "service", "colors", "network", "traffic", "idle", "kubernetes", "probe", "reflex", "breakGlass")
+TOP_LEVEL_KEYS = ("rollout", "platform", "service", "colors", "network", "traffic", "idle", "kubernetes", "probe", "reflex", "autopilot", "breakGlass")
 
 
 def decode_raw(value: Any) -> Any:
@@ -610,6 +622,20 @@ def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig) -> ProbeCon
     return probe
 
 
+def _autopilot(raw: Any) -> AutopilotConfig:
+    s = _Section(_k("autopilot"), raw, ("enabled", "approveAbove", "maxBakeMinutes", "minBakeMinutes"))
+    autopilot = AutopilotConfig(
+        enabled=s.bool("enabled", False),
+        approve_above=s.int("approveAbove", 50, 0, 100),
+        max_bake_minutes=s.int("maxBakeMinutes", 60, 1, 1440),
+        min_bake_minutes=s.int("minBakeMinutes", None, 0, 1440),
+    )
+    if autopilot.min_bake_minutes is not None and autopilot.min_bake_minutes > autopilot.max_bake_minutes:
+        raise ConfigError(s.sub("minBakeMinutes"), f"must be at most maxBakeMinutes ({autopilot.max_bake_minutes}); "
+                                                   f"got {autopilot.min_bake_minutes}")
+    return autopilot
+
+
 def _reflex(raw: Any, probe: ProbeConfig) -> ReflexConfig:
     s = _Section(_k("reflex"), raw, ("enabled", "intervalSeconds", "breachChecks", "probes", "notifyTopicArn"))
     reflex = ReflexConfig(
@@ -796,4 +822,5 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
         probe=probe,
         break_glass_reason=_break_glass(values.get("breakGlass")),
         reflex=reflex,
+        autopilot=_autopilot(values.get("autopilot")),
     )

@@ -13,16 +13,24 @@ of every non-stable target group with weight > 0 (the candidate):
 * ``probes-failed`` -- one round of HTTP probes of the test listener from inside the VPC
   (``rollout.probe_runner.probe_round``, the probe function's code), counted only when the test
   listener forwards to the candidate's target group; a round fails when at least
-  ``probe_failure_ratio`` of its probes fail.
+  ``probe_failure_ratio`` of its probes fail;
+* ``judge`` -- once a minute, the relative judge (``rollout.judge``) on the per-minute CloudWatch
+  counts of both target groups (``rollout.metrics.read_minutes``) since the live weights began (the
+  listener's ``bluegreen:weights-since``): ``fail`` is a breach at once (the e-process already is the
+  accumulated evidence, with its false-alarm bound); ``pass`` and ``insufficient`` never are, and a
+  CloudWatch fault is a note, never a rollback.
 
-A breach is ``breach_checks`` (2) consecutive bad checks of one signal; a good check resets the count,
+A breach is ``breach_checks`` (2) consecutive bad checks of one fast signal, or one ``fail`` of the judge;
+a good check resets the count,
 a check that could not look (an AWS fault, no network interfaces) neither counts nor resets it. On a
 breach it makes ONE ``modify_listener`` call: the live forward action with the recorded stable target
-group at weight 100 and every other at 0 (stickiness as live), then tags the listener
-``bluegreen:aborted`` = ``<UTC time> <reason code> <colour>=<weight it had>`` and notifies.
+group at weight 100 and every other at 0 (stickiness as live); then one ``modify_rule`` per rule of the
+production listener that forwards to the candidate (the header route), so that it forwards to the
+stable target group; then tags the listener
+``bluegreen:aborted`` = ``<UTC time> <reason code> <colour>=<weight it had>[ e=<e-value>]`` and notifies.
 
 What it never does: promote (it only ever writes "stable 100"), touch anything but the production
-listener's default action and its tags, or act on a label the program wrote for the update being
+listener's default action, its rules' forwards to the candidate and its tags, or act on a label the program wrote for the update being
 judged: the stable target group is the live record (``recorded_stable_target_group``). Faults open
 for the rollback: the record and the listener's target groups are remembered from the last good read,
 a failed write is retried at every later check, and a fault in one signal never hides the other.
@@ -35,10 +43,13 @@ import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from rollout.desired import TAG_SINCE, parse_since
+from rollout.judge import FAIL, JudgeConfig, Minute, judge
 from rollout.live import COLOR_TAG, STABLE_TAG, STABLE_TG_TAG, aws_fault_reason
+from rollout.metrics import read_minutes
 from rollout.probe_runner import ProbeSettings, probe_round
 
 __all__ = [
@@ -46,6 +57,10 @@ __all__ = [
     "TAG_STABLE_TG",
     "REASON_NO_HEALTHY_TARGETS",
     "REASON_PROBES_FAILED",
+    "REASON_JUDGE",
+    "JudgeLook",
+    "look_at_judge",
+    "judge_step",
     "ReflexSetupError",
     "ReflexSettings",
     "ListenerView",
@@ -61,6 +76,7 @@ __all__ = [
     "healthy_targets",
     "observe",
     "roll_back",
+    "move_rules_to_stable",
     "abort_value",
     "parse_abort",
     "run",
@@ -70,7 +86,8 @@ TAG_ABORTED = "bluegreen:aborted"  # on the production listener: "<UTC time> <re
 TAG_STABLE_TG = STABLE_TG_TAG  # on the production listener: the stable target group's ARN (the record)
 REASON_NO_HEALTHY_TARGETS = "no-healthy-targets"
 REASON_PROBES_FAILED = "probes-failed"
-REASONS = (REASON_NO_HEALTHY_TARGETS, REASON_PROBES_FAILED)
+REASON_JUDGE = "judge"
+REASONS = (REASON_NO_HEALTHY_TARGETS, REASON_PROBES_FAILED)  # the fast signals, counted per check
 _ISO = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -94,6 +111,11 @@ class ReflexSettings:
     breach_checks: int = 2  # consecutive bad checks of one signal that make a breach
     probe_failure_ratio: float = 0.5  # a probe round fails when at least this share of its probes fail
     topic_arn: str | None = None  # SNS topic notified of a rollback (optional)
+    judge: bool = True  # read the relative judge's verdict once a minute (CloudWatch GetMetricData)
+    judge_alpha: float = 0.05  # the judge's false-alarm bound per step (as the gate's judgeAlpha)
+    judge_tolerated_ratio: float = 1.0  # fail only on evidence the candidate is worse than this x stable
+    judge_max_minutes: int = 60  # the judge reads at most this many minutes back
+    judge_change_alpha: float = 0.0001  # a change after the step began: the judge on every later start, at this alpha
 
     ENV = {
         "stack": "BLUEGREEN_STACK",
@@ -108,6 +130,11 @@ class ReflexSettings:
         "breach_checks": "BLUEGREEN_REFLEX_BREACH_CHECKS",
         "probe_failure_ratio": "BLUEGREEN_REFLEX_PROBE_FAILURE_RATIO",
         "topic_arn": "BLUEGREEN_REFLEX_TOPIC_ARN",
+        "judge": "BLUEGREEN_REFLEX_JUDGE",
+        "judge_alpha": "BLUEGREEN_REFLEX_JUDGE_ALPHA",
+        "judge_tolerated_ratio": "BLUEGREEN_REFLEX_JUDGE_TOLERATED_RATIO",
+        "judge_max_minutes": "BLUEGREEN_REFLEX_JUDGE_MAX_MINUTES",
+        "judge_change_alpha": "BLUEGREEN_REFLEX_JUDGE_CHANGE_ALPHA",
     }
     _NUMBERS = {  # attr: (type, low, high)
         "probes": (int, 1, 50),
@@ -117,6 +144,10 @@ class ReflexSettings:
         "budget_s": (float, 0, 900),
         "breach_checks": (int, 1, 20),
         "probe_failure_ratio": (float, 0.01, 1),
+        "judge_alpha": (float, 0.0001, 0.5),
+        "judge_tolerated_ratio": (float, 1, 100),
+        "judge_max_minutes": (int, 5, 1440),
+        "judge_change_alpha": (float, 1e-9, 0.05),
     }
 
     def to_env(self) -> dict[str, str]:
@@ -124,7 +155,7 @@ class ReflexSettings:
         own = {attr: getattr(self, attr) for attr in self.ENV if attr not in ProbeSettings.ENV}
         return {
             **self.probe_settings().to_env(),
-            **{self.ENV[a]: (format(v, "g") if isinstance(v, float) else str(v)) for a, v in own.items() if v not in (None, "")},
+            **{self.ENV[a]: _env_text(v) for a, v in own.items() if v not in (None, "")},
         }
 
     @classmethod
@@ -138,6 +169,11 @@ class ReflexSettings:
             values[attr] = value
         for attr in ("hostname", "topic_arn"):
             values[attr] = (environ.get(cls.ENV[attr]) or "").strip() or None
+        raw = (environ.get(cls.ENV["judge"]) or "").strip().lower()
+        if raw not in ("", "true", "false"):
+            raise ReflexSetupError(f"{cls.ENV['judge']} must be true or false, got {raw!r}")
+        if raw:
+            values["judge"] = raw == "true"
         for attr, (kind, lo, hi) in cls._NUMBERS.items():
             raw = (environ.get(cls.ENV[attr]) or "").strip()
             if not raw:
@@ -151,11 +187,24 @@ class ReflexSettings:
             values[attr] = value
         return cls(**values)
 
+    def judge_config(self) -> JudgeConfig:
+        """The judge's settings: the gate's defaults, with this alpha, tolerated ratio and window."""
+        base = JudgeConfig()
+        return JudgeConfig(alpha=self.judge_alpha, tolerated_ratio=self.judge_tolerated_ratio,
+                           pass_ratio=max(base.pass_ratio, self.judge_tolerated_ratio * 2),
+                           max_minutes=self.judge_max_minutes)
+
     def probe_settings(self) -> ProbeSettings:
         return ProbeSettings(
             stack=self.stack, load_balancer_arn=self.load_balancer_arn, hostname=self.hostname,
             probes=self.probes, timeout_s=self.timeout_s, expected_status=self.expected_status,
         )
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return format(value, "g") if isinstance(value, float) else str(value)
 
 
 # --------------------------------------------------------------------------- live reads
@@ -324,6 +373,86 @@ def observe(
     return Check(wall(), listener, stable, candidates, no_healthy, probes_failed, tuple(notes))
 
 
+# --------------------------------------------------------------------------- the judge, once a minute
+
+
+@dataclass(frozen=True)
+class JudgeLook:
+    """The relative judge's verdict on the live candidate. ``verdict`` None: it could not look (a
+    CloudWatch fault, no valid bake clock) -- never a reason to roll back."""
+
+    verdict: str | None
+    e_value: float | None
+    reason: str
+    at: float  # wall clock, epoch seconds
+
+
+def look_at_judge(
+    settings: ReflexSettings,
+    *,
+    elbv2,
+    cloudwatch,
+    listener: ListenerView,
+    stable_tg: str,
+    candidate_tg: str,
+    wall: Callable[[], float] = time.time,
+) -> JudgeLook:
+    """The judge on the whole minutes since the live weights began (the listener's `bluegreen:weights-since`,
+    trusted only when its weights are the live ones), at most `judge_max_minutes` back, ending one minute
+    before the current one (the ALB publishes a minute's counts about a minute late). Never raises.
+
+    Two verdicts, either `fail` is a breach:
+
+    * the step's verdict: the judge on the whole window at `judge_alpha`, exactly the gate's (and so the
+      watcher's) verdict -- the window restarts at every weight change, as the gate's does;
+    * a change within the step: the judge on the window from each later minute on, at
+      `judge_change_alpha`. The step's e-process is a product from the step's start, so healthy minutes
+      before a regression hold it down for minutes after it begins; the latest start sees only the
+      regression. Taking the largest over starts is a CUSUM of e-processes: a false alarm needs some
+      window's e-value to reach 1/judge_change_alpha, and the mean time to one on a healthy candidate
+      is at least that many minutes (Lorden; Shin, Ramdas & Rinaldo, "E-detectors", 2022).
+    """
+    at = wall()
+    try:
+        stamp = parse_since(listener.tags.get(TAG_SINCE))
+        colours = {arn: tags.get(COLOR_TAG) for arn, tags in _tags(elbv2, [a for a, _ in listener.groups]).items()}
+        live = {colours.get(arn): w for arn, w in listener.groups}
+        if stamp is None or any(live.get(c, 0) != w for c, w in stamp[1].items()):
+            return JudgeLook(None, None, f"no {TAG_SINCE} stamp for the live weights ({listener.tags.get(TAG_SINCE)!r}): "
+                                         "the judge waits for the bake clock", at)
+        cfg = settings.judge_config()
+        now = datetime.fromtimestamp(at, timezone.utc)
+        end = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
+        since = datetime.fromtimestamp(stamp[0], timezone.utc)
+        first = since.replace(second=0, microsecond=0) + (timedelta(minutes=1) if since.second else timedelta())
+        start = max(end - timedelta(minutes=cfg.max_minutes), first)
+        minutes, kinds, starts = (), ("errors",), ()
+        if start < end:
+            series = read_minutes(cloudwatch, load_balancer_arn=settings.load_balancer_arn, stable_target_group_arn=stable_tg,
+                                  candidate_target_group_arn=candidate_tg, start=start, end=end)
+            minutes, kinds, starts = series.minutes, series.kinds, series.starts
+        verdict, e_value, reason = judge_step(settings, minutes, kinds, starts)
+    except Exception as exc:  # noqa: BLE001 - a judge that cannot look never rolls back
+        return JudgeLook(None, None, f"judge unreadable ({_short(exc)}); not a breach", at)
+    return JudgeLook(verdict, e_value, reason, at)
+
+
+def judge_step(settings: ReflexSettings, minutes: Sequence[Minute], kinds: Sequence[str],
+               starts: Sequence[datetime] = ()) -> tuple[str, float, str]:
+    """(verdict, e-value, reason) of the step's minutes (oldest first): the step's verdict at `judge_alpha`,
+    else `fail` when the window from some later minute reaches 1/`judge_change_alpha`. Pure."""
+    cfg = settings.judge_config()
+    j = judge(minutes, cfg, kinds=kinds)
+    if j.verdict != FAIL:
+        change = replace(cfg, alpha=settings.judge_change_alpha)
+        for i in range(1, len(minutes)):
+            later = judge(minutes[i:], change, kinds=kinds)
+            if later.verdict == FAIL:
+                since = f" since {starts[i]:%H:%M}Z" if i < len(starts) else ""
+                return FAIL, later.e_value, (f"judge fail (a change{since}, alpha {settings.judge_change_alpha:g}): {later.reason}")
+    return j.verdict, j.e_value, f"judge {j.verdict}: {j.reason}"
+
+
 # --------------------------------------------------------------------------- breach
 
 
@@ -360,13 +489,18 @@ class BreachCounter:
 # --------------------------------------------------------------------------- the rollback
 
 
-def abort_value(when: float, code: str, colour: str | None = None, weight: int | None = None) -> str:
-    """The `bluegreen:aborted` value: '<UTC time> <reason code>[ <colour>=<weight>]' (ELBv2-legal characters)."""
+def abort_value(when: float, code: str, colour: str | None = None, weight: int | None = None, e_value: float | None = None) -> str:
+    """The `bluegreen:aborted` value: '<UTC time> <reason code>[ <colour>=<weight>][ e=<e-value>]'
+    (ELBv2-legal characters; the e-value is the judge's, for a `judge` rollback)."""
     out = f"{datetime.fromtimestamp(int(when), timezone.utc).strftime(_ISO)} {code}"
-    return f"{out} {colour}={int(weight)}" if colour and weight is not None else out
+    if colour and weight is not None:
+        out += f" {colour}={int(weight)}"
+    return out + (f" e={e_value:.3g}" if e_value is not None and e_value == e_value else "")
 
 
-_ABORT_RE = re.compile(r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z) ([a-z][a-z0-9-]*)(?: ([a-z]+)=(\d{1,3}))?$")
+_ABORT_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z) ([a-z][a-z0-9-]*)(?: ([a-z]+)=(\d{1,3}))?(?: e=(\d[\d.e+-]*|inf))?$"
+)
 
 
 @dataclass(frozen=True)
@@ -378,6 +512,7 @@ class Abort:
     colour: str | None
     weight: int | None
     raw: str
+    e_value: float | None = None  # the judge's e-value, for a `judge` rollback
 
     @property
     def when(self) -> str:
@@ -393,22 +528,79 @@ def parse_abort(value: Any) -> Abort | None:
     if not m:
         return Abort(0.0, "unknown", None, None, value.strip())
     at = datetime.strptime(m.group(1), _ISO).replace(tzinfo=timezone.utc).timestamp()
-    return Abort(at, m.group(2), m.group(3), int(m.group(4)) if m.group(4) else None, value.strip())
+    try:
+        e_value = float(m.group(5)) if m.group(5) else None
+    except ValueError:
+        e_value = None
+    return Abort(at, m.group(2), m.group(3), int(m.group(4)) if m.group(4) else None, value.strip(), e_value)
 
 
 @dataclass(frozen=True)
 class Rollback:
     """The outcome of one rollback attempt."""
 
-    moved: bool  # the listener now sends 100 % to the stable target group
+    moved: bool  # the listener's default action now sends 100 % to the stable target group
     marked: bool  # the abort marker was written
     marker: str
     error: str = ""
+    rules_moved: int = 0  # rules of the production listener moved from the candidate to stable
+    rules_pending: bool = False  # a rule forwarding to the candidate could not be read or moved: retried
+
+
+def _rule_forward_to(actions: Sequence[Mapping[str, Any]], stable_tg: str, candidates: frozenset[str]) -> list[dict[str, Any]] | None:
+    """The rule's actions with its forward sent to `stable_tg` alone, or None when the forward gives no
+    candidate traffic (nothing to move; a rule to another service's target group is not ours). Every
+    other action is kept as it is."""
+    out, moves = [], False
+    for action in actions or []:
+        if action.get("Type") != "forward":
+            out.append(dict(action))
+            continue
+        cfg = action.get("ForwardConfig") or {}
+        groups = cfg.get("TargetGroups") or ([{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}] if action.get("TargetGroupArn") else [])
+        sole = len(groups) == 1
+        if not any(g["TargetGroupArn"] in candidates and int(g.get("Weight", 1 if sole else 0)) > 0 for g in groups):
+            out.append(dict(action))
+            continue
+        moves = True
+        forward: dict[str, Any] = {"Type": "forward", "ForwardConfig": {"TargetGroups": [{"TargetGroupArn": stable_tg, "Weight": 1}]}}
+        if cfg.get("TargetGroupStickinessConfig"):
+            forward["ForwardConfig"]["TargetGroupStickinessConfig"] = dict(cfg["TargetGroupStickinessConfig"])
+        if "Order" in action:
+            forward["Order"] = action["Order"]
+        out.append(forward)
+    return out if moves else None
+
+
+def move_rules_to_stable(elbv2, listener: ListenerView, stable_tg: str) -> tuple[int, str]:
+    """One `modify_rule` per rule of the production listener whose forward gives traffic to a candidate (a
+    target group of the listener's default forward other than `stable_tg`; the header route): it forwards
+    to `stable_tg` alone, with its conditions, priority and other actions as they are. Returns (rules
+    moved, what failed). Never raises."""
+    candidates = frozenset(arn for arn, _ in listener.groups if arn != stable_tg)
+    listener_arn = listener.arn
+    try:
+        rules = [r for page in elbv2.get_paginator("describe_rules").paginate(ListenerArn=listener_arn) for r in page.get("Rules", [])]
+    except Exception as exc:  # noqa: BLE001 - retried at the next check
+        return 0, f"the production listener's rules could not be read: {_short(exc)}"
+    moved, errors = 0, []
+    for rule in rules:
+        if rule.get("IsDefault"):
+            continue
+        actions = _rule_forward_to(rule.get("Actions") or [], stable_tg, candidates)
+        if actions is None:
+            continue
+        try:
+            elbv2.modify_rule(RuleArn=rule["RuleArn"], Actions=actions)
+            moved += 1
+        except Exception as exc:  # noqa: BLE001
+            errors.append(f"rule {rule.get('Priority')} still forwards to the candidate: {_short(exc)}")
+    return moved, "; ".join(errors)
 
 
 def roll_back(elbv2, listener: ListenerView, stable_tg: str, marker: str) -> Rollback:
-    """ONE modify_listener call (stable 100, the rest 0, stickiness as live), then the abort marker.
-    Never raises."""
+    """ONE modify_listener call (stable 100, the rest 0, stickiness as live), then the rules that forward
+    to the candidate (`move_rules_to_stable`), then the abort marker. Never raises."""
     groups = [arn for arn, _ in listener.groups]
     if stable_tg not in groups:
         # The record names a target group this listener does not forward to (a hand edit, a foreign
@@ -426,11 +618,15 @@ def roll_back(elbv2, listener: ListenerView, stable_tg: str, marker: str) -> Rol
         elbv2.modify_listener(ListenerArn=listener.arn, DefaultActions=[action])
     except Exception as exc:  # noqa: BLE001 - reported, retried at the next check
         return Rollback(False, False, marker, f"could not move traffic to stable: {_short(exc)}")
+    rules_moved, rules_error = move_rules_to_stable(elbv2, listener, stable_tg)
+    errors = [f"traffic is on stable, but {rules_error}"] if rules_error else []
     try:
         elbv2.add_tags(ResourceArns=[listener.arn], Tags=[{"Key": TAG_ABORTED, "Value": marker}])
+        marked = True
     except Exception as exc:  # noqa: BLE001
-        return Rollback(True, False, marker, f"traffic is on stable, but the abort marker could not be written: {_short(exc)}")
-    return Rollback(True, True, marker)
+        marked = False
+        errors.append(f"traffic is on stable, but the abort marker could not be written: {_short(exc)}")
+    return Rollback(True, marked, marker, "; ".join(errors), rules_moved, bool(rules_error))
 
 
 # --------------------------------------------------------------------------- an invocation
@@ -446,9 +642,10 @@ class RunReport:
     rollback: Rollback | None = None
     breach_at: float | None = None  # wall clock of the check that found the breach
     moved_at: float | None = None  # wall clock when modify_listener first returned
-    rollbacks: int = 0  # modify_listener attempts
+    rollbacks: int = 0  # rollback attempts (modify_listener, or a retry of the rules that still forward to the candidate)
     last_notes: tuple[str, ...] = ()
     notified: str = ""
+    judge: JudgeLook | None = None  # the judge's last verdict in this invocation (once a minute)
 
     def summary(self, stack: str) -> str:
         if self.rollback is not None:
@@ -457,7 +654,8 @@ class RunReport:
             return f"bluegreen reflex ({stack}): {state}: {self.breach.code if self.breach else '?'} [{self.rollback.marker}]{extra}"
         if not self.active:
             return f"bluegreen reflex ({stack}): idle, no candidate carries traffic ({'; '.join(self.last_notes) or 'ok'})"
-        return f"bluegreen reflex ({stack}): {self.checks} checks, no breach ({'; '.join(self.last_notes)})"
+        judged = f"; {self.judge.reason}" if self.judge is not None else ""
+        return f"bluegreen reflex ({stack}): {self.checks} checks, no breach ({'; '.join(self.last_notes)}{judged})"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -470,6 +668,7 @@ class RunReport:
             },
             "notes": list(self.last_notes),
             "notified": self.notified,
+            "judge": None if self.judge is None else {"verdict": self.judge.verdict, "eValue": self.judge.e_value, "reason": self.judge.reason},
         }
 
 
@@ -485,6 +684,7 @@ def run(
     *,
     elbv2,
     ec2,
+    cloudwatch=None,
     notify: Callable[[str], str] | None = None,
     context: ssl.SSLContext | None = None,
     addresses: Callable[[], Sequence[str]] | None = None,
@@ -498,13 +698,16 @@ def run(
     Returns at once when no candidate carries traffic. After a rollback it keeps watching until the
     budget ends and rolls back again if traffic goes back to the candidate (a racing `pulumi up`). A
     rollback that fails (throttled, denied) is retried at every later check of the invocation.
-    `notify(text)` returns how it went ("" or a reason); it must never raise.
+    With `cloudwatch` (and `settings.judge`), the judge is read at the first active check and then
+    once a minute; its `fail` is a breach. `notify(text)` returns how it went ("" or a reason); it must
+    never raise.
     """
     budget = settings.budget_s if budget_s is None else budget_s
     end = clock() + budget
     report = RunReport()
     counter = BreachCounter(settings.breach_checks)
     previous: Check | None = None
+    judged_at: float | None = None
     while True:
         started = clock()
         check = observe(settings, elbv2=elbv2, ec2=ec2, previous=previous, context=context, addresses=addresses, wall=wall)
@@ -515,10 +718,23 @@ def run(
             if report.rollback is None:
                 return report  # nothing under way: the cheap path, most minutes of the month
             if not report.rollback.moved and check.listener is not None:
-                report.rollback = replace(report.rollback, moved=True, error="traffic is on stable (moved by someone else)")
+                report.rollback = replace(report.rollback, moved=True, error="traffic is on stable (moved by someone else)",
+                                          rules_pending=True)
+            if report.rollback.rules_pending and check.stable_tg is not None and check.listener is not None:
+                moved, error = move_rules_to_stable(elbv2, check.listener, check.stable_tg)
+                report.rollbacks += 1
+                report.rollback = replace(report.rollback, rules_moved=report.rollback.rules_moved + moved, rules_pending=bool(error),
+                                          error=f"traffic is on stable, but {error}" if error else "")
             # rolled back: keep watching, a racing `pulumi up` may send traffic to the broken candidate again
         else:
             report.active = True
+            if report.breach is None and settings.judge and cloudwatch is not None and (judged_at is None or clock() - judged_at >= 60):
+                judged_at = clock()
+                (cand, _), *_ = sorted(check.candidates.items(), key=lambda kv: -kv[1])
+                report.judge = look_at_judge(settings, elbv2=elbv2, cloudwatch=cloudwatch, listener=check.listener,
+                                             stable_tg=check.stable_tg, candidate_tg=cand, wall=wall)
+                if report.judge.verdict == FAIL:
+                    report.breach, report.breach_at = Breach(REASON_JUDGE, report.judge.reason), report.judge.at
             if report.breach is None:
                 breach = counter.add(check)
                 if breach is not None:
@@ -534,7 +750,8 @@ def _act(settings: ReflexSettings, report: RunReport, check: Check, *, elbv2, no
     """Roll back (again); notify on the first attempt and on every success."""
     assert report.breach is not None and check.listener is not None and check.stable_tg is not None
     (cand, weight), *_ = sorted(check.candidates.items(), key=lambda kv: -kv[1])
-    marker = abort_value(wall(), report.breach.code, _colour_of(elbv2, cand), weight)
+    e_value = report.judge.e_value if report.breach.code == REASON_JUDGE and report.judge is not None else None
+    marker = abort_value(wall(), report.breach.code, _colour_of(elbv2, cand), weight, e_value)
     first = report.rollback is None
     report.rollback = roll_back(elbv2, check.listener, check.stable_tg, marker)
     report.rollbacks += 1

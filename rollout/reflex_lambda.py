@@ -45,10 +45,11 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     elbv2 = session.client("elbv2", config=_AWS_CONFIG)
     ec2 = session.client("ec2", config=_AWS_CONFIG)
     sns = session.client("sns", config=_AWS_CONFIG) if settings.topic_arn else None
+    cloudwatch = session.client("cloudwatch", config=_AWS_CONFIG) if settings.judge else None
     budget = settings.budget_s
     remaining = getattr(context, "get_remaining_time_in_millis", None)
     if callable(remaining):
         budget = max(0.0, min(budget, remaining() / 1000.0 - _MARGIN_S))
-    report = run(settings, elbv2=elbv2, ec2=ec2, notify=sns_notifier(sns, settings.topic_arn), budget_s=budget)
+    report = run(settings, elbv2=elbv2, ec2=ec2, cloudwatch=cloudwatch, notify=sns_notifier(sns, settings.topic_arn), budget_s=budget)
     print(report.summary(settings.stack))  # the function's log line per invocation
     return report.to_dict()

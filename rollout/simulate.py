@@ -87,7 +87,8 @@ class RecordingMocks:
 
     def __init__(self, region: str = "us-east-1", previous_outputs: Mapping[str, Any] | None = None):
         self.region = region
-        # {"weightsSince": stamp}: the live recorded listener's bluegreen:weights-since tag, as the
+        # {"weightsSince": stamp, "aborted": marker}: the live recorded listener's bluegreen:weights-since
+        # (and bluegreen:aborted) tag, as the
         # program's aws:resourcegroupstaggingapi/getResources invoke reads it; absent = no listener yet.
         self.previous_outputs = dict(previous_outputs or {})
         self.records: list[tuple[Any, str]] = []
@@ -123,12 +124,14 @@ class RecordingMocks:
     def call(self, args):  # pulumi.runtime.MockCallArgs
         if args.token == "aws:resourcegroupstaggingapi/getResources:getResources":
             since = self.previous_outputs.get("weightsSince")
+            aborted = self.previous_outputs.get("aborted")  # the reflex's abort marker on the live listener
             lb = f"arn:aws:elasticloadbalancing:{self.region}:{_ACCOUNT}:loadbalancer/app/"
             mappings = []
             for rec, _ in self.records:
-                if rec.typ == "aws:lb/loadBalancer:LoadBalancer" and since:
+                if rec.typ == "aws:lb/loadBalancer:LoadBalancer" and (since or aborted):
                     arn = f"{lb}{rec.name[:20]}/{_fake_id(rec.name)}"
-                    mappings.append({"resourceArn": arn.replace(":loadbalancer/", ":listener/") + "/live", "tags": {TAG_STABLE_TG: "tg", TAG_SINCE: since}})
+                    tags = {TAG_STABLE_TG: "tg", **({TAG_SINCE: since} if since else {}), **({"bluegreen:aborted": aborted} if aborted else {})}
+                    mappings.append({"resourceArn": arn.replace(":loadbalancer/", ":listener/") + "/live", "tags": tags})
             return {"id": self.region, "resourceTagMappingLists": mappings}
         if args.token == "aws:index/getRegion:getRegion":
             return {"name": self.region, "region": self.region, "id": self.region, "description": self.region}

@@ -49,9 +49,9 @@ class Action(str, enum.Enum):
 
 @dataclass(frozen=True)
 class Decision:
-    """The watcher's action, the step to roll back to (for a rollback), and why."""
+    """A scheduled round's action (the watcher's, or the autopilot's own Action), the step it commits, and why."""
 
-    action: Action
+    action: enum.Enum  # watcher.Action, or rollout.autopilot.Action
     reason: str
     to_step: int | None = None
 
@@ -81,7 +81,8 @@ def decide(
     if marker is not None and declared.step > 0:
         return Decision(
             Action.ROLLBACK,
-            f"{stack}: the reflex rolled production back to {declared.stable} ({marker.code} at {marker.when}"
+            f"{stack}: the reflex rolled production back to {declared.stable} ({marker.code}"
+            f"{f' e-value {marker.e_value:g}' if marker.e_value is not None else ''} at {marker.when}"
             f"{f', {marker.colour} had {marker.weight}%' if marker.colour else ''}); committing step 0 so git and Pulumi follow",
             to_step=0,
         )

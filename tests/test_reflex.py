@@ -256,7 +256,7 @@ def _declared_actions() -> list[str]:
     return out
 
 
-WRITES = ["elasticloadbalancing:ModifyListener", "elasticloadbalancing:AddTags"]
+WRITES = ["elasticloadbalancing:ModifyListener", "elasticloadbalancing:AddTags", "elasticloadbalancing:ModifyRule"]
 REFLEX_ACTIONS = [a for a in _declared_actions() if a not in WRITES]
 
 
@@ -266,7 +266,7 @@ def test_denied_rollback_is_reported_and_notified_never_raised(aws, candidate):
     elbv2 = aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
     candidate.fail("5xx")
     with aws.enforce_iam():
-        report = rig.run(elbv2=elbv2, budget_s=1)
+        report = rig.run(elbv2=elbv2, budget_s=3)  # two checks make a breach; room for them on a loaded machine
     assert not report.rollback.moved and "AccessDenied on ModifyListener" in report.rollback.error, report.to_dict()
     assert rig.weights() == {"blue": 75, "green": 25} and TAG_ABORTED not in rig.tags()
     assert len(rig.notes) == 1 and "ROLLBACK FAILED" in rig.notes[0]

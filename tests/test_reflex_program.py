@@ -54,7 +54,7 @@ def test_production_declares_the_reflex_in_the_probe_subnets_with_the_probe_secu
     assert env.budget_s + 8 <= TIMEOUT_SECONDS  # the last check ends inside the timeout
 
 
-def test_the_role_may_change_only_the_production_listener():
+def test_the_role_may_change_only_the_production_listener_and_its_rules():
     s = sim()
     policy = json.loads(s.one("aws:iam/rolePolicy:RolePolicy", "-reflex-policy").inputs["policy"])
     prod_arn = s.one(LISTENER, "-production").outputs["arn"]
@@ -65,7 +65,9 @@ def test_the_role_may_change_only_the_production_listener():
             assert "*" not in action, action
             if action.startswith("elasticloadbalancing:") and not action.split(":")[1].startswith("Describe"):
                 writes[action] = st["Resource"]
-    assert writes == {"elasticloadbalancing:ModifyListener": prod_arn, "elasticloadbalancing:AddTags": prod_arn}, writes
+    rules = prod_arn.replace(":listener/", ":listener-rule/", 1) + "/*"  # the header route follows an abort
+    assert writes == {"elasticloadbalancing:ModifyListener": prod_arn, "elasticloadbalancing:AddTags": prod_arn,
+                      "elasticloadbalancing:ModifyRule": rules}, writes
     actions = {a for st in policy["Statement"] for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
     assert "elasticloadbalancing:DescribeTargetHealth" in actions and not any(a.startswith(("iam:", "lambda:", "ecs:")) for a in actions)
     assert not any(a.startswith("sns:") for a in actions)  # no topic configured: no publish right

@@ -117,7 +117,8 @@ def _mutating_jobs() -> list[tuple[str, str, dict]]:
 
 def test_every_job_that_changes_a_stack_runs_in_that_stacks_one_lane():
     jobs = _mutating_jobs()
-    assert {(w, j) for w, j, _ in jobs} == {("deploy.yml", "staging"), ("deploy.yml", "production"), ("watch.yml", "rollback")}
+    assert {(w, j) for w, j, _ in jobs} == {("deploy.yml", "staging"), ("deploy.yml", "production"), ("watch.yml", "rollback"),
+                                           ("watch.yml", "advance")}
     for workflow, name, job in jobs:
         stack = "staging" if "staging" in job["env"]["STACK"] else "production"
         lane = job.get("concurrency") or {}
@@ -166,3 +167,23 @@ def test_no_untrusted_expression_is_interpolated_into_a_script(path):
     text = path.read_text()
     for expr in ("github.event.pull_request.title", "github.event.pull_request.body", "github.head_ref", "github.event.comment.body"):
         assert expr not in text, f"{path.name} interpolates {expr}"
+
+
+def test_the_autopilot_advances_in_the_lane_only_when_the_watcher_has_nothing_to_do():
+    wf = load("watch.yml")
+    watch, advance, approval = wf["jobs"]["watch"], wf["jobs"]["advance"], wf["jobs"]["approval"]
+    decide = next(s for s in steps(watch) if s.get("id") == "autopilot")
+    assert decide["if"] == "steps.watch.outputs.action == 'none'" and 'rollout autopilot --stack "$STACK"' in decide["run"]
+    assert "--push" not in decide["run"], "deciding reads only; the commit happens in the lane"
+    assert advance["if"] == "needs.watch.outputs.action == 'none' && needs.watch.outputs.autopilot == 'advance'"
+    assert advance["concurrency"] == {"group": "bluegreen-stack-production", "cancel-in-progress": False}
+    commit = next(s for s in steps(advance) if s.get("id") == "commit")
+    assert "git reset --quiet --hard origin/main" in commit["run"] and "--push origin" in commit["run"] and "--force" not in commit["run"]
+    names = [s.get("name", s.get("uses", "")) for s in steps(advance)]
+    deploy = next(s for s in steps(advance) if "rollout deploy" in s.get("run", ""))
+    assert names.index(commit["name"]) < names.index(deploy["name"]), "git first, then the deploy of that commit"
+    assert "concurrency" not in approval and "aws-actions/configure-aws-credentials" not in str(approval), "a PR needs no lane and no AWS"
+    assert "gh pr create" in runs(approval) and "$REASON" in runs(approval)
+    for job in (watch, advance, approval):
+        for s in steps(job):
+            assert not re.search(r"\$\{\{\s*(steps\.autopilot|needs\.watch)\.outputs\.(autopilot_)?reason", s.get("run", "")), s

@@ -1,0 +1,171 @@
+"""After an abort no production route forwards to the candidate: the reflex also moves every rule of the
+production listener that forwards to the candidate (the header route) to the recorded stable target
+group, with ModifyRule scoped to that listener's rules; the program then declares the header route on
+stable while the marker stands, so the converging step-0 update passes the pack and clears the marker."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from components.reflex import reflex_policy
+from rollout.reflex import TAG_ABORTED, parse_abort, run
+from tests.fixtures.candidate import CandidateServer
+from tests.test_reflex import Rig, _declared_actions
+
+HEADER = [{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Canary", "Values": ["always"]}}]
+
+
+@pytest.fixture
+def candidate():
+    server = CandidateServer()
+    yield server
+    server.stop()
+
+
+def header_rule(rig, colour="green", priority=10, conditions=HEADER) -> str:
+    return rig.elbv2.create_rule(
+        ListenerArn=rig.alb.production_listener, Priority=priority, Conditions=conditions,
+        Actions=[{"Type": "forward", "TargetGroupArn": rig.alb.target_groups[colour]}],
+    )["Rules"][0]["RuleArn"]
+
+
+def rule_forwards(rig, arn) -> dict[str, int]:
+    (rule,) = rig.elbv2.describe_rules(RuleArns=[arn])["Rules"]
+    colour = {a: c for c, a in rig.alb.target_groups.items()}
+    out = {}
+    for action in rule["Actions"]:
+        if action["Type"] != "forward":
+            continue
+        groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or [{"TargetGroupArn": action["TargetGroupArn"], "Weight": 1}]
+        out.update({colour[g["TargetGroupArn"]]: g.get("Weight", 1) for g in groups})
+    return {c: w for c, w in out.items() if w}
+
+
+def test_after_an_abort_the_header_route_forwards_to_stable(aws, candidate):
+    rig = Rig(aws, candidate.port)
+    rule = header_rule(rig)
+    candidate.fail("5xx")
+    report = rig.run()
+    assert rig.weights() == {"blue": 100, "green": 0}, report.to_dict()
+    assert rule_forwards(rig, rule) == {"blue": 1}, report.to_dict()
+    assert report.rollback.moved and report.rollback.marked and not report.rollback.error, report.to_dict()
+    (r,) = rig.elbv2.describe_rules(RuleArns=[rule])["Rules"]
+    assert r["Conditions"][0]["HttpHeaderConfig"] == HEADER[0]["HttpHeaderConfig"] and r["Priority"] == "10"  # only the forward moved
+
+
+def test_rules_to_stable_or_elsewhere_are_left_alone(aws, candidate):
+    """Only the candidate's routes move: a rule to stable, a fixed response and a rule to another service's
+    target group on the same listener stay as they are."""
+    rig = Rig(aws, candidate.port)
+    to_stable = header_rule(rig, "blue", 20, [{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/old/*"]}}])
+    foreign = rig.elbv2.create_target_group(Name="billing", Protocol="HTTP", Port=8080, VpcId=rig.alb.vpc_id,
+                                            TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    rig.elbv2.create_rule(ListenerArn=rig.alb.production_listener, Priority=40,
+                          Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/billing/*"]}}],
+                          Actions=[{"Type": "forward", "TargetGroupArn": foreign}])
+    fixed = rig.elbv2.create_rule(
+        ListenerArn=rig.alb.production_listener, Priority=30, Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/ping"]}}],
+        Actions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "200"}}],
+    )["Rules"][0]["RuleArn"]
+    calls = []
+    rig.elbv2.meta.events.register("before-call.elasticloadbalancing.ModifyRule", lambda **kw: calls.append(kw["params"]["RuleArn"]))
+    candidate.fail("dead")
+    rig.run()
+    assert rig.weights() == {"blue": 100, "green": 0} and calls == [], calls
+    assert rule_forwards(rig, to_stable) == {"blue": 1}
+    (r,) = rig.elbv2.describe_rules(RuleArns=[fixed])["Rules"]
+    assert r["Actions"][0]["Type"] == "fixed-response"
+
+
+def test_a_denied_rule_move_is_reported_and_retried_the_default_action_still_moves(aws, candidate):
+    rig = Rig(aws, candidate.port)
+    rule = header_rule(rig)
+    allowed = [a for a in _declared_actions() if a != "elasticloadbalancing:ModifyRule"]
+    key, secret = aws.iam_user("no-rules", allowed)
+    elbv2 = aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
+    candidate.fail("5xx")
+    with aws.enforce_iam():
+        report = rig.run(elbv2=elbv2, budget_s=4)  # two checks to breach, at least one more to retry, on a loaded machine
+    assert rig.weights() == {"blue": 100, "green": 0} and report.rollback.moved, report.to_dict()
+    assert "AccessDenied on ModifyRule" in report.rollback.error and rule_forwards(rig, rule) == {"green": 1}, report.to_dict()
+    assert report.rollbacks >= 2  # retried at the later checks
+    assert parse_abort(rig.tags()[TAG_ABORTED]).code == "probes-failed"  # the marker still stands
+
+
+def test_the_declared_actions_move_the_rule(aws, candidate):
+    rig = Rig(aws, candidate.port)
+    rule = header_rule(rig)
+    key, secret = aws.iam_user("reflex", _declared_actions())
+    elbv2 = aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
+    candidate.fail("5xx")
+    with aws.enforce_iam():
+        report = rig.run(elbv2=elbv2)
+    assert rule_forwards(rig, rule) == {"blue": 1} and not report.rollback.error, report.to_dict()
+
+
+def test_modify_rule_is_scoped_to_the_production_listeners_rules():
+    listener = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/bg/50dc6c495c0c9188/f2f7dc8efc522ab2"
+    doc = json.loads(reflex_policy(listener, "arn:aws:logs:us-east-1:123456789012:log-group:x"))
+    (st,) = [st for st in doc["Statement"] if "elasticloadbalancing:ModifyRule" in st["Action"]]
+    assert st["Action"] == ["elasticloadbalancing:ModifyRule"]
+    assert st["Resource"] == "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener-rule/app/bg/50dc6c495c0c9188/f2f7dc8efc522ab2/*"
+
+
+# --------------------------------------------------------------------------- the program follows the marker
+
+RULE = "aws:lb/listenerRule:ListenerRule"
+
+
+def _rule_target(sim):
+    rule = sim.one(RULE, "-header-route")
+    (action,) = rule.inputs["actions"]
+    tgs = {r.name.rsplit("-", 1)[-1]: r.outputs["arn"] for r in sim.by_type("aws:lb/targetGroup:TargetGroup")}
+    colour = {arn: c for c, arn in tgs.items()}
+    return colour.get(action["targetGroupArn"], action["targetGroupArn"])
+
+
+def test_while_the_marker_stands_the_program_declares_the_header_route_on_stable():
+    """The converging step-0 update must not send header traffic back to the candidate the reflex left."""
+    from rollout.simulate import run_program
+
+    marker = "2026-11-23T16:05:03Z judge green=25 e=41.2"
+    aborted = run_program("production", overrides={"bluegreen:rollout.step": 0}, previous_outputs={"aborted": marker})
+    assert _rule_target(aborted) == "blue", aborted.one(RULE, "-header-route").inputs
+    clear = run_program("production", overrides={"bluegreen:rollout.step": 0}, previous_outputs={})
+    assert _rule_target(clear) == "green"  # no marker: the header route goes to the candidate, gated by the pack
+
+
+# --------------------------------------------------------------------------- the pack over gRPC: reconciliation holds
+
+from tests.test_policy_traffic import analyze, configure, live_alb, pack, proposed  # noqa: E402,F401 - fixtures
+
+
+def test_after_the_reflex_the_converging_update_passes_and_a_rule_back_to_the_candidate_does_not(aws, pack, configure):
+    """The real reflex moves the listener and the header route to stable; then the step-0 update the program
+    declares (the header route on stable while the marker stands) passes the pack, and the header route
+    back on the candidate (what the program declared before) is refused by abort-marker."""
+    from tests.test_reflex_reconcile import reflex_rolls_back
+
+    configure("healthy")
+    alb = live_alb(aws, step=2)
+    elbv2 = aws.client("elbv2")
+    elbv2.add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": "bluegreen:stable-tg", "Value": alb.target_groups["blue"]}])
+    rule = elbv2.create_rule(ListenerArn=alb.production_listener, Priority=10, Conditions=HEADER,
+                             Actions=[{"Type": "forward", "TargetGroupArn": alb.target_groups["green"]}])["Rules"][0]["RuleArn"]
+    reflex_rolls_back(aws, alb, fault="dead")
+    (live_rule,) = elbv2.describe_rules(RuleArns=[rule])["Rules"]
+    assert [g["TargetGroupArn"] for g in live_rule["Actions"][0]["ForwardConfig"]["TargetGroups"]] == [alb.target_groups["blue"]]
+
+    urn = "urn:pulumi:production::bluegreen::aws:lb/listenerRule:ListenerRule::web-traffic-header-route"
+    props = {"listenerArn": alb.production_listener, "priority": 10,
+             "conditions": [{"httpHeader": {"httpHeaderName": "X-Canary", "values": ["always"]}}], "tags": {}}
+    back = pack.analyze(RULE, {**props, "actions": [{"type": "forward", "targetGroupArn": alb.target_groups["green"]}]},
+                        name="web-traffic-header-route", urn=urn)
+    assert [v for v in back.mandatory if v.policy == "abort-marker"], back
+    stays = pack.analyze(RULE, {**props, "actions": [{"type": "forward", "targetGroupArn": alb.target_groups["blue"]}]},
+                         name="web-traffic-header-route", urn=urn)
+    assert not stays.mandatory, stays
+    listener, name, lurn = proposed(alb, step=0)
+    assert not analyze(pack, listener, name, lurn).mandatory
