@@ -37,6 +37,7 @@ REFLEX_MODULES = (
     "rollout/reflex.py",
     "rollout/reflex_lambda.py",
     "rollout/rules.py",
+    "rollout/synthetic_load.py",  # rollout.metrics reads its metric names
     "rollout/workload.py",
 )
 REFLEX_HANDLER = "rollout.reflex_lambda.handler"
