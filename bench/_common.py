@@ -83,6 +83,13 @@ def record(title: str, lines: list[str]) -> None:
         f.write(text + "\n")
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) another process has used so far, from /proc/<pid>/stat
+    (clock ticks, 10 ms on Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # --------------------------------------------------------------------------- verdicts
 
 MET, MISSED, UNDECIDED = "met", "MISSED", "UNDECIDED"

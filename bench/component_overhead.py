@@ -2,15 +2,20 @@
 vs bench/flat_program.py (same pulumi_aws resources, same inputs, flat), both under the same mock
 runtime (rollout.simulate.run_program: set_mocks + runpy in a fresh contextvars.Context).
 
-Each measurement is a fresh subprocess (so peak RSS is per program); subprocesses alternate
-program/flat. Per subprocess: the SHARED imports first (pulumi, pulumi_aws and every pulumi_aws
-service module both programs use, the mock harness), so that what is compared is each program's
-own cost: its own modules and its runs. Then 1 cold run + WARM timed runs.
-Time is CPU time of the process (time.process_time), not wall time: on shared cores a colleague's
-job stretches wall time, not the CPU a run needs. Memory: peak RSS growth from after the shared
-imports to after the runs, and tracemalloc's peak for one warm run.
-Verdicts: the per-pair ratio program/flat, median of n pairs, decided on its 95 % confidence
-interval (more pairs, up to --max-reps, while one is undecided).
+Each round is a fresh subprocess. It makes the SHARED imports first (pulumi, pulumi_aws and every
+pulumi_aws service module both programs use, the mock harness), so that what is compared is each
+program's own cost: its own modules and its runs. Then, all alternated (program, flat, flat,
+program, ...), so that a busy moment of the shared cores hits both sides of a pair:
+* FORKS pairs of forked children, each doing its kind's first run (CPU: the imports of its own
+  modules + one run) and WARM more runs: peak RSS growth from the fork to the end of the runs
+  (VmHWM - VmRSS at the fork). Forking from the one warmed-up parent gives both kinds the same
+  starting state, which separate interpreters did not (first-run ratios spread 1.04-1.45 that way);
+* WARM pairs of warm runs in the parent, then tracemalloc's peak for one warm run of each kind.
+Each subprocess contributes one sample per measure: the median of its pairs' ratios program/flat.
+Time is CPU time (time.process_time), not wall time: on shared cores a colleague's job stretches
+wall time, not the CPU a run needs.
+Verdicts: the ratio program/flat, median of n subprocesses, decided on its 95 % confidence
+interval (more subprocesses, up to --max-reps, while one is undecided).
 Target: program/flat <= 1.2 (time and memory).
 Run: .venv/bin/python bench/component_overhead.py [--reps N] [--max-reps N]
 """
@@ -30,9 +35,10 @@ import _common
 from _common import BENCH, ROOT, Verdicts, med, until_decided
 
 WARM = 7
+FORKS = 5
 TARGET = 1.2
 # pulumi_aws service modules both programs register resources from (bench/flat_program.py)
-SHARED_AWS = ("cloudwatch", "ec2", "ecs", "iam", "lb")
+SHARED_AWS = ("cloudwatch", "ec2", "ecs", "iam", "lambda_", "lb")
 
 
 def _flat_root() -> Path:
@@ -41,11 +47,16 @@ def _flat_root() -> Path:
     return d
 
 
-def one(kind: str) -> dict:
-    import resource
-    import tracemalloc
+def _status_kib(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
 
+
+def one() -> dict:
     import importlib
+    import tracemalloc
 
     import pulumi  # noqa: F401
     import pulumi_aws  # noqa: F401
@@ -55,75 +66,122 @@ def one(kind: str) -> dict:
     for mod in SHARED_AWS:  # pulumi_aws loads a service module on its first attribute access
         hasattr(importlib.import_module(f"pulumi_aws.{mod}"), "bluegreen_load_it")
 
-    root = ROOT if kind == "program" else _flat_root()
+    roots = {"program": ROOT, "flat": _flat_root()}
     cfg = simulate.load_stack_file("production")
 
-    def run():
-        return simulate.run_program("production", cfg, root=root)
+    def run(k: str):
+        return simulate.run_program("production", cfg, root=roots[k])
 
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.process_time()
-    sim = run()
-    cold = time.process_time() - t0
-    warm = []
-    for _ in range(WARM):
+    def cpu(k: str) -> float:
         t0 = time.process_time()
-        run()
-        warm.append(time.process_time() - t0)
-    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    tracemalloc.start()  # separate, untimed run: tracemalloc slows the interpreter
-    run()
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return {"cold": cold, "warm": med(warm), "tm_peak": peak, "rss": rss1, "rss_delta": rss1 - rss0,
-            "inputs": {r.name + "|" + r.type: r.inputs for r in sim.custom}}
+        run(k)
+        return time.process_time() - t0
+
+    def forked_first_run(k: str) -> dict:
+        """In a child forked from this (shared imports only) process: k's first run, then WARM more."""
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: measure, write one JSON line, leave without cleanup
+            try:
+                os.close(r)
+                rss0 = _status_kib("VmRSS")
+                t0 = time.process_time()
+                sim = run(k)
+                cold = time.process_time() - t0
+                for _ in range(WARM):
+                    run(k)
+                out = {"cold": cold, "rss_delta": _status_kib("VmHWM") - rss0, "rss": _status_kib("VmHWM"),
+                       "inputs": {x.name + "|" + x.type: x.inputs for x in sim.custom}}
+                os.write(w, json.dumps(out).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        with os.fdopen(r, "rb") as f:
+            data = f.read()
+        os.waitpid(pid, 0)
+        if not data:
+            raise RuntimeError(f"the forked {k} run wrote nothing")
+        return json.loads(data)
+
+    order = [("program", "flat"), ("flat", "program")]
+    first = {"program": [], "flat": []}
+    for i in range(FORKS):  # before the parent runs any program: the children start from shared imports only
+        for k in order[i % 2]:
+            first[k].append(forked_first_run(k))
+    run("program"), run("flat")  # the parent's own first runs, untimed
+    pairs = []
+    for i in range(WARM):
+        t = {k: cpu(k) for k in order[i % 2]}
+        pairs.append(t["program"] / t["flat"])
+    peaks = {}
+    for k in ("program", "flat"):
+        tracemalloc.start()  # separate, untimed runs: tracemalloc slows the interpreter
+        run(k)
+        peaks[k] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    out: dict = {"warm_ratio": med(pairs), "tm_ratio": peaks["program"] / peaks["flat"],
+                 "tm_peak": {k: peaks[k] for k in peaks}, "inputs": {k: first[k][0]["inputs"] for k in first}}
+    for key in ("cold", "rss_delta", "rss"):
+        out[key] = {k: med([x[key] for x in first[k]]) for k in first}
+        out[key + "_ratio"] = med([p[key] / f[key] if f[key] > 0 else float("inf") for p, f in zip(first["program"], first["flat"])])
+    return out
 
 
-ROWS = (("warm", "CPU time, warm run (s)", "{:.3f}", 1), ("cold", "CPU time, first run after shared imports (s)", "{:.3f}", 1),
-        ("tm_peak", "tracemalloc peak, one warm run (MiB)", "{:.2f}", 1 / 2**20),
-        ("rss_delta", "peak RSS growth after shared imports (MiB)", "{:.1f}", 1 / 1024), ("rss", "peak RSS of the process (MiB)", "{:.0f}", 1 / 1024))
+# (key, label, format, scale): every ratio is one sample per subprocess (the median of its pairs)
+ROWS = (("warm", "CPU time, warm run (s/s, alternated in one process)", "", 1),
+        ("cold", "CPU time, first run after shared imports (s)", "{:.3f}", 1),
+        ("tm", "tracemalloc peak, one warm run (MiB)", "{:.2f}", 1 / 2**20),
+        ("rss_delta", "peak RSS growth after shared imports (MiB)", "{:.1f}", 1 / 1024),
+        ("rss", "peak RSS of the process (MiB)", "{:.0f}", 1 / 1024))
+VALUES = {"tm": "tm_peak"}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--one", choices=("program", "flat"))
+    ap.add_argument("--one", action="store_true", help="one subprocess's measurements, as JSON")
     ap.add_argument("--reps", type=int, default=6)
     ap.add_argument("--max-reps", type=int, default=12)
     a = ap.parse_args(argv)
     if a.one:
-        print(json.dumps(one(a.one)))
+        print(json.dumps(one()))
         return 0
-    res = {"program": [], "flat": []}
+    res: list[dict] = []
 
     def one_round() -> None:
-        for kind in ("program", "flat"):
-            out = subprocess.run([sys.executable, __file__, "--one", kind], capture_output=True, text=True,
-                                 cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"})
-            if out.returncode:
-                raise SystemExit(f"{kind} run failed:\n{out.stderr[-3000:]}")
-            res[kind].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        out = subprocess.run([sys.executable, __file__, "--one"], capture_output=True, text=True,
+                             cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"})
+        if out.returncode:
+            raise SystemExit(f"measurement failed:\n{out.stderr[-3000:]}")
+        res.append(json.loads(out.stdout.strip().splitlines()[-1]))
 
-    def ratios(key):
-        return [p[key] / f[key] if f[key] > 0 else float("inf") for p, f in zip(res["program"], res["flat"])]
+    def ratios(key: str) -> list[float]:
+        return [r[key + "_ratio"] for r in res]
 
     def undecided() -> bool:
         return any(_common.at_most(ratios(key), TARGET) == _common.UNDECIDED for key, *_ in ROWS[:4])
 
     n = until_decided(one_round, undecided, min_rounds=a.reps, max_rounds=a.max_reps)
-    a_in, b_in = res["program"][0]["inputs"], res["flat"][0]["inputs"]
+    a_in, b_in = res[0]["inputs"]["program"], res[0]["inputs"]["flat"]
     same = sum(1 for k in a_in if k in b_in and json.dumps(a_in[k], sort_keys=True) == json.dumps(b_in[k], sort_keys=True))
-    lines = [f"Production stack, {n} interleaved subprocess pairs, {WARM} warm runs each. "
-             f"Flat program: {len(b_in)} resources; {same}/{len(a_in)} of the program's custom resources have identical inputs. "
-             f"Shared imports before measuring: pulumi, pulumi_aws.{{{','.join(SHARED_AWS)}}}, rollout.simulate.", "",
-             "| measure | program | flat | program/flat, median (95% CI) |", "|---|---|---|---|"]
+    lines = [f"Production stack, {n} subprocesses; in each, {FORKS} alternated pairs of forked first runs (+{WARM} warm runs "
+             f"each, for RSS) and {WARM} alternated pairs of warm runs; one sample per subprocess and measure (the median of "
+             f"its pairs' ratios). Flat program: {len(b_in)} resources; {same}/{len(a_in)} of the program's custom resources "
+             f"have identical inputs. Shared imports before measuring: pulumi, pulumi_aws.{{{','.join(SHARED_AWS)}}}, rollout.simulate.",
+             "", "| measure | program | flat | program/flat, median (95% CI) |", "|---|---|---|---|"]
     v = Verdicts()
+    # a stale flat program (the program grew since gen_flat_program.py ran) compares unlike with unlike
+    v.add("flat program: the same custom resources, identical inputs (else re-run bench/gen_flat_program.py)",
+          f"{same}/{len(a_in)} (flat has {len(b_in)})", "all", same == len(a_in) == len(b_in))
     for key, label, fmt, scale in ROWS:
-        pv = med([p[key] for p in res["program"]]) * scale
-        fv = med([f[key] for f in res["flat"]]) * scale
-        r = ratios(key)
-        lines.append(f"| {label} | {fmt.format(pv)} | {fmt.format(fv)} | {_common.ci_text(r)} |")
+        if fmt:
+            vals = VALUES.get(key, key)
+            pv = fmt.format(med([r[vals]["program"] for r in res]) * scale)
+            fv = fmt.format(med([r[vals]["flat"] for r in res]) * scale)
+        else:
+            pv = fv = "(ratio per pair)"
+        lines.append(f"| {label} | {pv} | {fv} | {_common.ci_text(ratios(key))} |")
         if key != "rss":  # whole-process RSS is context: both carry the same ~100 MiB of imports
-            v.timing(f"{label}: program/flat", r, TARGET, f"<= {TARGET}")
+            v.timing(f"{label}: program/flat", ratios(key), TARGET, f"<= {TARGET}")
     return v.finish("component overhead", lines)
 
 

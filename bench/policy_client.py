@@ -14,6 +14,7 @@ import time
 from pulumi.runtime.proto import analyzer_pb2
 
 import _common  # noqa: F401  (puts the repo root on sys.path)
+from _common import process_cpu
 from rollout.analyzer import PolicyPackClient, policy_pack_env, to_struct
 
 
@@ -32,6 +33,12 @@ class Pack:
 
     def close(self):
         self.client.stop()
+
+    def cpu(self) -> float:
+        """CPU seconds used so far by the pack process and by this one (the gRPC client): a stack's
+        calls are synchronous, one at a time, so on an idle machine their wall time is this CPU plus
+        loopback latency, while on a busy one only the wall time stretches."""
+        return process_cpu(self.client._proc.pid) + time.process_time()
 
     def requests(self, resources):
         """(AnalyzeRequests, AnalyzeStackRequest) for Registered-like resources."""

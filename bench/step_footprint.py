@@ -23,7 +23,9 @@ STACKS = ("staging", "production")
 K8S = {
     "bluegreen:platform": "kubernetes",
     "bluegreen:kubernetes": {"namespace": "web", "context": "prod"},
-    "bluegreen:network": {"vpcId": "vpc-0fedcba9876543210", "publicSubnetIds": ["subnet-0aaa0000000000001", "subnet-0aaa0000000000002"]},
+    # private subnets too: a production stack's probe function runs in them (bluegreen:probe.subnetIds defaults to these)
+    "bluegreen:network": {"vpcId": "vpc-0fedcba9876543210", "publicSubnetIds": ["subnet-0aaa0000000000001", "subnet-0aaa0000000000002"],
+                          "privateSubnetIds": ["subnet-0bbb0000000000001", "subnet-0bbb0000000000002"]},
 }
 PLATFORMS = {"ecs": {}, "kubernetes": K8S}
 

@@ -8,7 +8,6 @@ import time
 from typing import Any
 
 from rollout.analyzer import OFFLINE_TOKEN_ENV
-import boto3
 
 from rollout.live import client_config, cloudwatch_client, elbv2_client
 
@@ -35,6 +34,8 @@ def aws_client(service: str, region: str | None):
             elif service == "cloudwatch":
                 _CLIENTS[key] = cloudwatch_client(region)
             else:  # e.g. ecs for the workload policies: the same bounded retries and timeouts
+                import boto3  # not at import: an offline pack never makes a client
+
                 _CLIENTS[key] = boto3.session.Session().client(service, region_name=region, config=client_config())
         return _CLIENTS[key]
 

@@ -23,10 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import boto3
-import botocore.config
-import botocore.exceptions
-import botocore.parsers
+import botocore.exceptions  # boto3, botocore.config and botocore.parsers load when first needed: an offline
+# pack (`rollout plan`) imports this module and never makes a client
 
 from rollout.errors import LiveStateError
 
@@ -203,6 +201,8 @@ def client_config(
     connect_timeout: float = 3.0, read_timeout: float = 10.0, max_attempts: int = 2
 ) -> botocore.config.Config:
     """Botocore config with bounded timeouts and few retries (standard mode retries throttling)."""
+    import botocore.config
+
     return botocore.config.Config(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
@@ -212,6 +212,8 @@ def client_config(
 
 def elbv2_client(region: str | None = None, *, config: botocore.config.Config | None = None):
     """An elbv2 client with sane timeouts; honours AWS_ENDPOINT_URL like every boto3 client."""
+    import boto3
+
     return boto3.session.Session().client(
         "elbv2", region_name=region, config=config or client_config()
     )
@@ -219,6 +221,8 @@ def elbv2_client(region: str | None = None, *, config: botocore.config.Config | 
 
 def cloudwatch_client(region: str | None = None, *, config: botocore.config.Config | None = None):
     """A CloudWatch client with sane timeouts; honours AWS_ENDPOINT_URL like every boto3 client."""
+    import boto3
+
     return boto3.session.Session().client(
         "cloudwatch", region_name=region, config=config or client_config()
     )
@@ -275,7 +279,7 @@ def aws_fault_reason(exc: BaseException, subject: str | None = None) -> str:
             what = _NOT_FOUND_CODES[code]
             return f"{what}: {subject}" if subject else f"{what}: {message}"
         return f"AWS {code} on {op}: {message}".rstrip(": ")
-    if isinstance(exc, botocore.parsers.ResponseParserError):
+    if isinstance(exc, _response_parser_error()):
         return "AWS endpoint returned a response that is not an AWS API answer"
     if isinstance(exc, botocore.exceptions.BotoCoreError):
         return f"AWS client error ({type(exc).__name__}): {_short(exc)}"
@@ -289,15 +293,21 @@ _ENVIRONMENT_EXC = (
     botocore.exceptions.ConnectTimeoutError,
     botocore.exceptions.ReadTimeoutError,
     botocore.exceptions.ConnectionClosedError,
-    botocore.parsers.ResponseParserError,
 )
+
+
+def _response_parser_error() -> type[Exception]:
+    """botocore.parsers.ResponseParserError, imported on first use (the parsers load with a client anyway)."""
+    import botocore.parsers
+
+    return botocore.parsers.ResponseParserError
 
 
 def fault_is_environmental(exc: BaseException | None) -> bool:
     """Whether an AWS fault comes from where the reader runs (credentials, network, throttling,
     timeouts, AWS itself), so that no resource input could have caused it."""
     while exc is not None:
-        if isinstance(exc, _ENVIRONMENT_EXC):
+        if isinstance(exc, (*_ENVIRONMENT_EXC, _response_parser_error())):
             return True
         if isinstance(exc, botocore.exceptions.ClientError):
             err = exc.response.get("Error", {}) if isinstance(exc.response, dict) else {}
