@@ -343,7 +343,9 @@ class KubernetesPlatform(pulumi.ComponentResource):
             f"{name}-service",
             metadata=route_metadata,
             spec=service_spec(app, args.color, args.port),
-            opts=on_cluster,
+            # After the listeners, like the Deployment: in `pulumi up` the pack judges the selector with this update's
+            # weights live, so a Service cannot select other pods for a colour that the same update gives traffic.
+            opts=after_listeners,
         )
         binding = kubernetes.apiextensions.CustomResource(
             f"{name}-tgb",
