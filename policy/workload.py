@@ -32,8 +32,8 @@ fingerprints the pod template and replicas it is about to apply (`rollout.worklo
 the function the program records with) and compares them with the live listener's pod record for the
 live colour of the target group the Deployment names. The route from a target group to its pods is
 judged the same way: a TargetGroupBinding on a carrying colour's target group keeps the recorded
-serviceRef, the Service the record identifies keeps its recorded spec, and no other object makes pods
-labelled with a carrying colour. docs/workload.md states what it cannot see.
+serviceRef, the Service the record identifies keeps its recorded spec, no other object makes pods
+labelled with a carrying colour, and no EndpointSlice or Endpoints object feeds its Service. docs/workload.md states what it cannot see.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ from rollout.workload import (
     deployment_fingerprint,
     parse_workload_record,
     service_fingerprint,
+    service_identity,
 )
 
 __all__ = [
@@ -634,7 +635,12 @@ def _fingerprint_or_none(compute: Any) -> str | None:
 def _assess_route(args: ResourceValidationArgs) -> DeploymentCheck | None:
     """Invariant 4 for the path from a colour's target group to its pods (a TargetGroupBinding, a Service, any
     other object that makes pods); None when `args` is none of them."""
-    kind = "binding" if _is_binding(args.resource_type) else "service" if args.resource_type in SERVICE_TYPES else _pod_kind(args.resource_type)
+    kind = (
+        "binding" if _is_binding(args.resource_type)
+        else "service" if args.resource_type in SERVICE_TYPES
+        else "endpoints" if args.resource_type in ENDPOINT_TYPES
+        else _pod_kind(args.resource_type)
+    )
     if kind is None:
         return None
     offline, _ = offline_section(args)
@@ -648,13 +654,15 @@ def _assess_route(args: ResourceValidationArgs) -> DeploymentCheck | None:
         return _assess_binding(args, metadata, spec, found)
     if kind == "service":
         return _assess_k8s_service(args, metadata, spec, meta_known and spec_known, found)
+    if kind == "endpoints":
+        return _assess_endpoints(args, metadata, found)
     return _assess_other_pods(args, kind, {"metadata": metadata, "spec": spec}, found)
 
 
 def _route_records(prod: _Production) -> Any:
     """The live record, when it holds routes (a pod record from before routes were recorded: nothing to compare)."""
     record = parse_workload_record(prod.tags.get(TAG_WORKLOAD))
-    return record if record is not None and record.services is not None and record.bindings is not None else None
+    return record if record is not None and record.identities is not None else None
 
 
 def _assess_binding(args: ResourceValidationArgs, metadata: Any, spec: Any, found: DeploymentCheck) -> DeploymentCheck | None:
@@ -715,35 +723,58 @@ def _stack_carrying(args: ResourceValidationArgs, known: bool, kind: str, found:
 
 
 def _assess_k8s_service(args: ResourceValidationArgs, metadata: Any, spec: Any, known: bool, found: DeploymentCheck) -> DeploymentCheck | None:
-    """A Service is a carrying colour's recorded Service when the colour's recorded binding resolves through it (its
-    namespace, name and one of its ports -- by number or by name -- give the recorded `tgb` fingerprint): then its
-    namespace, name and spec must give the recorded `svc` fingerprint. Identified by the record, never by a label."""
+    """A Service is a carrying colour's recorded Service when its name gives the colour's recorded `id` (identified by
+    the record, never by a label; any namespace, so one left to the provider's default is judged too): then its
+    namespace, name and spec must give the recorded `svc` fingerprint."""
     lives = _stack_carrying(args, known, "Service", found)
     namespace, name = _at(metadata, "namespace"), _at(metadata, "name")
-    ports = _at(spec, "ports")
-    refs = [p.get(k) for p in ports if isinstance(p, Mapping) for k in ("port", "name")] if isinstance(ports, list) else []
-    identity_known = not any(isinstance(v, _Unknown) for v in (namespace, name, ports, *refs))
     fingerprint = _fingerprint_or_none(lambda: service_fingerprint(namespace, name, spec))
-    for record, carrying in lives or []:
-        for color, share in sorted(carrying.items()):
-            if record is None:
-                continue
-            carries = f"{color} carries {share}% of live production traffic"
-            if not identity_known:
-                found.problem = (
-                    f"the pods behind a colour carrying production traffic must not change: {carries}, and this Service's "
-                    f"namespace, name or ports are not known yet (preview), so whether it is {color}'s Service cannot be told"
-                )
-                return found
-            ids = {_fingerprint_or_none(lambda r=r: binding_fingerprint(namespace, {"name": name, "port": r})) for r in refs if r is not None}
-            if record.bindings[color] not in ids:
-                continue  # the colour's recorded binding does not resolve through this Service
+    for record, color, carries in _carrying_routes(lives):
+        if isinstance(name, _Unknown):
+            found.problem = (
+                f"the pods behind a colour carrying production traffic must not change: {carries}, and this Service's "
+                f"name is not known yet (preview), so whether it is {color}'s Service cannot be told"
+            )
+        elif service_identity(name) == record.identities[color]:
             found.problem = _route_problem(
                 carries, fingerprint, record.services[color], f"the spec of its Service {namespace}/{name} is",
-                f"this update changes its Service {namespace}/{name} (selector {_brief(_at(spec, 'selector'))}, ports {_brief(ports)})",
+                f"this update changes its Service {namespace}/{name} (selector {_brief(_at(spec, 'selector'))}, ports {_brief(_at(spec, 'ports'))})",
             )
-            if found.problem:
-                return found
+        if found.problem:
+            return found
+    return found
+
+
+def _carrying_routes(lives: list[tuple[Any, dict[str, int]]] | None) -> list[tuple[Any, str, str]]:
+    """(route record, colour, 'blue carries N% ...') for each colour carrying traffic under a record with routes."""
+    return [
+        (record, color, f"{color} carries {share}% of live production traffic")
+        for record, carrying in lives or []
+        if record is not None
+        for color, share in sorted(carrying.items())
+    ]
+
+
+ENDPOINT_TYPES = frozenset({"kubernetes:discovery.k8s.io/v1:EndpointSlice", "kubernetes:discovery.k8s.io/v1beta1:EndpointSlice", "kubernetes:core/v1:Endpoints"})
+_SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # which Service an EndpointSlice feeds
+
+
+def _assess_endpoints(args: ResourceValidationArgs, metadata: Any, found: DeploymentCheck) -> DeploymentCheck | None:
+    """Endpoints written by hand join a Service's endpoints (the controller registers an EndpointSlice's addresses,
+    whatever they are, when its targetRef names a pod): none may feed a carrying colour's Service."""
+    slice_ = args.resource_type.endswith(":EndpointSlice")
+    name = _reach(metadata, "labels", _SERVICE_NAME_LABEL) if slice_ else _reach(metadata, "name")
+    if name is None:
+        return None  # an EndpointSlice of no Service
+    found.glassable = False
+    what = f"{'EndpointSlice for Service' if slice_ else 'Endpoints object'} {name if isinstance(name, str) else '(not known yet)'}"
+    for record, color, carries in _carrying_routes(_stack_carrying(args, False, what, found)):
+        if isinstance(name, _Unknown) or service_identity(name) == record.identities[color]:
+            found.problem = (
+                f"the pods behind a colour carrying production traffic come only from its Service's selector: {carries}, and "
+                f"this {what} could feed {color}'s Service its own addresses"
+            )
+            return found
     return found
 
 
@@ -882,7 +913,8 @@ def _listener_workload(args: ResourceValidationArgs) -> ListenerWorkload | None:
 
 def _entries(record: Any, color: str) -> tuple[str | None, ...]:
     """What a record says about one colour: what it runs and, on Kubernetes, the route to its pods."""
-    return (record.fingerprints[color], (record.services or {}).get(color), (record.bindings or {}).get(color))
+    routes = (record.services, record.bindings, record.identities)
+    return (record.fingerprints[color], *((group or {}).get(color) for group in routes))
 
 
 def _check_steady(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -944,7 +976,7 @@ def workload_frozen_while_live() -> ResourceValidationPolicy:
         "groups) of an ECS service, or the pod template or replicas of a Kubernetes Deployment, the serviceRef of its "
         "TargetGroupBinding or the selector and ports of its Service (fingerprinted by the pack, against the live "
         "listener's record), whose target group carries production traffic on the live listener, or makes other pods "
-        "labelled with such a colour; fails closed when that cannot be read. A break-glass reason lets a change through.",
+        "labelled with such a colour or endpoints for its Service; fails closed when that cannot be read. A break-glass reason lets a change through.",
         _check_frozen,
         Severity.CRITICAL,
     )

@@ -40,6 +40,7 @@ __all__ = [
     "deployment_fingerprint",
     "service_fingerprint",
     "binding_fingerprint",
+    "service_identity",
     "fingerprints_tag",
     "parse_fingerprints_tag",
     "parse_workload_record",
@@ -58,11 +59,14 @@ TAG_BREAK_GLASS = "bluegreen:break-glass"  # on the production listener and the 
 # Kinds of `bluegreen:workload` record. "config": "blue=<12 hex> green=<12 hex>", `workload_fingerprint` of the
 # config (ECS, and Kubernetes stacks deployed before pod fingerprints). "pod": "pod blue=<12 hex> green=<12 hex>",
 # `deployment_fingerprint` of each colour's Deployment (Kubernetes), followed since routes were recorded by
-# "svc blue=<12 hex> green=<12 hex> tgb blue=<12 hex> green=<12 hex>" (`service_fingerprint`, `binding_fingerprint`).
+# "svc blue=.. green=.. tgb blue=.. green=.. id blue=.. green=.." (`service_fingerprint`, `binding_fingerprint`,
+# `service_identity`, 12 hex each).
 CONFIG_RECORD = "config"
 POD_RECORD = "pod"
 SERVICE_GROUP = "svc"
 BINDING_GROUP = "tgb"
+IDENTITY_GROUP = "id"
+_ROUTE_GROUPS = (SERVICE_GROUP, BINDING_GROUP, IDENTITY_GROUP)
 # On a colour's Deployment (metadata.annotations, so changing them restarts no pod): the target group its pods
 # serve (the pack reads that group's live colour and traffic) and a break-glass reason.
 ANNOTATION_TARGET_GROUP = "bluegreen/target-group-arn"
@@ -182,6 +186,14 @@ def binding_fingerprint(namespace: Any, service_ref: Any) -> str:
     return _digest({"namespace": _canonical(namespace), "serviceRef": _canonical(service_ref)})
 
 
+def service_identity(name: Any) -> str:
+    """12 hex characters naming a colour's Service by its name alone, so the pack can tell from the record that a
+    Service, or an EndpointSlice or Endpoints object feeding a Service's endpoints, may be that colour's. Without
+    the namespace on purpose: an object whose namespace is left to the provider's default, or a same-named one
+    elsewhere, is judged as the colour's (and refused unless it is exactly the recorded one)."""
+    return _digest({"service": _canonical(name)})
+
+
 def _digest(doc: Any) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 
@@ -209,6 +221,7 @@ class WorkloadRecord:
     fingerprints: Mapping[str, str]
     services: Mapping[str, str] | None = None
     bindings: Mapping[str, str] | None = None
+    identities: Mapping[str, str] | None = None
 
     @property
     def shape(self) -> str:
@@ -221,9 +234,11 @@ def fingerprints_tag(
     kind: str = CONFIG_RECORD,
     services: Mapping[str, str] | None = None,
     bindings: Mapping[str, str] | None = None,
+    identities: Mapping[str, str] | None = None,
 ) -> str:
     """'blue=<hash> green=<hash>' in colour order ('pod blue=... green=...' for Deployment fingerprints, followed by
-    'svc blue=... green=... tgb blue=... green=...' when the routes are given). At most 126 characters."""
+    'svc blue=... green=... tgb blue=... green=... id blue=... green=...' when the routes are given). At most 164
+    characters (AWS allows 256)."""
 
     def body(group: Mapping[str, str]) -> str:
         return " ".join(f"{c}={group[c]}" for c in COLORS if c in group)
@@ -231,8 +246,8 @@ def fingerprints_tag(
     if kind != POD_RECORD:
         return body(fingerprints)
     out = f"{POD_RECORD} {body(fingerprints)}"
-    if services is not None and bindings is not None:
-        out += f" {SERVICE_GROUP} {body(services)} {BINDING_GROUP} {body(bindings)}"
+    if services is not None and bindings is not None and identities is not None:
+        out += f" {SERVICE_GROUP} {body(services)} {BINDING_GROUP} {body(bindings)} {IDENTITY_GROUP} {body(identities)}"
     return out
 
 
@@ -247,7 +262,7 @@ def parse_workload_record(value: Any) -> WorkloadRecord | None:
     groups: dict[str, dict[str, str]] = {"": {}}
     current = ""
     for part in parts:
-        if kind == POD_RECORD and part in (SERVICE_GROUP, BINDING_GROUP) and part not in groups:
+        if kind == POD_RECORD and part in _ROUTE_GROUPS and part not in groups:
             current = part
             groups[current] = {}
             continue
@@ -256,11 +271,9 @@ def parse_workload_record(value: Any) -> WorkloadRecord | None:
         if not sep or color not in COLORS or color in out or not re.fullmatch(r"[0-9a-f]{12}", digest):
             return None
         out[color] = digest
-    if any(set(g) != set(COLORS) for g in groups.values()) or len(groups) == 2:
-        return None  # every group names both colours; routes come as svc AND tgb, or not at all
-    if len(groups) == 3 and list(groups) != ["", SERVICE_GROUP, BINDING_GROUP]:
-        return None
-    return WorkloadRecord(kind, groups[""], groups.get(SERVICE_GROUP), groups.get(BINDING_GROUP))
+    if any(set(g) != set(COLORS) for g in groups.values()) or list(groups) not in ([""], ["", *_ROUTE_GROUPS]):
+        return None  # every group names both colours; the routes come whole and in order, or not at all
+    return WorkloadRecord(kind, groups[""], groups.get(SERVICE_GROUP), groups.get(BINDING_GROUP), groups.get(IDENTITY_GROUP))
 
 
 def parse_fingerprints_tag(value: Any) -> dict[str, str] | None:
@@ -301,7 +314,8 @@ def stack_record(cfg: Any) -> str:
         routes = {c: routing_for(cfg, c) for c in COLORS}
         services = {c: service_fingerprint(ns, name, spec) for c, (ns, name, spec, _) in routes.items()}
         bindings = {c: binding_fingerprint(ns, ref) for c, (ns, _, _, ref) in routes.items()}
-        return fingerprints_tag(pods, POD_RECORD, services, bindings)
+        identities = {c: service_identity(name) for c, (_, name, _, _) in routes.items()}
+        return fingerprints_tag(pods, POD_RECORD, services, bindings, identities)
     return fingerprints_tag(stack_fingerprints(cfg))
 
 

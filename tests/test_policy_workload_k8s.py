@@ -21,9 +21,10 @@ from rollout.workload import (
     TAG_WORKLOAD,
     binding_fingerprint,
     deployment_fingerprint,
-    service_fingerprint,
     fingerprints_tag,
     parse_workload_record,
+    service_fingerprint,
+    service_identity,
 )
 from tests.fixtures.aws import AlbArns
 from tests.policy_harness import UNKNOWN, AnalyzeResult, PolicyPackClient
@@ -135,6 +136,7 @@ def test_the_listener_records_the_route_the_pack_computes_from_each_service_and_
         assert isinstance(svc["metadata"]["namespace"], str) and isinstance(tgb["spec"]["serviceRef"]["name"], str), (svc, tgb)
         assert service_fingerprint(svc["metadata"]["namespace"], svc["metadata"]["name"], svc["spec"]) == record.services[color]
         assert binding_fingerprint(tgb["metadata"]["namespace"], tgb["spec"]["serviceRef"]) == record.bindings[color]
+        assert service_identity(svc["metadata"]["name"]) == record.identities[color]
         assert tgb["spec"]["serviceRef"]["name"] == svc["metadata"]["name"] and svc["spec"]["selector"]["color"] == color
     assert record.services["blue"] != record.services["green"] and record.bindings["blue"] != record.bindings["green"]
 
@@ -247,7 +249,7 @@ def test_a_binding_moved_onto_a_live_target_group_is_refused(aws, pack):
     refused(judge_as(pack, TGB, (props, name, urn)), POLICY, "blue carries 90% of live production traffic", "serviceRef")
 
 
-@pytest.mark.parametrize("edit", ["selector-idle", "selector-other-pods", "target-port", "drop-selector"])
+@pytest.mark.parametrize("edit", ["selector-idle", "selector-other-pods", "target-port", "drop-selector", "new-port", "no-namespace"])
 def test_a_live_colours_service_selecting_other_pods_is_refused(aws, pack, edit):
     alb = live_k8s(aws, step=2)  # blue 75 %, green 25 %
     props, name, urn = route(alb, "green", K8S_SERVICE)
@@ -257,8 +259,14 @@ def test_a_live_colours_service_selecting_other_pods_is_refused(aws, pack, edit)
         props["spec"]["selector"] = {"app": "web", "role": "canary"}  # a StatefulSet's pods, no colour label at all
     elif edit == "target-port":
         props["spec"]["ports"][0]["targetPort"] = 9999
-    else:
+    elif edit == "drop-selector":
         del props["spec"]["selector"]  # endpoints managed by hand
+    elif edit == "new-port":
+        props["spec"]["ports"] = [{"name": "http", "port": 9090, "targetPort": 9090, "protocol": "TCP"}]
+        props["spec"]["selector"]["color"] = "blue"
+    else:
+        del props["metadata"]["namespace"]  # the provider's default namespace, perhaps the colour's
+        props["spec"]["selector"]["color"] = "blue"
     refused(judge_as(pack, K8S_SERVICE, (props, name, urn)), POLICY, "green carries 25% of live production traffic", "Service")
 
 
@@ -270,6 +278,32 @@ def test_pods_labelled_with_a_live_colour_come_only_from_its_deployment(aws, pac
     passes(judge_as(pack, f"kubernetes:{kind}", workload_of(kind, {"app": "web", "color": "green"})))  # the idle colour
     passes(judge_as(pack, f"kubernetes:{kind}", workload_of(kind, {"app": "batch"})))  # no colour label
     assert alb
+
+
+@pytest.mark.parametrize("kind", ["discovery.k8s.io/v1:EndpointSlice", "core/v1:Endpoints"])
+def test_hand_written_endpoints_for_a_live_colours_service_are_refused(aws, pack, kind):
+    """The controller registers an EndpointSlice's addresses (whatever they are) when its targetRef names a pod: a
+    hand-written one labelled for blue's Service feeds blue's target group other addresses."""
+    alb = live_k8s(aws, step=0)
+    blue = route(alb, "blue", K8S_SERVICE)[0]["metadata"]["name"]
+    green = route(alb, "green", K8S_SERVICE)[0]["metadata"]["name"]
+    type_ = f"kubernetes:{kind}"
+
+    def endpoints(service: str) -> tuple[dict, str, str]:
+        if kind.endswith("EndpointSlice"):
+            props = {
+                "metadata": {"name": f"{service}-extra", "namespace": "default", "labels": {"kubernetes.io/service-name": service}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.20.1.99"], "targetRef": {"kind": "Pod", "name": "extra"}}],
+                "ports": [{"name": "http", "port": 8080}],
+            }
+        else:
+            props = {"metadata": {"name": service, "namespace": "default"}, "subsets": [{"addresses": [{"ip": "10.20.1.99"}]}]}
+        return props, f"{service}-extra", f"urn:pulumi:production::bluegreen::{type_}::{service}-extra"
+
+    refused(judge_as(pack, type_, endpoints(blue)), POLICY, "blue carries 100% of live production traffic", "could feed blue's Service")
+    passes(judge_as(pack, type_, endpoints(green)))  # the idle colour's
+    passes(judge_as(pack, type_, endpoints("metrics")))  # another Service's
 
 
 def test_unknowns_in_a_live_colours_route_fail_closed_but_the_idle_colour_is_free(aws, pack):
@@ -295,7 +329,7 @@ def test_a_listener_update_that_re_records_a_live_route_is_refused(aws, pack):
     alb = live_k8s(aws, step=0)
     props, name, urn = proposed(alb, step=0, **K8S)
     record = parse_workload_record(props["tags"][TAG_WORKLOAD])
-    forged = fingerprints_tag(record.fingerprints, POD_RECORD, {**record.services, "blue": record.services["green"]}, record.bindings)
+    forged = fingerprints_tag(record.fingerprints, POD_RECORD, {**record.services, "blue": record.services["green"]}, record.bindings, record.identities)
     props["tags"][TAG_WORKLOAD] = forged
     refused(pack.analyze(LISTENER, props, name=name, urn=urn), "workload-steady-during-shift", "changes what blue runs")
 
