@@ -134,7 +134,8 @@ def _productions(elbv2, load_balancer_arns: list[str]) -> list["_Production"]:
 def _stack_productions(stack: str) -> list["_Production"]:
     """The live production traffic of every load balancer of `stack` (its `bluegreen:stack` tag, written by an
     earlier update, and the live production listener's own) in the pack's region: for a Kubernetes object
-    that names no target group (a Service, a bare Pod), the colours whose routes it could touch."""
+    that names no target group (a Service, a bare Pod), the colours whose routes it could touch. Read afresh
+    for every object (no cache: a Service judged in `up` must see this update's listener)."""
     elbv2 = _client("elbv2", _region(None))
     try:
         arns = [lb["LoadBalancerArn"] for page in elbv2.get_paginator("describe_load_balancers").paginate() for lb in page.get("LoadBalancers", [])]

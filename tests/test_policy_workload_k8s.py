@@ -350,6 +350,8 @@ def test_unchanged_services_and_bindings_pass_at_every_step(aws, pack, step):
     for color in ("blue", "green"):
         for kind in (K8S_SERVICE, TGB):
             passes(judge_as(pack, kind, route(alb, color, kind, **{"bluegreen:rollout.step": step})))
+    nxt = listener(pack, alb, min(step + 1, 5))  # the next traffic step (or the finish), the program unchanged
+    assert nxt.of("workload-steady-during-shift") == [], nxt
 
 
 def test_the_idle_colours_route_is_free_and_a_rollback_passes(aws, pack):
