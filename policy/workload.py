@@ -622,8 +622,33 @@ def _is_binding(resource_type: str) -> bool:
 
 
 def _pod_kind(resource_type: str) -> str | None:
+    """The kind of a Kubernetes object that may make pods: a known kind, or any other object (a custom resource such
+    as an Argo Rollout) whose spec holds a pod template; None for what is not a Kubernetes object."""
     kind = resource_type.rsplit(":", 1)[-1]
-    return kind if resource_type.startswith("kubernetes:") and kind in _POD_LABELS else None
+    return kind if resource_type.startswith("kubernetes:") and "/" in resource_type else None
+
+
+def _pod_colors(kind: str, props: Any) -> list[Any]:
+    """The `color` labels of the pods `props` would make: at the known path of a known kind, else of every pod
+    template (a mapping under a `template` key with metadata.labels) anywhere in its spec."""
+    if kind in _POD_LABELS:
+        labels = _reach(props, *_POD_LABELS[kind])
+        return [labels.get("color") if isinstance(labels, Mapping) else labels]
+    found: list[Any] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if key == "template":
+                    labels = _reach(item, "metadata", "labels")
+                    found.append(labels.get("color") if isinstance(labels, Mapping) else labels)
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(_at(props, "spec"))
+    return found
 
 
 def _fingerprint_or_none(compute: Any) -> str | None:
@@ -782,10 +807,10 @@ def _assess_endpoints(args: ResourceValidationArgs, metadata: Any, found: Deploy
 def _assess_other_pods(args: ResourceValidationArgs, kind: str, props: Any, found: DeploymentCheck) -> DeploymentCheck | None:
     """Pods a colour's Service may select come only from that colour's Deployment (checked above): any other object
     whose pods carry the colour label with a colour that carries traffic is refused, whatever else it says."""
-    labels = _reach(props, *_POD_LABELS[kind])
-    color = labels.get("color") if isinstance(labels, Mapping) else labels
-    unknown = isinstance(color, _Unknown)
-    if not unknown and color not in COLORS:
+    colors = _pod_colors(kind, props)
+    unknown = any(isinstance(c, _Unknown) for c in colors)
+    labelled = sorted({c for c in colors if isinstance(c, str) and c in COLORS})
+    if not unknown and not labelled:
         return None  # no colour's Service selects its pods
     found.glassable = False
     lives = _stack_carrying(args, False, kind, found)
@@ -795,7 +820,7 @@ def _assess_other_pods(args: ResourceValidationArgs, kind: str, props: Any, foun
                 f"pods of a colour carrying production traffic come only from its Deployment: this {kind}'s pod labels are "
                 f"not known yet (preview) while {', '.join(f'{c} carries {w}%' for c, w in sorted(carrying.items()))} of live traffic"
             )
-        elif color in carrying:
+        for color in (c for c in labelled if c in carrying and not found.problem):
             found.problem = (
                 f"pods of a colour carrying production traffic come only from its Deployment: this {kind}'s pods are labelled "
                 f"color={color}, which its Service selects, and {color} carries {carrying[color]}% of live production traffic"

@@ -270,7 +270,7 @@ def test_a_live_colours_service_selecting_other_pods_is_refused(aws, pack, edit)
     refused(judge_as(pack, K8S_SERVICE, (props, name, urn)), POLICY, "green carries 25% of live production traffic", "Service")
 
 
-@pytest.mark.parametrize("kind", ["core/v1:Pod", "apps/v1:ReplicaSet", "apps/v1:StatefulSet", "apps/v1:DaemonSet", "batch/v1:Job", "batch/v1:CronJob", "core/v1:ReplicationController"])
+@pytest.mark.parametrize("kind", ["core/v1:Pod", "apps/v1:ReplicaSet", "apps/v1:StatefulSet", "apps/v1:DaemonSet", "batch/v1:Job", "batch/v1:CronJob", "core/v1:ReplicationController", "argoproj.io/v1alpha1:Rollout"])
 def test_pods_labelled_with_a_live_colour_come_only_from_its_deployment(aws, pack, kind):
     alb = live_k8s(aws, step=0)
     result = judge_as(pack, f"kubernetes:{kind}", workload_of(kind, {"app": "web", "color": "blue"}))
@@ -352,6 +352,27 @@ def test_unchanged_services_and_bindings_pass_at_every_step(aws, pack, step):
             passes(judge_as(pack, kind, route(alb, color, kind, **{"bluegreen:rollout.step": step})))
     nxt = listener(pack, alb, min(step + 1, 5))  # the next traffic step (or the finish), the program unchanged
     assert nxt.of("workload-steady-during-shift") == [], nxt
+
+
+def test_every_kubernetes_object_of_the_program_passes_a_traffic_step(aws, pack):
+    """No false alarm: the namespace, every object the real program registers passes while both colours carry
+    traffic (each one, its target groups the moto ones)."""
+    extra = {"bluegreen:kubernetes.namespace": "shop", "bluegreen:kubernetes.createNamespace": True}
+    alb = live_k8s(aws, step=1, record=k8s_record(**extra))
+    sim = _sim({**K8S, **extra})
+    judged = 0
+    for res in sim.resources:
+        if not res.type.startswith("kubernetes:"):
+            continue
+        props = copy.deepcopy(dict(res.inputs))
+        color = "blue" if "blue" in res.name else "green"
+        if res.type == DEPLOYMENT:
+            props["metadata"]["annotations"][ANNOTATION_TARGET_GROUP] = alb.target_groups[color]
+        if res.type == TGB:
+            props["spec"]["targetGroupARN"] = alb.target_groups[color]
+        passes(pack.analyze(res.type, props, name=res.name, urn=res.urn))
+        judged += 1
+    assert judged >= 6, [r.type for r in sim.resources]
 
 
 def test_the_idle_colours_route_is_free_and_a_rollback_passes(aws, pack):
