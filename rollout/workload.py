@@ -9,8 +9,9 @@
   from the Deployment it is about to apply. The listener records these (`POD_RECORD` kind) instead.
 * `service_fingerprint` / `binding_fingerprint` -- for Kubernetes, the path from a colour's target group to its
   pods: its Service (namespace, name, spec: selector, ports, type) and its TargetGroupBinding's `serviceRef`
-  (with the binding's namespace). Recorded as `svc` and `tgb` entries next to the pod ones, so the pack can
-  refuse a program edit that points a live target group at other pods.
+  (with the binding's namespace); `service_identity` names the Service. Recorded as `svc`, `tgb` and `id`
+  entries next to the pod ones, so the pack can refuse a program edit that points a live target group at
+  other pods.
 * `TAG_BREAK_GLASS` -- the operator's reason for a workload change on a colour carrying traffic
   (`bluegreen:breakGlass.reason`), recorded on the production listener and on the changed workload.
 * `ssm_parameter_name` -- where the program keeps a secret value set with `--secret` (an SSM
