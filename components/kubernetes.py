@@ -32,6 +32,8 @@ from rollout.pod_template import (
     resource_requirements,
     secret_object_name,
     selector_labels,
+    service_ref,
+    service_spec,
 )
 from rollout.workload import ANNOTATION_BREAK_GLASS, ANNOTATION_TARGET_GROUP
 
@@ -72,7 +74,7 @@ _IRSA_ANNOTATION = "eks.amazonaws.com/role-arn"
 # --- decisions: pure functions -------------------------------------------------------------------
 
 
-def target_group_binding_spec(service_name: Any, port: int, target_group_arn: Any, alb_security_group_id: Any = None,
+def target_group_binding_spec(service_name: str, port: int, target_group_arn: Any, alb_security_group_id: Any = None,
                               *, also_admit: Sequence[Any] = ()) -> dict[str, Any]:
     """The TargetGroupBinding spec: register the pod IPs behind `service_name:port` in `target_group_arn`.
 
@@ -81,7 +83,7 @@ def target_group_binding_spec(service_name: Any, port: int, target_group_arn: An
     security groups (the probe function's synthetic load) get the same port.
     """
     spec: dict[str, Any] = {
-        "serviceRef": {"name": service_name, "port": port},
+        "serviceRef": service_ref(service_name, port),
         "targetGroupARN": target_group_arn,
         "targetType": "ip",
     }
@@ -243,7 +245,10 @@ class KubernetesPlatform(pulumi.ComponentResource):
                 ),
                 opts=on_cluster,
             )
-            self.namespace = ns.metadata.apply(lambda m: m.name)
+            # The name as given, known in a preview (the pack identifies a colour's Service by namespace and name);
+            # objects wait for the namespace through _namespace_ready.
+            self._namespace_ready.append(ns)
+            self.namespace = pulumi.Output.from_input(args.namespace)
         else:
             # A namespace the program does not own still needs the readiness-gate label, or new pods count
             # as ready before the ALB sees them healthy (a rolling update can then drop every target).
@@ -333,27 +338,30 @@ class KubernetesPlatform(pulumi.ComponentResource):
             ),
             opts=after_listeners,
         )
+        # The path from the target group to the pods, as rollout.pod_template.routing_for gives it to the listener's
+        # record: the Service's spec and the binding's serviceRef are the very dicts fingerprinted there.
+        route_annotations = {ANNOTATION_BREAK_GLASS: args.break_glass} if args.break_glass else None
+        route_metadata = kubernetes.meta.v1.ObjectMetaArgs(name=k8s_name, namespace=self.namespace, labels=labels, annotations=route_annotations)
         service = kubernetes.core.v1.Service(
             f"{name}-service",
-            metadata=metadata,
-            spec=kubernetes.core.v1.ServiceSpecArgs(
-                type="ClusterIP",
-                selector=selector,
-                ports=[kubernetes.core.v1.ServicePortArgs(name=PORT_NAME, port=args.port, target_port=PORT_NAME, protocol="TCP")],
-            ),
-            opts=on_cluster,
+            metadata=route_metadata,
+            spec=service_spec(app, args.color, args.port),
+            # After the listeners, like the Deployment: in `pulumi up` the pack judges the selector with this update's
+            # weights live, so a Service cannot select other pods for a colour that the same update gives traffic.
+            opts=after_listeners,
         )
         binding = kubernetes.apiextensions.CustomResource(
             f"{name}-tgb",
             api_version=TARGET_GROUP_BINDING_API_VERSION,
             kind="TargetGroupBinding",
-            metadata=metadata,
+            metadata=route_metadata,
+            # The Service by its fixed name (known in a preview), after it exists.
             spec=target_group_binding_spec(
-                service.metadata.apply(lambda m: m.name), args.port, args.target_group_arn, args.alb_security_group_id,
+                k8s_name, args.port, args.target_group_arn, args.alb_security_group_id,
                 also_admit=[args.synthetic_security_group_id] if args.synthetic_security_group_id is not None else [],
             ),
             # Like the ECS service: the target group must be on a listener before targets are registered.
-            opts=after_listeners,
+            opts=pulumi.ResourceOptions.merge(after_listeners, pulumi.ResourceOptions(depends_on=[service])),
         )
         return {
             "deployment_name": deployment.metadata.apply(lambda m: m.name),

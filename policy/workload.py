@@ -30,7 +30,10 @@ Kubernetes: the pack cannot, in general, reach the cluster, so a Deployment's li
 fact it can read. `workload-frozen-while-live` also judges `kubernetes:apps/v1:Deployment`: it
 fingerprints the pod template and replicas it is about to apply (`rollout.workload.deployment_fingerprint`,
 the function the program records with) and compares them with the live listener's pod record for the
-live colour of the target group the Deployment names; docs/workload.md states what it cannot see.
+live colour of the target group the Deployment names. The route from a target group to its pods is
+judged the same way: a TargetGroupBinding on a carrying colour's target group keeps the recorded
+serviceRef, the Service the record identifies keeps its recorded spec, no other object makes pods
+labelled with a carrying colour, and no EndpointSlice or Endpoints object feeds its Service. docs/workload.md states what it cannot see.
 """
 
 from __future__ import annotations
@@ -66,8 +69,11 @@ from rollout.workload import (
     POD_RECORD,
     TAG_BREAK_GLASS,
     TAG_WORKLOAD,
+    binding_fingerprint,
     deployment_fingerprint,
     parse_workload_record,
+    service_fingerprint,
+    service_identity,
 )
 
 __all__ = [
@@ -103,8 +109,12 @@ def _production_listeners(target_group_arns: list[str]) -> list["_Production"]:
         groups = elbv2.describe_target_groups(TargetGroupArns=list(dict.fromkeys(target_group_arns)))["TargetGroups"]
     except Exception as e:  # noqa: BLE001 - every AWS fault is reported the same way
         raise LiveStateError(f"could not read the target groups: {aws_fault_reason(e, ', '.join(target_group_arns))}") from e
+    return _productions(elbv2, sorted({lb for g in groups for lb in g.get("LoadBalancerArns", [])}))
+
+
+def _productions(elbv2, load_balancer_arns: list[str]) -> list["_Production"]:
     found = []
-    for lb_arn in sorted({lb for g in groups for lb in g.get("LoadBalancerArns", [])}):
+    for lb_arn in load_balancer_arns:
         live = read_live_state(elbv2, lb_arn, strict=False)
         if live.record is not None:
             listener = live.record.listener_arn
@@ -119,6 +129,24 @@ def _production_listeners(target_group_arns: list[str]) -> list["_Production"]:
                     shares[arn] = max(shares.get(arn, 0.0), share)
         found.append(_Production(dict(live.listener_tags.get(listener, {})), shares, dict(live.colors)))
     return found
+
+
+def _stack_productions(stack: str) -> list["_Production"]:
+    """The live production traffic of every load balancer of `stack` (its `bluegreen:stack` tag, written by an
+    earlier update, and the live production listener's own) in the pack's region: for a Kubernetes object
+    that names no target group (a Service, a bare Pod), the colours whose routes it could touch. Read afresh
+    for every object (no cache: a Service judged in `up` must see this update's listener)."""
+    elbv2 = _client("elbv2", _region(None))
+    try:
+        arns = [lb["LoadBalancerArn"] for page in elbv2.get_paginator("describe_load_balancers").paginate() for lb in page.get("LoadBalancers", [])]
+        tags: dict[str, dict[str, str]] = {}
+        for i in range(0, len(arns), 20):
+            for d in elbv2.describe_tags(ResourceArns=arns[i : i + 20]).get("TagDescriptions", []):
+                tags[d["ResourceArn"]] = {t["Key"]: t.get("Value", "") for t in d.get("Tags", [])}
+    except Exception as e:  # noqa: BLE001
+        raise LiveStateError(f"could not list the load balancers of stack {stack}: {aws_fault_reason(e, stack)}") from e
+    mine = [arn for arn in arns if tags.get(arn, {}).get(TAG_STACK) == stack]
+    return [p for p in _productions(elbv2, mine) if p.tags.get(TAG_STACK) in (None, stack)]
 
 
 def _opt_in_route(conditions: str | None) -> bool:
@@ -140,6 +168,15 @@ class _Production:
     tags: Mapping[str, str]
     shares: Mapping[str, float]
     colors: Mapping[str, str] = field(default_factory=dict)  # target group ARN -> live colour tag
+
+    def carrying(self) -> dict[str, int]:
+        """Colour (its target group's live colour tag) -> its live share in percent, for colours carrying traffic."""
+        out: dict[str, int] = {}
+        for arn, share in self.shares.items():
+            color = self.colors.get(arn)
+            if color in COLORS and share > 0:
+                out[color] = max(out.get(color, 0), max(1, round(share * 100)))
+        return out
 
 
 def live_traffic(target_group_arns: list[str]) -> dict[str, int]:
@@ -433,9 +470,54 @@ class DeploymentCheck:
     glassable: bool = True  # identity problems (which colour it serves) are never let through
 
 
+def _reach(value: Any, *path: str) -> Any:
+    """Like `_at`, but a value not known yet on the way is the answer (`_Unknown`), not None."""
+    for key in path:
+        if isinstance(value, _Unknown):
+            return value
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
 def _urn_stack(urn: str) -> str | None:
     head = urn.split("::", 1)[0]
     return head.rsplit(":", 1)[-1] if head.startswith("urn:pulumi:") else None
+
+
+def _target_group_productions(
+    args: ResourceValidationArgs, tg: str, kind: str, known: bool, found: DeploymentCheck
+) -> list[_Production] | None:
+    """The live production listeners of the target group a Kubernetes object names (a Deployment's annotation, a
+    TargetGroupBinding's spec), or None when `found` holds the answer: a refusal (an ARN that is none, another stack's
+    target group, a fault while the object is not known) or a pass (AWS unreadable for the pack, the object known)."""
+    region = _region(tg)
+    if region is None or not tg.startswith("arn:aws") or ":elasticloadbalancing:" not in tg:
+        found.problem = f"the {kind}'s target group {tg!r} is not a target group ARN, so its traffic cannot be checked"
+        found.glassable = False
+        return None
+    try:
+        prods = bounded_read(lambda: _production_listeners([tg]), "the live production listener")
+    except Exception as e:  # noqa: BLE001 - a LiveStateError, or an answer this code cannot interpret
+        # An answer that cannot be interpreted comes from AWS (or what stands in for it), never from this
+        # update's inputs, whose faults arrive as AWS errors: it counts as AWS being unreadable.
+        environmental = fault_is_environmental(e) or not isinstance(e, LiveStateError)
+        if environmental and known:
+            return None  # AWS unreadable for the pack itself: the documented trade-off (docs/workload.md)
+        what = f"this {kind} is not known yet and " if not known else ""
+        fault = str(e) if isinstance(e, LiveStateError) else f"could not interpret the live production listener: {type(e).__name__}: {e}"
+        found.problem = f"whether this {kind}'s colour carries traffic cannot be checked: {what}{fault}"
+        return None
+    stack = _urn_stack(args.urn)
+    for prod in prods:
+        owner = prod.tags.get(TAG_STACK)
+        if stack and owner and owner != stack:
+            found.problem = (
+                f"the {kind} names target group {_tg_name(tg)}, whose live production listener belongs to stack {owner!r}, "
+                f"not {stack!r}: a {kind} may only name its own colour's target group"
+            )
+            found.glassable = False
+            return None
+    return prods
 
 
 def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
@@ -480,35 +562,12 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
         )
         found.glassable = False
         return found
-    region = _region(tg)
-    if region is None or not tg.startswith("arn:aws") or ":elasticloadbalancing:" not in tg:
-        found.problem = f"the Deployment's {ANNOTATION_TARGET_GROUP} {tg!r} is not a target group ARN, so its traffic cannot be checked"
-        found.glassable = False
+    prods = _target_group_productions(args, tg, "Deployment", fingerprint is not None, found)
+    if prods is None:
         return found
-    try:
-        prods = bounded_read(lambda: _production_listeners([tg]), "the live production listener")
-    except Exception as e:  # noqa: BLE001 - a LiveStateError, or an answer this code cannot interpret
-        # An answer that cannot be interpreted comes from AWS (or what stands in for it), never from this
-        # update's inputs, whose faults arrive as AWS errors: it counts as AWS being unreadable.
-        environmental = fault_is_environmental(e) or not isinstance(e, LiveStateError)
-        if environmental and fingerprint is not None:
-            return found  # AWS unreadable for the pack itself: the documented trade-off (docs/workload.md)
-        what = "its pod template is not known yet and " if fingerprint is None else ""
-        fault = str(e) if isinstance(e, LiveStateError) else f"could not interpret the live production listener: {type(e).__name__}: {e}"
-        found.problem = f"whether this Deployment's colour carries traffic cannot be checked: {what}{fault}"
-        return found
-    stack = _urn_stack(args.urn)
     for prod in prods:
         color = prod.colors.get(tg)
         color = color if color in COLORS else None
-        owner = prod.tags.get(TAG_STACK)
-        if stack and owner and owner != stack:
-            found.problem = (
-                f"the Deployment names target group {_tg_name(tg)}, whose live production listener belongs to stack {owner!r}, "
-                f"not {stack!r}: a Deployment may only name its own colour's target group"
-            )
-            found.glassable = False
-            return found
         if label != color:
             found.problem = (
                 f"a Deployment's pods must be labelled with the colour of the target group they serve: its pods say "
@@ -546,6 +605,231 @@ def _pod_summary(template: Any, replicas: Any) -> str:
     return f"image {', '.join(images) or '?'}, replicas {as_weight(replicas) if replicas is not None else 1}"
 
 
+# --------------------------------------------------------------------------- Kubernetes routes: Services, bindings, other pods
+
+
+SERVICE_TYPES = frozenset({"kubernetes:core/v1:Service"})
+# Kinds that make pods from a template of their own (the pods' labels at this path), besides the colour's Deployment.
+_POD_LABELS: Mapping[str, tuple[str, ...]] = {
+    "Pod": ("metadata", "labels"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "metadata", "labels"),
+    **{k: ("spec", "template", "metadata", "labels") for k in ("ReplicaSet", "StatefulSet", "DaemonSet", "Job", "ReplicationController")},
+}
+
+
+def _is_binding(resource_type: str) -> bool:
+    return resource_type.startswith("kubernetes:elbv2.k8s.aws/") and resource_type.endswith(":TargetGroupBinding")
+
+
+def _pod_kind(resource_type: str) -> str | None:
+    """The kind of a Kubernetes object that may make pods: a known kind, or any other object (a custom resource such
+    as an Argo Rollout) whose spec holds a pod template; None for what is not a Kubernetes object."""
+    kind = resource_type.rsplit(":", 1)[-1]
+    return kind if resource_type.startswith("kubernetes:") and "/" in resource_type else None
+
+
+def _pod_colors(kind: str, props: Any) -> list[Any]:
+    """The `color` labels of the pods `props` would make: at the known path of a known kind, else of every pod
+    template (a mapping under a `template` key with metadata.labels) anywhere in its spec."""
+    if kind in _POD_LABELS:
+        labels = _reach(props, *_POD_LABELS[kind])
+        return [labels.get("color") if isinstance(labels, Mapping) else labels]
+    found: list[Any] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if key == "template":
+                    labels = _reach(item, "metadata", "labels")
+                    found.append(labels.get("color") if isinstance(labels, Mapping) else labels)
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(_at(props, "spec"))
+    return found
+
+
+def _fingerprint_or_none(compute: Any) -> str | None:
+    try:
+        return compute()
+    except ValueError:  # a value not known yet (_Unknown) or not JSON-like: cannot tell
+        return None
+
+
+def _assess_route(args: ResourceValidationArgs) -> DeploymentCheck | None:
+    """Invariant 4 for the path from a colour's target group to its pods (a TargetGroupBinding, a Service, any
+    other object that makes pods); None when `args` is none of them."""
+    kind = (
+        "binding" if _is_binding(args.resource_type)
+        else "service" if args.resource_type in SERVICE_TYPES
+        else "endpoints" if args.resource_type in ENDPOINT_TYPES
+        else _pod_kind(args.resource_type)
+    )
+    if kind is None:
+        return None
+    offline, _ = offline_section(args)
+    if offline is not None or os.environ.get(OFFLINE_TOKEN_ENV):
+        return None
+    props = args.props
+    metadata, meta_known = _materialise(lambda: props.get("metadata"))
+    spec, spec_known = _materialise(lambda: props.get("spec"))
+    found = DeploymentCheck(break_glass=_valid_reason(_at(metadata, "annotations", ANNOTATION_BREAK_GLASS)))
+    if kind == "binding":
+        return _assess_binding(args, metadata, spec, found)
+    if kind == "service":
+        return _assess_k8s_service(args, metadata, spec, meta_known and spec_known, found)
+    if kind == "endpoints":
+        return _assess_endpoints(args, metadata, found)
+    return _assess_other_pods(args, kind, {"metadata": metadata, "spec": spec}, found)
+
+
+def _route_records(prod: _Production) -> Any:
+    """The live record, when it holds routes (a pod record from before routes were recorded: nothing to compare)."""
+    record = parse_workload_record(prod.tags.get(TAG_WORKLOAD))
+    return record if record is not None and record.identities is not None else None
+
+
+def _assess_binding(args: ResourceValidationArgs, metadata: Any, spec: Any, found: DeploymentCheck) -> DeploymentCheck | None:
+    """A TargetGroupBinding registers the pods of `serviceRef` in the target group it names: while that group's
+    live colour carries traffic, the binding's namespace and serviceRef must be the recorded ones."""
+    tg = _at(spec, "targetGroupARN")
+    if isinstance(tg, _Unknown):
+        args.props.get("spec").get("targetGroupARN")  # the SDK's UnknownValueError: a new target group's preview
+    if not isinstance(tg, str) or not tg:
+        return None  # names no target group: registers nothing
+    namespace, ref = _at(metadata, "namespace"), _at(spec, "serviceRef")
+    fingerprint = _fingerprint_or_none(lambda: binding_fingerprint(namespace, ref))
+    prods = _target_group_productions(args, tg, "TargetGroupBinding", fingerprint is not None, found)
+    for prod in prods or []:
+        color, record = prod.colors.get(tg), _route_records(prod)
+        share = prod.carrying().get(color) if color in COLORS else None
+        if not share or record is None:
+            continue  # idle (a release goes there), or no route recorded yet (the listener's check decides)
+        found.problem = _route_problem(
+            f"{color} carries {share}% of live production traffic", fingerprint, record.bindings[color],
+            "this TargetGroupBinding's namespace or serviceRef is",
+            f"this TargetGroupBinding registers serviceRef {_brief(ref)} of namespace {namespace!r} in its target group {_tg_name(tg)}",
+        )
+        if found.problem:
+            return found
+    return found
+
+
+def _route_problem(carries: str, fingerprint: str | None, recorded: str, unknown: str, changed: str) -> str | None:
+    """The refusal for a carrying colour's route object whose fingerprint is not known or not the recorded one."""
+    head = f"the pods behind a colour carrying production traffic must not change: {carries}, and"
+    if fingerprint is None:
+        return f"{head} {unknown} not known yet (preview), so it cannot be shown to be the recorded one"
+    if fingerprint != recorded:
+        return f"{head} {changed} (fingerprint {fingerprint}), not what the live production listener's {TAG_WORKLOAD} records ({recorded})"
+    return None
+
+
+def _brief(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, default=lambda v: "(unknown)")
+
+
+def _stack_carrying(args: ResourceValidationArgs, known: bool, kind: str, found: DeploymentCheck) -> list[tuple[Any, dict[str, int]]] | None:
+    """(route record, carrying colours -> %) of each live production listener of the object's stack, or None when
+    `found` holds the answer (AWS unreadable: a known Service passes, as in a rollback; anything else is refused)."""
+    stack = _urn_stack(args.urn)
+    if not stack:
+        return None
+    try:
+        prods = bounded_read(lambda: _stack_productions(stack), "the live production listeners of the stack")
+    except Exception as e:  # noqa: BLE001 - a LiveStateError, or an answer this code cannot interpret
+        if known and kind == "Service":
+            return None  # AWS unreadable for the pack itself: the documented trade-off (docs/workload.md)
+        found.problem = f"whether this {kind} could reach a colour carrying production traffic cannot be checked: {e}"
+        found.glassable = kind == "Service"
+        return None
+    return [(_route_records(p), p.carrying()) for p in prods]
+
+
+def _assess_k8s_service(args: ResourceValidationArgs, metadata: Any, spec: Any, known: bool, found: DeploymentCheck) -> DeploymentCheck | None:
+    """A Service is a carrying colour's recorded Service when its name gives the colour's recorded `id` (identified by
+    the record, never by a label; any namespace, so one left to the provider's default is judged too): then its
+    namespace, name and spec must give the recorded `svc` fingerprint."""
+    lives = _stack_carrying(args, known, "Service", found)
+    namespace, name = _at(metadata, "namespace"), _at(metadata, "name")
+    fingerprint = _fingerprint_or_none(lambda: service_fingerprint(namespace, name, spec))
+    for record, color, carries in _carrying_routes(lives):
+        if isinstance(name, _Unknown):
+            found.problem = (
+                f"the pods behind a colour carrying production traffic must not change: {carries}, and this Service's "
+                f"name is not known yet (preview), so whether it is {color}'s Service cannot be told"
+            )
+        elif service_identity(name) == record.identities[color]:
+            found.problem = _route_problem(
+                carries, fingerprint, record.services[color], f"the spec of its Service {namespace}/{name} is",
+                f"this update changes its Service {namespace}/{name} (selector {_brief(_at(spec, 'selector'))}, ports {_brief(_at(spec, 'ports'))})",
+            )
+        if found.problem:
+            return found
+    return found
+
+
+def _carrying_routes(lives: list[tuple[Any, dict[str, int]]] | None) -> list[tuple[Any, str, str]]:
+    """(route record, colour, 'blue carries N% ...') for each colour carrying traffic under a record with routes."""
+    return [
+        (record, color, f"{color} carries {share}% of live production traffic")
+        for record, carrying in lives or []
+        if record is not None
+        for color, share in sorted(carrying.items())
+    ]
+
+
+ENDPOINT_TYPES = frozenset({"kubernetes:discovery.k8s.io/v1:EndpointSlice", "kubernetes:discovery.k8s.io/v1beta1:EndpointSlice", "kubernetes:core/v1:Endpoints"})
+_SERVICE_NAME_LABEL = "kubernetes.io/service-name"  # which Service an EndpointSlice feeds
+
+
+def _assess_endpoints(args: ResourceValidationArgs, metadata: Any, found: DeploymentCheck) -> DeploymentCheck | None:
+    """Endpoints written by hand join a Service's endpoints (the controller registers an EndpointSlice's addresses,
+    whatever they are, when its targetRef names a pod): none may feed a carrying colour's Service."""
+    slice_ = args.resource_type.endswith(":EndpointSlice")
+    name = _reach(metadata, "labels", _SERVICE_NAME_LABEL) if slice_ else _reach(metadata, "name")
+    if name is None:
+        return None  # an EndpointSlice of no Service
+    found.glassable = False
+    what = f"{'EndpointSlice for Service' if slice_ else 'Endpoints object'} {name if isinstance(name, str) else '(not known yet)'}"
+    for record, color, carries in _carrying_routes(_stack_carrying(args, False, what, found)):
+        if isinstance(name, _Unknown) or service_identity(name) == record.identities[color]:
+            found.problem = (
+                f"the pods behind a colour carrying production traffic come only from its Service's selector: {carries}, and "
+                f"this {what} could feed {color}'s Service its own addresses"
+            )
+            return found
+    return found
+
+
+def _assess_other_pods(args: ResourceValidationArgs, kind: str, props: Any, found: DeploymentCheck) -> DeploymentCheck | None:
+    """Pods a colour's Service may select come only from that colour's Deployment (checked above): any other object
+    whose pods carry the colour label with a colour that carries traffic is refused, whatever else it says."""
+    colors = _pod_colors(kind, props)
+    unknown = any(isinstance(c, _Unknown) for c in colors)
+    labelled = sorted({c for c in colors if isinstance(c, str) and c in COLORS})
+    if not unknown and not labelled:
+        return None  # no colour's Service selects its pods
+    found.glassable = False
+    lives = _stack_carrying(args, False, kind, found)
+    for record, carrying in lives or []:
+        if unknown and carrying:
+            found.problem = (
+                f"pods of a colour carrying production traffic come only from its Deployment: this {kind}'s pod labels are "
+                f"not known yet (preview) while {', '.join(f'{c} carries {w}%' for c, w in sorted(carrying.items()))} of live traffic"
+            )
+        for color in (c for c in labelled if c in carrying and not found.problem):
+            found.problem = (
+                f"pods of a colour carrying production traffic come only from its Deployment: this {kind}'s pods are labelled "
+                f"color={color}, which its Service selects, and {color} carries {carrying[color]}% of live production traffic"
+            )
+        if found.problem:
+            return found
+    return found
+
+
 # --------------------------------------------------------------------------- the policies
 
 
@@ -555,8 +839,13 @@ def _floor(args: ResourceValidationArgs) -> int:
     return value if value is not None and value >= 1 else 2
 
 
+def _kubernetes_check(args: ResourceValidationArgs) -> DeploymentCheck | None:
+    found = _assess_deployment(args)
+    return found if found is not None else _assess_route(args)
+
+
 def _check_frozen(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    pods = _assess_deployment(args)
+    pods = _kubernetes_check(args)
     if pods is not None:
         if pods.problem and not (pods.glassable and pods.break_glass):
             report_violation(f"{pods.problem}. {_RELEASE_HINT}.")
@@ -595,8 +884,8 @@ class ListenerWorkload:
         if self.migrating and (self.moves_weights or self.live_carrying()):
             return (
                 f"whether a workload changes cannot be told: the live production listener's {TAG_WORKLOAD} record is a "
-                f"{self.migrating} fingerprint (written before this stack recorded pod fingerprints) and this update writes the "
-                f"other kind ({self.moves()}). Re-record in an update that moves no weights, with bluegreen:breakGlass.reason "
+                f"{self.migrating} fingerprint (written before this stack recorded what it records now) and this update writes "
+                f"another kind ({self.moves()}). Re-record in an update that moves no weights, with bluegreen:breakGlass.reason "
                 f"set once while a colour carries traffic"
             )
         if self.changing and self.moves_weights:
@@ -639,13 +928,19 @@ def _listener_workload(args: ResourceValidationArgs) -> ListenerWorkload | None:
     moves = proposed_weights != live_weights
     if proposed is None:
         return ListenerWorkload(view.tags, live_weights, proposed_weights, list(COLORS), moves, record_dropped=True)
-    if proposed.kind != live.kind:
+    if proposed.shape != live.shape:
         # A record of another kind (a Kubernetes stack's first pod-fingerprint record over a config one): what the
         # colours run now cannot be compared with it, so every colour counts as changing -- a colour carrying
         # traffic needs break-glass for this one update; an idle colour and a rollback do not.
         return ListenerWorkload(view.tags, live_weights, proposed_weights, list(COLORS), moves, record_dropped=False, migrating=live.kind)
-    changing = [c for c in COLORS if proposed.fingerprints[c] != live.fingerprints[c]]
+    changing = [c for c in COLORS if _entries(proposed, c) != _entries(live, c)]
     return ListenerWorkload(view.tags, live_weights, proposed_weights, changing, moves, record_dropped=False)
+
+
+def _entries(record: Any, color: str) -> tuple[str | None, ...]:
+    """What a record says about one colour: what it runs and, on Kubernetes, the route to its pods."""
+    routes = (record.services, record.bindings, record.identities)
+    return (record.fingerprints[color], *((group or {}).get(color) for group in routes))
 
 
 def _check_steady(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -678,7 +973,7 @@ def _notify_break_glass(urn: str, reason: str, what: str) -> None:
 
 
 def _check_break_glass(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    pods = _assess_deployment(args)
+    pods = _kubernetes_check(args)
     if pods is not None:
         if pods.problem and pods.glassable and pods.break_glass:
             what = f"break-glass: {pods.problem}"
@@ -704,9 +999,10 @@ def workload_frozen_while_live() -> ResourceValidationPolicy:
     return resource_policy(
         "workload-frozen-while-live",
         "Checks whether an update changes the workload (task definition, image, desired count below the floor, target "
-        "groups) of an ECS service, or the pod template or replicas of a Kubernetes Deployment (fingerprinted by the pack, "
-        "against the live listener's record), whose target group carries production traffic on the live listener; fails "
-        "closed when that cannot be read. A break-glass reason lets it through.",
+        "groups) of an ECS service, or the pod template or replicas of a Kubernetes Deployment, the serviceRef of its "
+        "TargetGroupBinding or the selector and ports of its Service (fingerprinted by the pack, against the live "
+        "listener's record), whose target group carries production traffic on the live listener, or makes other pods "
+        "labelled with such a colour or endpoints for its Service; fails closed when that cannot be read. A break-glass reason lets a change through.",
         _check_frozen,
         Severity.CRITICAL,
     )

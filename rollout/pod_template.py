@@ -25,6 +25,9 @@ __all__ = [
     "resource_requirements",
     "secret_object_name",
     "selector_labels",
+    "service_spec",
+    "service_ref",
+    "routing_for",
 ]
 
 CONTAINER_NAME = "app"
@@ -53,6 +56,22 @@ def object_name(component_name: str) -> str:
 def selector_labels(app: str, color: str) -> dict[str, str]:
     """What the Deployment's selector and the Service's selector match: one colour of one app, nothing else."""
     return {"app": app, "color": color}
+
+
+def service_spec(app: str, color: str, port: int) -> dict[str, Any]:
+    """The colour's Service `spec`: a ClusterIP selecting exactly that colour's pods (`selector_labels`), its
+    `port` forwarded to the pods' named container port. The very dict the program hands the Service and
+    `rollout.workload.service_fingerprint` hashes into the listener's record."""
+    return {
+        "type": "ClusterIP",
+        "selector": selector_labels(app, color),
+        "ports": [{"name": PORT_NAME, "port": port, "targetPort": PORT_NAME, "protocol": "TCP"}],
+    }
+
+
+def service_ref(component_name: str, port: int) -> dict[str, Any]:
+    """The TargetGroupBinding's `spec.serviceRef`: the colour's Service (same namespace) and its port."""
+    return {"name": object_name(component_name), "port": port}
 
 
 def pod_labels(app: str, color: str) -> dict[str, str]:
@@ -166,3 +185,12 @@ def pod_template_for(cfg: Any, color: str) -> dict[str, Any]:
         memory_limit=k.memory_limit,
         pre_stop_seconds=k.pre_stop_seconds,
     )
+
+
+def routing_for(cfg: Any, color: str) -> tuple[str, str, dict[str, Any], dict[str, Any]]:
+    """(namespace, Service name, Service spec, TargetGroupBinding serviceRef) of `color` from a validated
+    `rollout.config.StackConfig`, exactly as `components/kubernetes.py` declares them for `__main__.py`'s
+    component `<service>-<colour>`: the path from the colour's target group to its pods."""
+    s = cfg.service
+    component = f"{s.name}-{color}"
+    return cfg.kubernetes.namespace, object_name(component), service_spec(s.name, color, s.port), service_ref(component, s.port)

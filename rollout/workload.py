@@ -7,6 +7,11 @@
 * `deployment_fingerprint` -- for Kubernetes, the hash of a Deployment's pod template and replica count
   as the engine hands them to the provider (and to the policy pack), so the pack computes it itself
   from the Deployment it is about to apply. The listener records these (`POD_RECORD` kind) instead.
+* `service_fingerprint` / `binding_fingerprint` -- for Kubernetes, the path from a colour's target group to its
+  pods: its Service (namespace, name, spec: selector, ports, type) and its TargetGroupBinding's `serviceRef`
+  (with the binding's namespace); `service_identity` names the Service. Recorded as `svc`, `tgb` and `id`
+  entries next to the pod ones, so the pack can refuse a program edit that points a live target group at
+  other pods.
 * `TAG_BREAK_GLASS` -- the operator's reason for a workload change on a colour carrying traffic
   (`bluegreen:breakGlass.reason`), recorded on the production listener and on the changed workload.
 * `ssm_parameter_name` -- where the program keeps a secret value set with `--secret` (an SSM
@@ -34,6 +39,9 @@ __all__ = [
     "SecretRef",
     "workload_fingerprint",
     "deployment_fingerprint",
+    "service_fingerprint",
+    "binding_fingerprint",
+    "service_identity",
     "fingerprints_tag",
     "parse_fingerprints_tag",
     "parse_workload_record",
@@ -51,9 +59,15 @@ TAG_WORKLOAD = "bluegreen:workload"  # on the production listener: "blue=<12 hex
 TAG_BREAK_GLASS = "bluegreen:break-glass"  # on the production listener and the changed workload: the reason
 # Kinds of `bluegreen:workload` record. "config": "blue=<12 hex> green=<12 hex>", `workload_fingerprint` of the
 # config (ECS, and Kubernetes stacks deployed before pod fingerprints). "pod": "pod blue=<12 hex> green=<12 hex>",
-# `deployment_fingerprint` of each colour's Deployment (Kubernetes).
+# `deployment_fingerprint` of each colour's Deployment (Kubernetes), followed since routes were recorded by
+# "svc blue=.. green=.. tgb blue=.. green=.. id blue=.. green=.." (`service_fingerprint`, `binding_fingerprint`,
+# `service_identity`, 12 hex each).
 CONFIG_RECORD = "config"
 POD_RECORD = "pod"
+SERVICE_GROUP = "svc"
+BINDING_GROUP = "tgb"
+IDENTITY_GROUP = "id"
+_ROUTE_GROUPS = (SERVICE_GROUP, BINDING_GROUP, IDENTITY_GROUP)
 # On a colour's Deployment (metadata.annotations, so changing them restarts no pod): the target group its pods
 # serve (the pack reads that group's live colour and traffic) and a break-glass reason.
 ANNOTATION_TARGET_GROUP = "bluegreen/target-group-arn"
@@ -157,7 +171,31 @@ def deployment_fingerprint(template: Any, replicas: Any) -> str:
     Struct carries every number as a double), None and absent are the same (dropped), keys sorted.
     Raises ValueError on a value that is not JSON-like (the pack treats that as "cannot tell").
     """
-    doc = {"template": _canonical(template), "replicas": _canonical(1 if replicas is None else replicas)}
+    return _digest({"template": _canonical(template), "replicas": _canonical(1 if replicas is None else replicas)})
+
+
+def service_fingerprint(namespace: Any, name: Any, spec: Any) -> str:
+    """12 hex characters that change whenever a Kubernetes Service selects other pods or forwards other ports:
+    its namespace and name (who the TargetGroupBinding resolves) and its whole `spec` (selector, ports, type...).
+    Canonical like `deployment_fingerprint`; raises ValueError on a value that is not JSON-like."""
+    return _digest({"namespace": _canonical(namespace), "name": _canonical(name), "spec": _canonical(spec)})
+
+
+def binding_fingerprint(namespace: Any, service_ref: Any) -> str:
+    """12 hex characters that change whenever a TargetGroupBinding registers another Service's pods: its namespace
+    (where `serviceRef` is resolved) and its `spec.serviceRef` (`name`, and `port`: a Service port number or name)."""
+    return _digest({"namespace": _canonical(namespace), "serviceRef": _canonical(service_ref)})
+
+
+def service_identity(name: Any) -> str:
+    """12 hex characters naming a colour's Service by its name alone, so the pack can tell from the record that a
+    Service, or an EndpointSlice or Endpoints object feeding a Service's endpoints, may be that colour's. Without
+    the namespace on purpose: an object whose namespace is left to the provider's default, or a same-named one
+    elsewhere, is judged as the colour's (and refused unless it is exactly the recorded one)."""
+    return _digest({"service": _canonical(name)})
+
+
+def _digest(doc: Any) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:12]
 
 
@@ -177,16 +215,41 @@ def _canonical(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class WorkloadRecord:
-    """A parsed `bluegreen:workload` record: its kind (`CONFIG_RECORD` | `POD_RECORD`) and a fingerprint per colour."""
+    """A parsed `bluegreen:workload` record: its kind (`CONFIG_RECORD` | `POD_RECORD`) and a fingerprint per colour;
+    for a pod record written since routes were recorded, each colour's Service and TargetGroupBinding fingerprints."""
 
     kind: str
     fingerprints: Mapping[str, str]
+    services: Mapping[str, str] | None = None
+    bindings: Mapping[str, str] | None = None
+    identities: Mapping[str, str] | None = None
+
+    @property
+    def shape(self) -> str:
+        """What the record holds: 'config', 'pod', or 'pod+route' (comparable only with a record of the same shape)."""
+        return f"{self.kind}+route" if self.services is not None else self.kind
 
 
-def fingerprints_tag(fingerprints: Mapping[str, str], kind: str = CONFIG_RECORD) -> str:
-    """'blue=<hash> green=<hash>' in colour order ('pod blue=... green=...' for Deployment fingerprints)."""
-    body = " ".join(f"{c}={fingerprints[c]}" for c in COLORS if c in fingerprints)
-    return f"{POD_RECORD} {body}" if kind == POD_RECORD else body
+def fingerprints_tag(
+    fingerprints: Mapping[str, str],
+    kind: str = CONFIG_RECORD,
+    services: Mapping[str, str] | None = None,
+    bindings: Mapping[str, str] | None = None,
+    identities: Mapping[str, str] | None = None,
+) -> str:
+    """'blue=<hash> green=<hash>' in colour order ('pod blue=... green=...' for Deployment fingerprints, followed by
+    'svc blue=... green=... tgb blue=... green=... id blue=... green=...' when the routes are given). At most 164
+    characters (AWS allows 256)."""
+
+    def body(group: Mapping[str, str]) -> str:
+        return " ".join(f"{c}={group[c]}" for c in COLORS if c in group)
+
+    if kind != POD_RECORD:
+        return body(fingerprints)
+    out = f"{POD_RECORD} {body(fingerprints)}"
+    if services is not None and bindings is not None and identities is not None:
+        out += f" {SERVICE_GROUP} {body(services)} {BINDING_GROUP} {body(bindings)} {IDENTITY_GROUP} {body(identities)}"
+    return out
 
 
 def parse_workload_record(value: Any) -> WorkloadRecord | None:
@@ -197,13 +260,21 @@ def parse_workload_record(value: Any) -> WorkloadRecord | None:
     kind = CONFIG_RECORD
     if parts and parts[0] == POD_RECORD:
         kind, parts = POD_RECORD, parts[1:]
-    out: dict[str, str] = {}
+    groups: dict[str, dict[str, str]] = {"": {}}
+    current = ""
     for part in parts:
+        if kind == POD_RECORD and part in _ROUTE_GROUPS and part not in groups:
+            current = part
+            groups[current] = {}
+            continue
         color, sep, digest = part.partition("=")
+        out = groups[current]
         if not sep or color not in COLORS or color in out or not re.fullmatch(r"[0-9a-f]{12}", digest):
             return None
         out[color] = digest
-    return WorkloadRecord(kind, out) if set(out) == set(COLORS) else None
+    if any(set(g) != set(COLORS) for g in groups.values()) or list(groups) not in ([""], ["", *_ROUTE_GROUPS]):
+        return None  # every group names both colours; the routes come whole and in order, or not at all
+    return WorkloadRecord(kind, groups[""], groups.get(SERVICE_GROUP), groups.get(BINDING_GROUP), groups.get(IDENTITY_GROUP))
 
 
 def parse_fingerprints_tag(value: Any) -> dict[str, str] | None:
@@ -233,14 +304,19 @@ def stack_record(cfg: Any) -> str:
     """The production listener's `bluegreen:workload` value for a validated `rollout.config.StackConfig`.
 
     Kubernetes: each colour's `deployment_fingerprint` of the very pod template the program hands its
-    Deployment (`rollout.pod_template.pod_template_for`) and its replicas, so the pack can recompute it
-    from the Deployment itself. ECS: the config fingerprint (the pack reads the live ECS service).
+    Deployment (`rollout.pod_template.pod_template_for`) and its replicas, and the fingerprints of the very
+    Service spec and serviceRef it hands the colour's Service and TargetGroupBinding
+    (`rollout.pod_template.routing_for`), so the pack can recompute each from the resource itself. ECS: the config fingerprint (the pack reads the live ECS service).
     """
     if getattr(cfg, "platform", "ecs") == "kubernetes":
-        from .pod_template import pod_template_for
+        from .pod_template import pod_template_for, routing_for
 
         pods = {c: deployment_fingerprint(pod_template_for(cfg, c), cfg.replicas(c)) for c in COLORS}
-        return fingerprints_tag(pods, POD_RECORD)
+        routes = {c: routing_for(cfg, c) for c in COLORS}
+        services = {c: service_fingerprint(ns, name, spec) for c, (ns, name, spec, _) in routes.items()}
+        bindings = {c: binding_fingerprint(ns, ref) for c, (ns, _, _, ref) in routes.items()}
+        identities = {c: service_identity(name) for c, (_, name, _, _) in routes.items()}
+        return fingerprints_tag(pods, POD_RECORD, services, bindings, identities)
     return fingerprints_tag(stack_fingerprints(cfg))
 
 

@@ -376,6 +376,9 @@ def test_bindings_wait_for_the_controller_and_the_listeners(dependencies, varian
         assert production in deps, f"web-{color}-tgb must wait for {production}; depends on {deps}"
         pods = dependencies[f"web-{color}-deployment"]
         assert production in pods, f"web-{color}-deployment must be judged with this update's listener live; depends on {pods}"
+        svc = dependencies[f"web-{color}-service"]
+        assert production in svc, f"web-{color}-service must be judged with this update's listener live; depends on {svc}"
+        assert s.one(K8S_SERVICE, f"web-{color}-service").urn in deps, f"web-{color}-tgb must wait for its Service; depends on {deps}"
         for r in releases:
             assert r in deps, f"web-{color}-tgb must wait for the controller {r}; depends on {deps}"
             assert r in dependencies[f"web-{color}-deployment"], f"web-{color}-deployment must wait for {r} (readiness gate webhook)"

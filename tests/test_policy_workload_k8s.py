@@ -19,9 +19,12 @@ from rollout.workload import (
     ANNOTATION_TARGET_GROUP,
     POD_RECORD,
     TAG_WORKLOAD,
+    binding_fingerprint,
     deployment_fingerprint,
     fingerprints_tag,
     parse_workload_record,
+    service_fingerprint,
+    service_identity,
 )
 from tests.fixtures.aws import AlbArns
 from tests.policy_harness import UNKNOWN, AnalyzeResult, PolicyPackClient
@@ -29,6 +32,8 @@ from tests.test_policy_traffic import live_alb, proposed
 from tests.test_policy_workload import LISTENER, NEW, REASON, _sim, elb_only_pack, hook, pack, passes, refused, workload_tag  # noqa: F401 - fixtures
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+K8S_SERVICE = "kubernetes:core/v1:Service"
+TGB = "kubernetes:elbv2.k8s.aws/v1beta1:TargetGroupBinding"
 K8S = {"bluegreen:platform": "kubernetes", "bluegreen:kubernetes.context": "prod"}
 POLICY = "workload-frozen-while-live"
 
@@ -47,8 +52,43 @@ def k8s_record(**overrides) -> str:
 
 
 def live_k8s(aws, step: int, record: str | None = None, **kw) -> AlbArns:
-    """A moto ALB live at `step` whose production listener records the program's pod fingerprints."""
-    return live_alb(aws, step=step, extra_tags={TAG_WORKLOAD: record or k8s_record(), "bluegreen:stack": "production"}, **kw)
+    """A moto ALB of stack `production` (as the program tags it) live at `step` whose production listener records
+    the program's pod and route fingerprints."""
+    alb = live_alb(aws, step=step, extra_tags={TAG_WORKLOAD: record or k8s_record(), "bluegreen:stack": "production"}, **kw)
+    aws.client("elbv2").add_tags(ResourceArns=[alb.load_balancer], Tags=[{"Key": "bluegreen:stack", "Value": "production"}])
+    return alb
+
+
+def route(alb: AlbArns, color: str, kind: str, **overrides) -> tuple[dict, str, str]:
+    """(props, name, urn) of `color`'s Service (`kind` K8S_SERVICE) or TargetGroupBinding (TGB) as the real program
+    registers it, the binding's target group the moto one."""
+    sim = _sim({**K8S, **overrides})
+    res = sim.one(kind, f"{color}-service" if kind == K8S_SERVICE else f"{color}-tgb")
+    props = copy.deepcopy(dict(res.inputs))
+    if kind == TGB:
+        props["spec"]["targetGroupARN"] = alb.target_groups[color]
+    return props, res.name, res.urn
+
+
+def judge_as(pack: PolicyPackClient, kind: str, found: tuple[dict, str, str]) -> AnalyzeResult:
+    props, name, urn = found
+    return pack.analyze(kind, props, name=name, urn=urn)
+
+
+def workload_of(kind: str, labels: dict, stack: str = "production") -> tuple[dict, str, str]:
+    """(props, name, urn) of a pod-creating object of `kind` whose pods carry `labels`, not made by the program."""
+    pod = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "x", "image": NEW}]}}
+    spec: dict = {"selector": {"matchLabels": labels}, "template": pod}
+    if kind == "core/v1:Pod":
+        props = {"metadata": {"name": "extra", "namespace": "default", "labels": labels}, "spec": pod["spec"]}
+    elif kind == "batch/v1:CronJob":
+        props = {"metadata": {"name": "extra"}, "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": pod}}}}
+    elif kind == "batch/v1:Job":
+        props = {"metadata": {"name": "extra"}, "spec": {"template": pod}}
+    else:
+        props = {"metadata": {"name": "extra"}, "spec": spec}
+    type_ = f"kubernetes:{kind}"
+    return props, "extra", f"urn:pulumi:{stack}::bluegreen::{type_}::extra"
 
 
 def judge(pack: PolicyPackClient, found: tuple[dict, str, str]) -> AnalyzeResult:
@@ -79,6 +119,26 @@ def test_the_listener_records_what_the_pack_computes_from_each_deployment(overri
     for color in ("blue", "green"):
         spec = sim.one(DEPLOYMENT, f"{color}-deployment").inputs["spec"]
         assert deployment_fingerprint(spec["template"], spec["replicas"]) == record.fingerprints[color], (color, record)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"bluegreen:kubernetes.namespace": "shop", "bluegreen:kubernetes.createNamespace": True}, {"bluegreen:service.port": 9090}])
+def test_the_listener_records_the_route_the_pack_computes_from_each_service_and_binding(overrides):
+    """The svc/tgb entries are what the pack computes from the proposed Service and TargetGroupBinding: known
+    in a preview (plain namespace and name), and within AWS's 256-character tag value."""
+    sim = _sim({**K8S, **overrides})
+    listener = next(r for r in sim.by_type(LISTENER) if r.inputs["tags"].get("bluegreen:listener") == "production")
+    value = listener.inputs["tags"][TAG_WORKLOAD]
+    record = parse_workload_record(value)
+    assert record is not None and record.services is not None and record.bindings is not None and len(value) <= 256, value
+    for color in ("blue", "green"):
+        svc = sim.one(K8S_SERVICE, f"{color}-service").inputs
+        tgb = sim.one(TGB, f"{color}-tgb").inputs
+        assert isinstance(svc["metadata"]["namespace"], str) and isinstance(tgb["spec"]["serviceRef"]["name"], str), (svc, tgb)
+        assert service_fingerprint(svc["metadata"]["namespace"], svc["metadata"]["name"], svc["spec"]) == record.services[color]
+        assert binding_fingerprint(tgb["metadata"]["namespace"], tgb["spec"]["serviceRef"]) == record.bindings[color]
+        assert service_identity(svc["metadata"]["name"]) == record.identities[color]
+        assert tgb["spec"]["serviceRef"]["name"] == svc["metadata"]["name"] and svc["spec"]["selector"]["color"] == color
+    assert record.services["blue"] != record.services["green"] and record.bindings["blue"] != record.bindings["green"]
 
 
 def test_the_fingerprint_is_the_same_however_numbers_travel():
@@ -169,6 +229,111 @@ def test_a_change_fails_closed_when_the_target_group_cannot_be_read(aws, pack):
     refused(judge(pack, (props, name, urn)), POLICY, "cannot be checked")
 
 
+# --------------------------------------------------------------------------- attacks on the path from target group to pods
+
+
+def test_pointing_a_live_binding_at_the_idle_colours_service_is_refused(aws, pack):
+    """Blue's TargetGroupBinding names green's Service: blue's target group (100 %) gets the untested idle pods."""
+    alb = live_k8s(aws, step=0)
+    props, name, urn = route(alb, "blue", TGB)
+    green, _, _ = route(alb, "green", TGB)
+    props["spec"]["serviceRef"] = green["spec"]["serviceRef"]
+    refused(judge_as(pack, TGB, (props, name, urn)), POLICY, "blue carries 100% of live production traffic", "serviceRef")
+
+
+def test_a_binding_moved_onto_a_live_target_group_is_refused(aws, pack):
+    """Green's binding (green's Service, green's pods) pointed at blue's target group, which carries the traffic."""
+    alb = live_k8s(aws, step=1)
+    props, name, urn = route(alb, "green", TGB)
+    props["spec"]["targetGroupARN"] = alb.target_groups["blue"]
+    refused(judge_as(pack, TGB, (props, name, urn)), POLICY, "blue carries 90% of live production traffic", "serviceRef")
+
+
+@pytest.mark.parametrize("edit", ["selector-idle", "selector-other-pods", "target-port", "drop-selector", "new-port", "no-namespace"])
+def test_a_live_colours_service_selecting_other_pods_is_refused(aws, pack, edit):
+    alb = live_k8s(aws, step=2)  # blue 75 %, green 25 %
+    props, name, urn = route(alb, "green", K8S_SERVICE)
+    if edit == "selector-idle":
+        props["spec"]["selector"]["color"] = "blue"
+    elif edit == "selector-other-pods":
+        props["spec"]["selector"] = {"app": "web", "role": "canary"}  # a StatefulSet's pods, no colour label at all
+    elif edit == "target-port":
+        props["spec"]["ports"][0]["targetPort"] = 9999
+    elif edit == "drop-selector":
+        del props["spec"]["selector"]  # endpoints managed by hand
+    elif edit == "new-port":
+        props["spec"]["ports"] = [{"name": "http", "port": 9090, "targetPort": 9090, "protocol": "TCP"}]
+        props["spec"]["selector"]["color"] = "blue"
+    else:
+        del props["metadata"]["namespace"]  # the provider's default namespace, perhaps the colour's
+        props["spec"]["selector"]["color"] = "blue"
+    refused(judge_as(pack, K8S_SERVICE, (props, name, urn)), POLICY, "green carries 25% of live production traffic", "Service")
+
+
+@pytest.mark.parametrize("kind", ["core/v1:Pod", "apps/v1:ReplicaSet", "apps/v1:StatefulSet", "apps/v1:DaemonSet", "batch/v1:Job", "batch/v1:CronJob", "core/v1:ReplicationController", "argoproj.io/v1alpha1:Rollout"])
+def test_pods_labelled_with_a_live_colour_come_only_from_its_deployment(aws, pack, kind):
+    alb = live_k8s(aws, step=0)
+    result = judge_as(pack, f"kubernetes:{kind}", workload_of(kind, {"app": "web", "color": "blue"}))
+    refused(result, POLICY, "color=blue", "blue carries 100% of live production traffic")
+    passes(judge_as(pack, f"kubernetes:{kind}", workload_of(kind, {"app": "web", "color": "green"})))  # the idle colour
+    passes(judge_as(pack, f"kubernetes:{kind}", workload_of(kind, {"app": "batch"})))  # no colour label
+    assert alb
+
+
+@pytest.mark.parametrize("kind", ["discovery.k8s.io/v1:EndpointSlice", "core/v1:Endpoints"])
+def test_hand_written_endpoints_for_a_live_colours_service_are_refused(aws, pack, kind):
+    """The controller registers an EndpointSlice's addresses (whatever they are) when its targetRef names a pod: a
+    hand-written one labelled for blue's Service feeds blue's target group other addresses."""
+    alb = live_k8s(aws, step=0)
+    blue = route(alb, "blue", K8S_SERVICE)[0]["metadata"]["name"]
+    green = route(alb, "green", K8S_SERVICE)[0]["metadata"]["name"]
+    type_ = f"kubernetes:{kind}"
+
+    def endpoints(service: str) -> tuple[dict, str, str]:
+        if kind.endswith("EndpointSlice"):
+            props = {
+                "metadata": {"name": f"{service}-extra", "namespace": "default", "labels": {"kubernetes.io/service-name": service}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.20.1.99"], "targetRef": {"kind": "Pod", "name": "extra"}}],
+                "ports": [{"name": "http", "port": 8080}],
+            }
+        else:
+            props = {"metadata": {"name": service, "namespace": "default"}, "subsets": [{"addresses": [{"ip": "10.20.1.99"}]}]}
+        return props, f"{service}-extra", f"urn:pulumi:production::bluegreen::{type_}::{service}-extra"
+
+    refused(judge_as(pack, type_, endpoints(blue)), POLICY, "blue carries 100% of live production traffic", "could feed blue's Service")
+    passes(judge_as(pack, type_, endpoints(green)))  # the idle colour's
+    passes(judge_as(pack, type_, endpoints("metrics")))  # another Service's
+
+
+def test_unknowns_in_a_live_colours_route_fail_closed_but_the_idle_colour_is_free(aws, pack):
+    alb = live_k8s(aws, step=0)
+    svc, name, urn = route(alb, "blue", K8S_SERVICE)
+    svc["spec"]["selector"]["color"] = UNKNOWN
+    refused(judge_as(pack, K8S_SERVICE, (svc, name, urn)), POLICY, "blue carries 100%", "not known yet")
+    tgb, name, urn = route(alb, "blue", TGB)
+    tgb["spec"]["serviceRef"]["name"] = UNKNOWN
+    refused(judge_as(pack, TGB, (tgb, name, urn)), POLICY, "blue carries 100%", "not known yet")
+    pod = workload_of("core/v1:Pod", {"app": "web", "color": UNKNOWN})
+    refused(judge_as(pack, "kubernetes:core/v1:Pod", pod), POLICY, "not known yet")
+    idle, name, urn = route(alb, "green", K8S_SERVICE)
+    idle["spec"]["selector"]["color"] = UNKNOWN
+    passes(judge_as(pack, K8S_SERVICE, (idle, name, urn)))
+    idle_tgb, name, urn = route(alb, "green", TGB)
+    idle_tgb["spec"]["serviceRef"]["name"] = UNKNOWN
+    passes(judge_as(pack, TGB, (idle_tgb, name, urn)))
+
+
+def test_a_listener_update_that_re_records_a_live_route_is_refused(aws, pack):
+    """The record itself: an update that writes another svc entry for the colour carrying traffic."""
+    alb = live_k8s(aws, step=0)
+    props, name, urn = proposed(alb, step=0, **K8S)
+    record = parse_workload_record(props["tags"][TAG_WORKLOAD])
+    forged = fingerprints_tag(record.fingerprints, POD_RECORD, {**record.services, "blue": record.services["green"]}, record.bindings, record.identities)
+    props["tags"][TAG_WORKLOAD] = forged
+    refused(pack.analyze(LISTENER, props, name=name, urn=urn), "workload-steady-during-shift", "changes what blue runs")
+
+
 # --------------------------------------------------------------------------- what must still pass
 
 
@@ -177,6 +342,69 @@ def test_unchanged_deployments_pass_at_every_step(aws, pack, step):
     alb = live_k8s(aws, step=step, record=k8s_record(**{"bluegreen:rollout.step": step}))
     for color in ("blue", "green"):
         passes(judge(pack, deployment(alb, color, **{"bluegreen:rollout.step": step})))
+
+
+@pytest.mark.parametrize("step", [0, 1, 3, 5])
+def test_unchanged_services_and_bindings_pass_at_every_step(aws, pack, step):
+    alb = live_k8s(aws, step=step, record=k8s_record(**{"bluegreen:rollout.step": step}))
+    for color in ("blue", "green"):
+        for kind in (K8S_SERVICE, TGB):
+            passes(judge_as(pack, kind, route(alb, color, kind, **{"bluegreen:rollout.step": step})))
+    nxt = listener(pack, alb, min(step + 1, 5))  # the next traffic step (or the finish), the program unchanged
+    assert nxt.of("workload-steady-during-shift") == [], nxt
+
+
+def test_every_kubernetes_object_of_the_program_passes_a_traffic_step(aws, pack):
+    """No false alarm: the namespace, every object the real program registers passes while both colours carry
+    traffic (each one, its target groups the moto ones)."""
+    extra = {"bluegreen:kubernetes.namespace": "shop", "bluegreen:kubernetes.createNamespace": True}
+    alb = live_k8s(aws, step=1, record=k8s_record(**extra))
+    sim = _sim({**K8S, **extra})
+    judged = 0
+    for res in sim.resources:
+        if not res.type.startswith("kubernetes:"):
+            continue
+        props = copy.deepcopy(dict(res.inputs))
+        color = "blue" if "blue" in res.name else "green"
+        if res.type == DEPLOYMENT:
+            props["metadata"]["annotations"][ANNOTATION_TARGET_GROUP] = alb.target_groups[color]
+        if res.type == TGB:
+            props["spec"]["targetGroupARN"] = alb.target_groups[color]
+        passes(pack.analyze(res.type, props, name=res.name, urn=res.urn))
+        judged += 1
+    assert judged >= 6, [r.type for r in sim.resources]
+
+
+def test_the_idle_colours_route_is_free_and_a_rollback_passes(aws, pack):
+    alb = live_k8s(aws, step=0)
+    props, name, urn = route(alb, "green", K8S_SERVICE)
+    props["spec"]["ports"][0]["targetPort"] = 9999
+    passes(judge_as(pack, K8S_SERVICE, (props, name, urn)))
+    for kind in (K8S_SERVICE, TGB):  # a release to the idle colour leaves both routes as recorded
+        passes(judge_as(pack, kind, route(alb, "green", kind, **{"bluegreen:colors.green.image": NEW})))
+    back = live_k8s(aws, step=3, since_minutes=1, name="bg-back")
+    for color in ("blue", "green"):
+        for kind in (K8S_SERVICE, TGB):
+            passes(judge_as(pack, kind, route(back, color, kind, **{"bluegreen:rollout.step": 0})))
+
+
+def test_unchanged_routes_pass_while_aws_is_unreadable(aws, pack):
+    alb = live_k8s(aws, step=3)
+    found = [(kind, route(alb, c, kind, **{"bluegreen:rollout.step": 0})) for c in ("blue", "green") for kind in (K8S_SERVICE, TGB)]
+    with aws.enforce_iam():
+        results = [judge_as(pack, kind, f) for kind, f in found]
+    for r in results:
+        passes(r)
+
+
+def test_break_glass_lets_a_live_route_change_through_reported(aws, pack, hook):
+    alb = live_k8s(aws, step=0)
+    props, name, urn = route(alb, "blue", K8S_SERVICE, **{"bluegreen:breakGlass.reason": REASON})
+    props["spec"]["ports"][0]["targetPort"] = 9090
+    result = judge_as(pack, K8S_SERVICE, (props, name, urn))
+    passes(result)
+    notes = result.of("workload-break-glass")
+    assert notes and REASON in notes[0].message and "blue carries 100%" in notes[0].message, result
 
 
 def test_a_release_to_the_idle_colour_passes(aws, pack):
@@ -241,6 +469,25 @@ def test_an_old_config_record_does_not_brick_the_stack(aws, pack):
     assert rollback.of("workload-steady-during-shift") == [], rollback
     rerecord = listener(pack, alb, 3, since=None)
     refused(rerecord, "workload-steady-during-shift", "config fingerprint", "bluegreen:breakGlass.reason")
+    glass = listener(pack, alb, 3, since=None, **{"bluegreen:breakGlass.reason": REASON})
+    assert glass.of("workload-steady-during-shift") == [], glass
+
+
+def test_a_pod_record_without_routes_does_not_brick_the_stack(aws, pack):
+    """A Kubernetes stack deployed before routes were recorded: its live record is 'pod blue=.. green=..'.
+
+    Services and bindings cannot be compared with it (they pass); a rollback passes; recording the routes while a
+    colour carries traffic needs break-glass once; at step 0 a Deployment is still compared with the pod entries."""
+    record = parse_workload_record(k8s_record(**{"bluegreen:rollout.step": 3}))
+    old = fingerprints_tag(record.fingerprints, POD_RECORD)
+    alb = live_k8s(aws, step=3, since_minutes=1, record=old)
+    for kind in (K8S_SERVICE, TGB):
+        passes(judge_as(pack, kind, route(alb, "blue", kind, **{"bluegreen:rollout.step": 0})))
+    passes(judge(pack, deployment(alb, "blue", **{"bluegreen:rollout.step": 0})))
+    rollback = listener(pack, alb, 0)
+    assert rollback.of("workload-steady-during-shift") == [], rollback
+    rerecord = listener(pack, alb, 3, since=None)
+    refused(rerecord, "workload-steady-during-shift", "pod fingerprint", "bluegreen:breakGlass.reason")
     glass = listener(pack, alb, 3, since=None, **{"bluegreen:breakGlass.reason": REASON})
     assert glass.of("workload-steady-during-shift") == [], glass
 
