@@ -94,6 +94,39 @@ def test_a_denied_rule_move_is_reported_and_retried_the_default_action_still_mov
     assert parse_abort(rig.tags()[TAG_ABORTED]).code == "probes-failed"  # the marker still stands
 
 
+def test_a_rule_left_on_the_candidate_is_moved_by_a_later_invocation(aws, candidate):
+    """The invocation that rolled back could not move the header route (denied); the next one finds the
+    default action already on stable, but the marker stands, so it moves the rule then."""
+    rig = Rig(aws, candidate.port)
+    rule = header_rule(rig)
+    allowed = [a for a in _declared_actions() if a != "elasticloadbalancing:ModifyRule"]
+    key, secret = aws.iam_user("no-rules-yet", allowed)
+    denied = aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
+    candidate.fail("5xx")
+    with aws.enforce_iam():
+        first = rig.run(elbv2=denied, budget_s=1)
+    assert rig.weights() == {"blue": 100, "green": 0} and rule_forwards(rig, rule) == {"green": 1}, first.to_dict()
+    key, secret = aws.iam_user("reflex-fixed", _declared_actions())  # the permission restored
+    allowed_now = aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
+    with aws.enforce_iam():
+        later = rig.run(elbv2=allowed_now)
+    assert not later.active and later.checks == 1, later.to_dict()  # nothing carries traffic: one check, then return
+    assert rule_forwards(rig, rule) == {"blue": 1}, later.to_dict()
+    assert any("1 rule(s) moved to stable" in n for n in later.last_notes), later.to_dict()
+
+
+def test_without_the_marker_an_idle_invocation_leaves_the_header_route_alone(aws, candidate):
+    """At step 0 with no abort, the header route to the candidate is the deployed, gated route: not the
+    reflex's to move (and no DescribeRules on the cheap path)."""
+    rig = Rig(aws, candidate.port, weight=0)
+    rule = header_rule(rig)
+    calls = []
+    for op in ("DescribeRules", "ModifyRule"):
+        rig.elbv2.meta.events.register(f"before-call.elasticloadbalancing.{op}", lambda model, **kw: calls.append(model.name))
+    report = rig.run()
+    assert not report.active and calls == [] and rule_forwards(rig, rule) == {"green": 1}, report.to_dict()
+
+
 def test_the_declared_actions_move_the_rule(aws, candidate):
     rig = Rig(aws, candidate.port)
     rule = header_rule(rig)
