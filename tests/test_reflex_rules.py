@@ -79,12 +79,17 @@ def test_rules_to_stable_or_elsewhere_are_left_alone(aws, candidate):
     assert r["Actions"][0]["Type"] == "fixed-response"
 
 
+def reflex_client(aws, name: str, *, modify_rule: bool = True):
+    """An elbv2 client with the reflex's declared actions (without ModifyRule when `modify_rule` is false)."""
+    actions = [a for a in _declared_actions() if modify_rule or a != "elasticloadbalancing:ModifyRule"]
+    key, secret = aws.iam_user(name, actions)
+    return aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
+
+
 def test_a_denied_rule_move_is_reported_and_retried_the_default_action_still_moves(aws, candidate):
     rig = Rig(aws, candidate.port)
     rule = header_rule(rig)
-    allowed = [a for a in _declared_actions() if a != "elasticloadbalancing:ModifyRule"]
-    key, secret = aws.iam_user("no-rules", allowed)
-    elbv2 = aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
+    elbv2 = reflex_client(aws, "no-rules", modify_rule=False)
     candidate.fail("5xx")
     with aws.enforce_iam():
         report = rig.run(elbv2=elbv2, budget_s=4)  # two checks to breach, at least one more to retry, on a loaded machine
@@ -99,15 +104,12 @@ def test_a_rule_left_on_the_candidate_is_moved_by_a_later_invocation(aws, candid
     default action already on stable, but the marker stands, so it moves the rule then."""
     rig = Rig(aws, candidate.port)
     rule = header_rule(rig)
-    allowed = [a for a in _declared_actions() if a != "elasticloadbalancing:ModifyRule"]
-    key, secret = aws.iam_user("no-rules-yet", allowed)
-    denied = aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
+    denied = reflex_client(aws, "no-rules-yet", modify_rule=False)
     candidate.fail("5xx")
     with aws.enforce_iam():
         first = rig.run(elbv2=denied, budget_s=1)
     assert rig.weights() == {"blue": 100, "green": 0} and rule_forwards(rig, rule) == {"green": 1}, first.to_dict()
-    key, secret = aws.iam_user("reflex-fixed", _declared_actions())  # the permission restored
-    allowed_now = aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
+    allowed_now = reflex_client(aws, "reflex-fixed")  # the permission restored
     with aws.enforce_iam():
         later = rig.run(elbv2=allowed_now)
     assert not later.active and later.checks == 1, later.to_dict()  # nothing carries traffic: one check, then return
@@ -130,8 +132,7 @@ def test_without_the_marker_an_idle_invocation_leaves_the_header_route_alone(aws
 def test_the_declared_actions_move_the_rule(aws, candidate):
     rig = Rig(aws, candidate.port)
     rule = header_rule(rig)
-    key, secret = aws.iam_user("reflex", _declared_actions())
-    elbv2 = aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
+    elbv2 = reflex_client(aws, "reflex")
     candidate.fail("5xx")
     with aws.enforce_iam():
         report = rig.run(elbv2=elbv2)
