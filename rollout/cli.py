@@ -1070,7 +1070,6 @@ def autopilot(stack: str, load_balancer_arn: str | None, probe_base_url: str | N
             fh.write(f"action={decision.action.value}\n")
             fh.write(f"to_step={'' if decision.to_step is None else decision.to_step}\n")
             fh.write(f"reason={' '.join(decision.reason.split())}\n")
-            fh.write(f"aborted={' '.join((aborted or '').split())}\n")  # the marker `rollback --aborted` records with step 0
             fh.write(f"commit={sha or ''}\n")
     if verdict:
         line = _judge_line(verdict)
