@@ -968,6 +968,7 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
         live_stable=live.production.tags.get("bluegreen:stable") if live else None,
         gate_pending=bool(verdict and verdict.pending),
         aborted=aborted,
+        held=cfg.aborted is not None,
     )
     # The alert or rollback notice carries its cause (the gate's verdict, or why AWS could not be read).
     cause = verdict.message() if verdict else problem

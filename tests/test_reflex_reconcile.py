@@ -66,10 +66,12 @@ def test_watch_commits_step_zero_with_the_reason(aws, tmp_path, no_pulumi):
         (2, {"blue": 100, "green": 0}, Action.ROLLBACK, "the reflex rolled production back to blue (probes-failed at 2026-11-23T16:05:03Z, green had 25%)"),
         (5, None, Action.ROLLBACK, "committing step 0"),  # even with the load balancer unreadable now
         (0, {"blue": 100, "green": 0}, Action.NONE, "`pulumi up --refresh` clears the marker"),
+        (0, {"blue": 100, "green": 0}, Action.ROLLBACK, "not recorded as bluegreen:aborted; committing it"),  # step 0 by hand
     ],
 )
 def test_the_watcher_follows_the_marker(step, live, action, text):
-    d = decide("production", RolloutConfig("blue", (10, 25, 50, 75, 100), step), live, None, aborted=MARKER)
+    held = None if step else action is Action.NONE
+    d = decide("production", RolloutConfig("blue", (10, 25, 50, 75, 100), step), live, None, aborted=MARKER, held=held)
     assert d.action is action and text in d.reason, d
     assert d.to_step == (0 if action is Action.ROLLBACK else None)
 
@@ -126,3 +128,22 @@ def test_rollback_records_the_live_marker_and_release_clears_it(aws, tmp_path, n
                "--load-balancer-arn", alb.load_balancer.replace("/app/", "/app/gone-"))
     expect(r, 0, "warning: the live abort marker could not be read")
     assert "bluegreen:aborted" not in yaml.safe_load((other / "Pulumi.production.yaml").read_text())["config"]
+
+
+def test_step_zero_by_hand_gets_the_hold_committed(aws, tmp_path, no_pulumi):
+    """Step 0 committed without the marker while it stands: `watch` decides to record it, and the
+    workflow's `rollback --to-step 0 --aborted` commits the hold alone (no TransitionError at step 0)."""
+    import yaml
+
+    alb = reflex_rolls_back(aws)
+    proj = make_project(tmp_path, step=0)
+    out = tmp_path / "gh-output"
+    r = invoke("--project-dir", str(proj), "watch", "--stack", "production", "--load-balancer-arn", alb.load_balancer, "--github-output", str(out))
+    expect(r, 1, "not recorded as bluegreen:aborted")
+    decided = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    r = invoke("--project-dir", str(proj), "rollback", "--stack", "production", "--to-step", "0", "--config-only", "--yes",
+               "--aborted", decided["aborted"])
+    expect(r, 0, "hold the header route on blue")
+    assert yaml.safe_load((proj / "Pulumi.production.yaml").read_text())["config"]["bluegreen:aborted"] == decided["aborted"]
+    r = invoke("--project-dir", str(proj), "watch", "--stack", "production", "--load-balancer-arn", alb.load_balancer)
+    expect(r, 0, "clears the marker")
