@@ -88,26 +88,6 @@ def weights_since(plan, alb_arn: pulumi.Output) -> pulumi.Output:
     return alb_arn.apply(stamp)
 
 
-def abort_marker_stands(alb_arn: pulumi.Output) -> pulumi.Output:
-    """Whether the reflex's abort marker (`bluegreen:aborted`) stands on this load balancer's live listener
-    (the same `getResources` invoke as the bake clock). While it does, the header route is declared on
-    the stable colour: the reflex moved it there, and the converging step-0 update must not send header
-    traffic back to the candidate it left. The marker is a live AWS fact the program never writes."""
-    import pulumi_aws as aws
-
-    from rollout.reflex import TAG_ABORTED
-
-    def read(arn):
-        prefix = arn.replace(":loadbalancer/", ":listener/", 1) + "/"
-        found = aws.resourcegroupstaggingapi.get_resources(
-            resource_type_filters=["elasticloadbalancing:listener"],
-            tag_filters=[aws.resourcegroupstaggingapi.GetResourcesTagFilterArgs(key=TAG_ABORTED)],
-        )
-        return any(str(m.resource_arn).startswith(prefix) and TAG_ABORTED in (m.tags or {}) for m in found.resource_tag_mapping_lists or [])
-
-    return alb_arn.apply(read)
-
-
 def make_platform(cfg: StackConfig, name: str, tags: dict, vpc_id):
     if cfg.platform == "kubernetes":
         from components.kubernetes import KubernetesPlatform, KubernetesPlatformArgs
@@ -235,8 +215,9 @@ def main() -> None:
             platform=platform,
         )
 
-    # gated on creation: the candidate runs by then; on stable while the reflex's abort marker stands
-    traffic.add_header_route(after=list(colors.values()), to_stable_when=abort_marker_stands(traffic.alb_arn))
+    # gated on creation: the candidate runs by then; on stable while the config holds the reflex's abort
+    # (bluegreen:aborted, committed with step 0; cleared by the next release), so git is the truth
+    traffic.add_header_route(after=list(colors.values()), to_stable=cfg.aborted is not None)
 
     r = cfg.rollout
     pulumi.export("platform", cfg.platform)

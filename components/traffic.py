@@ -59,10 +59,10 @@ class TrafficLayer(pulumi.ComponentResource):
     listeners: list
     target_group_arns: Mapping[str, pulumi.Output[str]]
 
-    def add_header_route(self, after: Sequence[pulumi.Resource] = (), to_stable_when: Optional[pulumi.Input[bool]] = None) -> Optional[aws.lb.ListenerRule]:
+    def add_header_route(self, after: Sequence[pulumi.Resource] = (), to_stable: bool = False) -> Optional[aws.lb.ListenerRule]:
         """The optional header route to the candidate, created after `after` (the colours' workloads):
         the pack gates it when it is created, so the candidate must be running by then. It forwards to
-        the stable colour instead while `to_stable_when` is true (the reflex's abort marker stands)."""
+        the stable colour instead when `to_stable` (the stack config holds the reflex's abort)."""
         name, plan, base_tags, candidate_tg, stable_tg = self._header_route_args
         if not plan.header_route:
             return None
@@ -76,8 +76,7 @@ class TrafficLayer(pulumi.ComponentResource):
                     http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(http_header_name=header, values=[value])
                 )
             ],
-            actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=pulumi.Output.all(
-                to_stable_when, candidate_tg.arn, stable_tg.arn).apply(lambda a: a[2] if a[0] else a[1]))],
+            actions=[aws.lb.ListenerRuleActionArgs(type="forward", target_group_arn=(stable_tg if to_stable else candidate_tg).arn)],
             tags=base_tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(after)),
         )

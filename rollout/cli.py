@@ -501,6 +501,7 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str, watch_: bool, in
             "judge": None if judged is None else (dict(judged.judge) if judged.judge else {"error": judged.message()}),
             "bakePlan": plan_rows,
             "aborted": aborted,
+            "held": cfg.aborted,  # bluegreen:aborted in the stack config: the header route held on stable
         }, indent=2))
     else:
         console = _console()
@@ -509,6 +510,8 @@ def status(stack: str, load_balancer_arn: str | None, fmt: str, watch_: bool, in
         console.print(f"declared       step {r.step} of {r.last_step}, {r.stable} stable, {r.candidate} candidate (steps {list(r.steps)})")
         if aborted:
             console.print(f"[bold red]ABORTED[/bold red]        {aborted['text']}")
+        if cfg.aborted:
+            console.print(f"held           the header route stays on {r.stable} ({ABORTED_KEY}: {cfg.aborted}) until the next release")
         table = Table(show_lines=False)
         table.add_column("colour")
         table.add_column("role")
@@ -792,18 +795,64 @@ def _wait_for_bake(stack: str, cfg, load_balancer_arn: str | None, sleep=None) -
         sleep(min(bake.wait_seconds + 1, 60))
 
 
+ABORTED_KEY = "bluegreen:aborted"
+
+
+def _live_abort_marker(stack: str, cfg, load_balancer_arn: str | None) -> str | None:
+    """The reflex's abort marker on the live production listener (`DescribeTags`), or None. Faults open for
+    the rollback: an ARN or a listener that cannot be read is a warning, and the rollback goes on."""
+    from .live import elbv2_client, read_live_state
+    from .operations import stack_output_argv
+    from .pulumi_cli import PulumiCli, find_pulumi
+    from .reflex import TAG_ABORTED
+
+    try:
+        arn = load_balancer_arn
+        if arn is None and (exe := find_pulumi()) is not None:
+            arn = PulumiCli(exe, _obj().project_dir, echo=click.echo).stack_output(stack, "loadBalancerArn")
+        if arn is None:
+            _warn(f"the live abort marker was not read (no load balancer ARN: `{' '.join(stack_output_argv(stack, 'loadBalancerArn'))}` "
+                  f"needs the Pulumi CLI); pass --aborted MARKER if the reflex rolled back")
+            return None
+        live = read_live_state(elbv2_client(cfg.region), arn, production_port=443 if cfg.traffic.https else 80)
+        return ((live.production.tags.get(TAG_ABORTED) if live.production else None) or "").strip() or None
+    except (PulumiCliError, LiveStateError) as e:
+        _warn(f"the live abort marker could not be read ({e}); rolling back without {ABORTED_KEY}")
+        return None
+
+
 @cli.command()
 @_change_options
 @click.option("--to-step", type=int, default=0, show_default=True, help="Step to go back to; 0 = all traffic on the stable colour.")
-def rollback(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack: str, to_step: int) -> None:
+@click.option("--aborted", default=None, metavar="MARKER",
+              help=f"The reflex's abort marker to record as {ABORTED_KEY} with step 0 (the watcher passes it; \"\" records none). "
+                   "Default: read it from the live production listener.")
+@click.option("--load-balancer-arn", default=None, metavar="ARN", help="Where to read the marker. Default: `pulumi stack output loadBalancerArn`.")
+def rollback(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack: str, to_step: int, aborted: str | None,
+             load_balancer_arn: str | None) -> None:
     """Move traffic back to an earlier step (default 0: all on the stable colour), then `pulumi up`.
+
+    While the reflex's abort marker stands, step 0 also records it as bluegreen:aborted: the header route
+    stays on the stable colour until `rollout release` puts a new image on the idle colour.
 
     Example: python -m rollout rollback --stack production --to-step 0 --yes
     """
     from . import operations
 
     _, cfg = _load(stack)
-    _apply(stack, _operation(operations.rollback, cfg, to_step), yes=yes, dry_run=dry_run, config_only=config_only, policy_pack=policy_pack)
+    r = cfg.rollout
+    marker = None
+    if to_step == 0:
+        marker = aborted.strip() or None if aborted is not None else _live_abort_marker(stack, cfg, load_balancer_arn)
+    hold = operations.Setting(ABORTED_KEY, marker, cfg.aborted or "") if marker and marker != cfg.aborted else None
+    if r.step == 0 and hold is not None:  # step 0 already declared (by hand): record the hold alone
+        op = operations.Operation("rollback", "rollback", r, r, (hold,), f"hold the header route on {r.stable} ({ABORTED_KEY}: {marker})")
+    else:
+        op = _operation(operations.rollback, cfg, to_step)
+        if hold is not None:
+            op = dataclasses.replace(op, settings=(*op.settings, hold),
+                                     summary=f"{op.summary}; the header route stays on {r.stable} ({ABORTED_KEY}: {marker})")
+    _apply(stack, op, yes=yes, dry_run=dry_run, config_only=config_only, policy_pack=policy_pack)
 
 
 @cli.command()
@@ -859,7 +908,11 @@ def release(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pack
     from . import operations
 
     _, cfg = _load(stack)
-    _apply(stack, _operation(operations.release, cfg, image), yes=yes, dry_run=dry_run, config_only=config_only, policy_pack=policy_pack)
+    op = _operation(operations.release, cfg, image)
+    if cfg.aborted:  # a new release of the idle colour ends the hold of the header route on stable
+        op = dataclasses.replace(op, settings=(*op.settings, operations.Setting(ABORTED_KEY, "", cfg.aborted)),
+                                 summary=f"{op.summary}; clears {ABORTED_KEY} ({cfg.aborted}): the header route goes to {cfg.rollout.candidate} again, gated")
+    _apply(stack, op, yes=yes, dry_run=dry_run, config_only=config_only, policy_pack=policy_pack)
 
 
 # --------------------------------------------------------------------------- watcher
@@ -915,6 +968,7 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
         live_stable=live.production.tags.get("bluegreen:stable") if live else None,
         gate_pending=bool(verdict and verdict.pending),
         aborted=aborted,
+        held=cfg.aborted is not None,
     )
     # The alert or rollback notice carries its cause (the gate's verdict, or why AWS could not be read).
     cause = verdict.message() if verdict else problem
@@ -925,6 +979,7 @@ def watch(stack: str, load_balancer_arn: str | None, probe_base_url: str | None,
             fh.write(f"action={decision.action.value}\n")
             fh.write(f"to_step={'' if decision.to_step is None else decision.to_step}\n")
             fh.write(f"reason={' '.join(decision.reason.split())}\n")
+            fh.write(f"aborted={' '.join((aborted or '').split())}\n")  # the marker `rollback --aborted` records with step 0
     if fmt == "json":
         click.echo(json.dumps({"stack": stack, **decision.to_dict(), "gate": verdict.to_dict() if verdict else None}, indent=2))
     else:

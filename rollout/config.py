@@ -365,6 +365,7 @@ class StackConfig:
     break_glass_reason: str | None = None  # bluegreen:breakGlass.reason: a workload may change while live
     reflex: ReflexConfig = ReflexConfig()
     autopilot: AutopilotConfig = AutopilotConfig()
+    aborted: str | None = None  # bluegreen:aborted: the reflex's abort marker, committed with step 0; holds the header route on stable
 
     def replicas(self, color: str) -> int:
         """Tasks or pods for a colour: full size unless it is the parked idle colour."""
@@ -373,7 +374,7 @@ class StackConfig:
         return self.service.desired_count
 
 
-TOP_LEVEL_KEYS = ("rollout", "platform", "service", "colors", "network", "traffic", "idle", "kubernetes", "probe", "reflex", "autopilot", "breakGlass")
+TOP_LEVEL_KEYS = ("rollout", "platform", "service", "colors", "network", "traffic", "idle", "kubernetes", "probe", "reflex", "autopilot", "breakGlass", "aborted")
 
 
 def decode_raw(value: Any) -> Any:
@@ -494,6 +495,28 @@ def _break_glass(raw: Any) -> str | None:
         None,
         lambda v: None if BREAK_GLASS_RE.match(v) else "must be 10..200 characters of letters, digits, spaces and + - = . _ : / @ (it is recorded in AWS tags)",
     )
+
+
+_ABORTED_RE = re.compile(r"^[A-Za-z0-9 +=.:/@_-]{1,256}$")  # what an ELBv2 tag value allows (the marker it copies)
+
+
+def _aborted(raw: Any, rollout: RolloutConfig) -> str | None:
+    """`bluegreen:aborted`: the reflex's abort marker, committed with step 0 by the watcher or `rollout rollback`.
+    While set, the header route stays on the stable colour and the stack stays at step 0; `rollout release`
+    (a new image on the idle colour) clears it. Unset or "" = no hold."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str) or not _ABORTED_RE.match(raw.strip()):
+        raise ConfigError(_k("aborted"), "must be the reflex's abort marker text (1..256 letters, digits, spaces and + = . : / @ _ -), "
+                          f"e.g. 2026-11-23T16:05:03Z probes-failed green=25, or empty; got {describe_value(raw)}")
+    if rollout.step != 0:
+        raise ConfigError(
+            _k("aborted"),
+            f"is set ({raw.strip()}): {rollout.candidate} was aborted, so the stack stays at {_k('rollout')}.step 0 until a new release "
+            f"goes to the idle colour (python -m rollout release --image IMAGE clears it); to retry the same release, remove it "
+            f"(pulumi config rm {_k('aborted')}); got step {rollout.step}",
+        )
+    return raw.strip()
 
 
 def _colors(raw: Any) -> dict[str, ColorConfig]:
@@ -823,4 +846,5 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
         break_glass_reason=_break_glass(values.get("breakGlass")),
         reflex=reflex,
         autopilot=_autopilot(values.get("autopilot")),
+        aborted=_aborted(values.get("aborted"), rollout),
     )

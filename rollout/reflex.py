@@ -716,6 +716,7 @@ def run(
         previous = check
         if not check.active:
             if report.rollback is None:
+                _rules_after_abort(report, check, elbv2)
                 return report  # nothing under way: the cheap path, most minutes of the month
             if not report.rollback.moved and check.listener is not None:
                 report.rollback = replace(report.rollback, moved=True, error="traffic is on stable (moved by someone else)",
@@ -744,6 +745,19 @@ def run(
         if clock() + settings.interval_s > end:
             return report
         sleep(max(0.0, settings.interval_s - (clock() - started)))
+
+
+def _rules_after_abort(report: RunReport, check: Check, elbv2) -> None:
+    """While the abort marker stands and the default action is on stable, a rule still forwarding to
+    another target group of the listener (a `ModifyRule` an earlier invocation could not make) is moved
+    now: one `DescribeRules`, a `ModifyRule` only for what still forwards off stable. Never raises."""
+    if check.listener is None or check.stable_tg is None or not (check.listener.tags.get(TAG_ABORTED) or "").strip():
+        return
+    moved, error = move_rules_to_stable(elbv2, check.listener, check.stable_tg)
+    if moved or error:
+        report.rollbacks += 1
+    note = f"abort marker stands: {error}" if error else f"abort marker stands: {moved} rule(s) moved to stable" if moved else ""
+    report.last_notes = report.last_notes + ((note,) if note else ())
 
 
 def _act(settings: ReflexSettings, report: RunReport, check: Check, *, elbv2, notify, wall) -> None:

@@ -20,10 +20,13 @@ never an automatic change.
 | > 0           | not as declared     | pass         | alert    |
 | > 0           | any                 | no verdict   | alert    |
 | > 0           | abort marker (reflex rolled back) | (not run) | rollback |
+| 0, no hold    | abort marker        | (not run)    | rollback |
 
 The last row: the reflex (`rollout/reflex.py`) already moved the traffic to stable and marked the
 listener `bluegreen:aborted`; git must follow with step 0 and the reason, so the `pulumi up --refresh`
-that follows converges and clears the marker.
+that follows converges and clears the marker. The commit also records the marker as
+`bluegreen:aborted` (the hold: the header route stays on stable until the next release). When step 0 was
+committed without it while the marker stands (by hand), the "rollback" records the hold alone.
 """
 
 from __future__ import annotations
@@ -69,12 +72,14 @@ def decide(
     live_stable: str | None = None,
     gate_pending: bool = False,
     aborted: str | None = None,
+    held: bool | None = None,
 ) -> Decision:
     """Decide from plain data.
 
     `live_weights` None means the load balancer could not be read; `gate_passed` None means the
     gate was not run or reached no verdict. A rollback always goes to step 0: all traffic on the
-    stable colour, the one state known to have been healthy.
+    stable colour, the one state known to have been healthy. `held` says whether the stack config
+    records the abort (`bluegreen:aborted`); None = not known (then step 0 with the marker is none).
     """
     candidate = declared.candidate
     marker = parse_abort(aborted)
@@ -93,6 +98,10 @@ def decide(
     live = percentages(live_weights)
     drift = compare_traffic(stack, declared, live_weights, live_stable)
     if declared.step == 0:
+        if drift is None and marker is not None and held is False:
+            return Decision(Action.ROLLBACK, f"{stack}: step 0 is declared but the reflex's abort ({marker.code} at {marker.when}) "
+                            "is not recorded as bluegreen:aborted; committing it, so the header route stays on "
+                            f"{declared.stable} until the next release", to_step=0)
         if drift is None and marker is not None:
             return Decision(Action.NONE, f"{stack}: step 0 after the reflex's abort ({marker.code} at {marker.when}); "
                             "`pulumi up --refresh` clears the marker")

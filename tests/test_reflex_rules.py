@@ -79,12 +79,17 @@ def test_rules_to_stable_or_elsewhere_are_left_alone(aws, candidate):
     assert r["Actions"][0]["Type"] == "fixed-response"
 
 
+def reflex_client(aws, name: str, *, modify_rule: bool = True):
+    """An elbv2 client with the reflex's declared actions (without ModifyRule when `modify_rule` is false)."""
+    actions = [a for a in _declared_actions() if modify_rule or a != "elasticloadbalancing:ModifyRule"]
+    key, secret = aws.iam_user(name, actions)
+    return aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
+
+
 def test_a_denied_rule_move_is_reported_and_retried_the_default_action_still_moves(aws, candidate):
     rig = Rig(aws, candidate.port)
     rule = header_rule(rig)
-    allowed = [a for a in _declared_actions() if a != "elasticloadbalancing:ModifyRule"]
-    key, secret = aws.iam_user("no-rules", allowed)
-    elbv2 = aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
+    elbv2 = reflex_client(aws, "no-rules", modify_rule=False)
     candidate.fail("5xx")
     with aws.enforce_iam():
         report = rig.run(elbv2=elbv2, budget_s=4)  # two checks to breach, at least one more to retry, on a loaded machine
@@ -94,11 +99,40 @@ def test_a_denied_rule_move_is_reported_and_retried_the_default_action_still_mov
     assert parse_abort(rig.tags()[TAG_ABORTED]).code == "probes-failed"  # the marker still stands
 
 
+def test_a_rule_left_on_the_candidate_is_moved_by_a_later_invocation(aws, candidate):
+    """The invocation that rolled back could not move the header route (denied); the next one finds the
+    default action already on stable, but the marker stands, so it moves the rule then."""
+    rig = Rig(aws, candidate.port)
+    rule = header_rule(rig)
+    denied = reflex_client(aws, "no-rules-yet", modify_rule=False)
+    candidate.fail("5xx")
+    with aws.enforce_iam():
+        first = rig.run(elbv2=denied, budget_s=1)
+    assert rig.weights() == {"blue": 100, "green": 0} and rule_forwards(rig, rule) == {"green": 1}, first.to_dict()
+    allowed_now = reflex_client(aws, "reflex-fixed")  # the permission restored
+    with aws.enforce_iam():
+        later = rig.run(elbv2=allowed_now)
+    assert not later.active and later.checks == 1, later.to_dict()  # nothing carries traffic: one check, then return
+    assert rule_forwards(rig, rule) == {"blue": 1}, later.to_dict()
+    assert any("1 rule(s) moved to stable" in n for n in later.last_notes), later.to_dict()
+
+
+def test_without_the_marker_an_idle_invocation_leaves_the_header_route_alone(aws, candidate):
+    """At step 0 with no abort, the header route to the candidate is the deployed, gated route: not the
+    reflex's to move (and no DescribeRules on the cheap path)."""
+    rig = Rig(aws, candidate.port, weight=0)
+    rule = header_rule(rig)
+    calls = []
+    for op in ("DescribeRules", "ModifyRule"):
+        rig.elbv2.meta.events.register(f"before-call.elasticloadbalancing.{op}", lambda model, **kw: calls.append(model.name))
+    report = rig.run()
+    assert not report.active and calls == [] and rule_forwards(rig, rule) == {"green": 1}, report.to_dict()
+
+
 def test_the_declared_actions_move_the_rule(aws, candidate):
     rig = Rig(aws, candidate.port)
     rule = header_rule(rig)
-    key, secret = aws.iam_user("reflex", _declared_actions())
-    elbv2 = aws.client("elbv2", aws_access_key_id=key, aws_secret_access_key=secret)
+    elbv2 = reflex_client(aws, "reflex")
     candidate.fail("5xx")
     with aws.enforce_iam():
         report = rig.run(elbv2=elbv2)
@@ -126,29 +160,29 @@ def _rule_target(sim):
     return colour.get(action["targetGroupArn"], action["targetGroupArn"])
 
 
-def test_while_the_marker_stands_the_program_declares_the_header_route_on_stable():
-    """The converging step-0 update must not send header traffic back to the candidate the reflex left."""
+def test_while_the_config_holds_the_abort_the_program_declares_the_header_route_on_stable():
+    """The hold is git's (`bluegreen:aborted`, committed with step 0), not a read of the eventually consistent
+    tagging API: with the key the header route is on stable whatever the index says; without it, on the
+    candidate (gated by the pack), even while the index still lists the marker."""
     from rollout.simulate import run_program
 
     marker = "2026-11-23T16:05:03Z judge green=25 e=41.2"
-    aborted = run_program("production", overrides={"bluegreen:rollout.step": 0}, previous_outputs={"aborted": marker})
-    assert _rule_target(aborted) == "blue", aborted.one(RULE, "-header-route").inputs
-    clear = run_program("production", overrides={"bluegreen:rollout.step": 0}, previous_outputs={})
-    assert _rule_target(clear) == "green"  # no marker: the header route goes to the candidate, gated by the pack
+    held = run_program("production", overrides={"bluegreen:rollout.step": 0, "bluegreen:aborted": marker}, previous_outputs={})
+    assert _rule_target(held) == "blue", held.one(RULE, "-header-route").inputs
+    released = run_program("production", overrides={"bluegreen:rollout.step": 0}, previous_outputs={"aborted": marker})
+    assert _rule_target(released) == "green"
 
 
 # --------------------------------------------------------------------------- the pack over gRPC: reconciliation holds
 
+from tests.test_cli import no_pulumi  # noqa: E402,F401 - fixture
 from tests.test_policy_traffic import analyze, configure, live_alb, pack, proposed  # noqa: E402,F401 - fixtures
 
 
-def test_after_the_reflex_the_converging_update_passes_and_a_rule_back_to_the_candidate_does_not(aws, pack, configure):
-    """The real reflex moves the listener and the header route to stable; then the step-0 update the program
-    declares (the header route on stable while the marker stands) passes the pack, and the header route
-    back on the candidate (what the program declared before) is refused by abort-marker."""
+def _aborted_with_header_route(aws):
+    """A live ALB at step 2 with the header route on green; the real reflex rolls green back. (alb, elbv2, rule ARN)"""
     from tests.test_reflex_reconcile import reflex_rolls_back
 
-    configure("healthy")
     alb = live_alb(aws, step=2)
     elbv2 = aws.client("elbv2")
     elbv2.add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": "bluegreen:stable-tg", "Value": alb.target_groups["blue"]}])
@@ -157,15 +191,75 @@ def test_after_the_reflex_the_converging_update_passes_and_a_rule_back_to_the_ca
     reflex_rolls_back(aws, alb, fault="dead")
     (live_rule,) = elbv2.describe_rules(RuleArns=[rule])["Rules"]
     assert [g["TargetGroupArn"] for g in live_rule["Actions"][0]["ForwardConfig"]["TargetGroups"]] == [alb.target_groups["blue"]]
+    return alb, elbv2, rule
 
+
+def _analyze_rule(pack, alb, colour: str):
+    """The pack on the header route as the program registers it, forwarding to `colour` of the moto ALB."""
     urn = "urn:pulumi:production::bluegreen::aws:lb/listenerRule:ListenerRule::web-traffic-header-route"
-    props = {"listenerArn": alb.production_listener, "priority": 10,
-             "conditions": [{"httpHeader": {"httpHeaderName": "X-Canary", "values": ["always"]}}], "tags": {}}
-    back = pack.analyze(RULE, {**props, "actions": [{"type": "forward", "targetGroupArn": alb.target_groups["green"]}]},
-                        name="web-traffic-header-route", urn=urn)
+    props = {"listenerArn": alb.production_listener, "priority": 10, "tags": {},
+             "conditions": [{"httpHeader": {"httpHeaderName": "X-Canary", "values": ["always"]}}],
+             "actions": [{"type": "forward", "targetGroupArn": alb.target_groups[colour]}]}
+    return pack.analyze(RULE, props, name="web-traffic-header-route", urn=urn)
+
+
+def test_after_the_reflex_the_converging_update_passes_and_a_rule_back_to_the_candidate_does_not(aws, pack, configure):
+    """The real reflex moves the listener and the header route to stable; then the step-0 update with the
+    header route on stable passes the pack, and the header route back on the candidate is refused by
+    abort-marker while the marker stands."""
+    configure("healthy")
+    alb, _, _ = _aborted_with_header_route(aws)
+    back = _analyze_rule(pack, alb, "green")
     assert [v for v in back.mandatory if v.policy == "abort-marker"], back
-    stays = pack.analyze(RULE, {**props, "actions": [{"type": "forward", "targetGroupArn": alb.target_groups["blue"]}]},
-                         name="web-traffic-header-route", urn=urn)
+    stays = _analyze_rule(pack, alb, "blue")
     assert not stays.mandatory, stays
     listener, name, lurn = proposed(alb, step=0)
     assert not analyze(pack, listener, name, lurn).mandatory
+
+
+def test_from_abort_to_release_the_header_route_stays_on_stable_and_verify_shows_no_changes(aws, pack, configure, tmp_path, no_pulumi):
+    """abort -> the watcher's step-0 commit (with the marker) -> the converging update (the pack passes it)
+    -> AWS drops the marker -> verify (`preview --expect-no-changes`: the program still declares the rule
+    that is live) -> `release` to the idle colour clears the hold -> the header route goes back on the
+    new candidate, gated by the pack."""
+    from rollout.simulate import load_stack_file, run_program
+    from tests.test_cli import expect, invoke, make_project
+
+    configure("healthy")
+    alb, elbv2, rule = _aborted_with_header_route(aws)
+    marker = {t["Key"]: t["Value"] for t in elbv2.describe_tags(ResourceArns=[alb.production_listener])["TagDescriptions"][0]["Tags"]}[TAG_ABORTED]
+    proj = make_project(tmp_path, step=2)
+    cli = ("--project-dir", str(proj))
+
+    def declared() -> str:  # the program under mocks, on the stack file as committed; no marker in the tagging index
+        return _rule_target(run_program("production", config=load_stack_file("production", proj), previous_outputs={}))
+
+    def live() -> str:
+        (r,) = elbv2.describe_rules(RuleArns=[rule])["Rules"]
+        (g,) = r["Actions"][0]["ForwardConfig"]["TargetGroups"]
+        return {a: c for c, a in alb.target_groups.items()}[g["TargetGroupArn"]]
+
+    out = tmp_path / "gh-output"
+    expect(invoke(*cli, "watch", "--stack", "production", "--load-balancer-arn", alb.load_balancer, "--github-output", str(out)), 1, "rollback")
+    decided = dict(line.split("=", 1) for line in out.read_text().splitlines())
+    assert decided["aborted"] == marker, decided
+    expect(invoke(*cli, "rollback", "--stack", "production", "--config-only", "--yes", "--aborted", decided["aborted"]), 0, "not deployed")
+    assert load_stack_file("production", proj)["bluegreen:aborted"] == marker
+
+    # the converging `up --refresh`: what the program declares passes the pack while the marker stands
+    assert declared() == "blue"
+    assert not _analyze_rule(pack, alb, "blue").mandatory
+    assert not analyze(pack, *proposed(alb, step=0)).mandatory
+    elbv2.remove_tags(ResourceArns=[alb.production_listener], TagKeys=[TAG_ABORTED])  # applied: the program never writes it
+    # verify: nothing differs between what the program declares and what is live
+    assert declared() == live() == "blue"
+    expect(invoke(*cli, "status", "--stack", "production", "--load-balancer-arn", alb.load_balancer), 0,
+           "in sync", "held", "until the next release")
+
+    expect(invoke(*cli, "release", "--stack", "production", "--image", "web:9.9.9", "--config-only", "--yes"), 0, "clears bluegreen:aborted")
+    assert not load_stack_file("production", proj).get("bluegreen:aborted")
+    assert declared() == "green"  # back on the new candidate ...
+    configure("unhealthy")
+    assert _analyze_rule(pack, alb, "green").mandatory  # ... gated: refused while the candidate fails its probes
+    configure("healthy")
+    assert not _analyze_rule(pack, alb, "green").mandatory

@@ -110,3 +110,65 @@ def test_pending_never_rolls_back_and_failure_always_does(step, cand):
     live = {c.candidate: cand, c.stable: 100 - cand}
     assert decide("s", c, live, False, gate_pending=True).action is not Action.ROLLBACK
     assert (decide("s", c, live, False).action is Action.ROLLBACK) == (cand > 0)
+
+
+# --------------------------------------------------------------------------- the watcher workflow (.github/workflows/watch.yml)
+
+import re  # noqa: E402
+import subprocess  # noqa: E402
+
+from tests.test_workflows import load, steps  # noqa: E402
+
+
+def _gh_if(expr: str, ctx: dict[str, str]) -> bool:
+    """A GitHub `if:` of `==` comparisons joined by `&&` / `||` (same precedence as Python's and / or),
+    evaluated with `ctx` for `steps.*` / `needs.*` values (absent = '', as GitHub has it)."""
+    py = re.sub(r"\b(?:steps|needs)\.[\w.-]+", lambda m: repr(ctx.get(m.group(0), "")), expr)
+    py = py.replace("&&", " and ").replace("||", " or ")
+    assert re.fullmatch(r"(?:\s|'[^']*'|==|\band\b|\bor\b|[()])*", py), f"not a plain comparison: {py}"
+    return bool(eval(py, {"__builtins__": {}}))  # noqa: S307 - only quoted strings, ==, and, or
+
+
+def _fail_step():
+    return next(s for s in steps(load("watch.yml")["jobs"]["watch"]) if s.get("name", "").startswith("fail the run"))
+
+
+@pytest.mark.parametrize("ctx, fails", [
+    ({"steps.watch.outputs.action": "none", "steps.watch.outcome": "success", "steps.autopilot.outcome": "failure"}, True),  # crashed
+    ({"steps.watch.outputs.action": "none", "steps.autopilot.outputs.action": "stop", "steps.autopilot.outcome": "failure"}, True),
+    ({"steps.watch.outputs.action": "none", "steps.autopilot.outputs.action": "wait", "steps.autopilot.outcome": "success"}, False),
+    ({"steps.watch.outputs.action": "none", "steps.autopilot.outputs.action": "advance", "steps.autopilot.outcome": "success"}, False),
+    ({"steps.watch.outputs.action": "rollback", "steps.watch.outcome": "failure", "steps.autopilot.outcome": "skipped"}, False),
+    ({"steps.watch.outcome": "failure", "steps.autopilot.outcome": "skipped"}, True),  # the watcher crashed
+])
+def test_the_run_fails_when_the_autopilot_or_the_watcher_crashes(ctx, fails):
+    step = _fail_step()
+    assert _gh_if(step["if"], ctx) is fails
+    if fails:
+        env = {k: ctx.get(re.sub(r"^\$\{\{\s*|\s*\}\}$", "", v), "") for k, v in step["env"].items()}
+        res = subprocess.run(["bash", "-e", "-c", step["run"]], env=env, capture_output=True, text=True)
+        assert res.returncode == 1 and "::error" in res.stdout, (res.stdout, res.stderr)
+
+
+def test_an_advance_is_never_queued_while_a_rollback_is_pending():
+    """GitHub cancels a pending job when another joins its concurrency group (one running, one pending,
+    cancel-in-progress or not), so an advance must never be queued in the lane while a rollback waits
+    there: a whole watcher run holds its own group (the next run starts after this one ended), and within
+    a run the two jobs exclude each other."""
+    wf = load("watch.yml")
+    rollback, advance = wf["jobs"]["rollback"], wf["jobs"]["advance"]
+    assert wf["concurrency"]["cancel-in-progress"] is False
+    assert wf["concurrency"]["group"] != rollback["concurrency"]["group"] == advance["concurrency"]["group"]
+    for action in ("none", "rollback", "alert", ""):
+        for autopilot in ("advance", "wait", ""):
+            ctx = {"needs.watch.outputs.action": action, "needs.watch.outputs.autopilot": autopilot}
+            assert not (_gh_if(rollback["if"], ctx) and _gh_if(advance["if"], ctx)), ctx
+
+
+def test_the_rollback_commits_the_reflex_marker_with_step_zero():
+    wf = load("watch.yml")
+    watch, rollback = wf["jobs"]["watch"], wf["jobs"]["rollback"]
+    assert watch["outputs"]["aborted"] == "${{ steps.watch.outputs.aborted }}"
+    assert rollback["env"]["ABORTED"] == "${{ needs.watch.outputs.aborted }}"
+    commit = next(s for s in steps(rollback) if "git push" in s.get("run", ""))
+    assert '--to-step 0 --config-only --yes --aborted "$ABORTED"' in commit["run"]
