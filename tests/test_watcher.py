@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -172,3 +176,51 @@ def test_the_rollback_commits_the_reflex_marker_with_step_zero():
     assert rollback["env"]["ABORTED"] == "${{ needs.watch.outputs.aborted }}"
     commit = next(s for s in steps(rollback) if "git push" in s.get("run", ""))
     assert '--to-step 0 --config-only --yes --aborted "$ABORTED"' in commit["run"]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _git(cwd, *args):
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@pytest.mark.parametrize("step, aborted, commits", [
+    (2, "", True),  # the normal case: step 0 committed and pushed
+    (0, "", False),  # main reached step 0 meanwhile: nothing to commit, and the job goes on
+    (0, "2026-11-23T10:00:00Z target-health green=25", True),  # step 0 by hand: the hold alone is committed
+])
+def test_the_rollback_commit_step_in_a_real_clone(tmp_path, monkeypatch, step, aborted, commits):
+    """The rollback job's commit script, run by bash -e as GitHub runs it, against a bare 'origin'."""
+    from tests.test_cli import make_project
+
+    for k, v in {"GIT_AUTHOR_NAME": "w", "GIT_AUTHOR_EMAIL": "w@example.invalid", "GIT_COMMITTER_NAME": "w",
+                 "GIT_COMMITTER_EMAIL": "w@example.invalid", "GIT_CONFIG_NOSYSTEM": "1", "HOME": str(tmp_path)}.items():
+        monkeypatch.setenv(k, v)
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "--quiet", "--bare", "-b", "main", str(origin))
+    proj = make_project(tmp_path, step=step)
+    (proj / ".gitignore").write_text(".venv\n")
+    _git(proj, "init", "--quiet", "-b", "main")
+    _git(proj, "add", "-A")
+    _git(proj, "commit", "--quiet", "-m", f"step {step}")
+    _git(proj, "remote", "add", "origin", str(origin))
+    _git(proj, "push", "--quiet", "origin", "main")
+    (proj / ".venv" / "bin").mkdir(parents=True)
+    shim = proj / ".venv" / "bin" / "python"  # this test's interpreter, with its site-packages
+    shim.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    shim.chmod(0o755)
+    before = _git(origin, "rev-parse", "main")
+    commit = next(s for s in steps(load("watch.yml")["jobs"]["rollback"]) if "git push" in s.get("run", ""))
+    env = {**os.environ, "STACK": "production", "REASON": "green failed its gate", "ABORTED": aborted,
+           "GITHUB_SERVER_URL": "https://github.invalid", "GITHUB_REPOSITORY": "o/r", "GITHUB_RUN_ID": "1",
+           "PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"]}
+    res = subprocess.run(["bash", "-e", "-c", commit["run"]], cwd=proj, env=env, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, (res.stdout, res.stderr)
+    after = _git(origin, "rev-parse", "main")
+    assert (after != before) is commits, res.stdout
+    if commits:
+        assert "green failed its gate" in _git(origin, "log", "-1", "--format=%B", "main")
+        assert "step: 0" in _git(origin, "show", "main:Pulumi.production.yaml")
+    else:
+        assert "main already declares step 0" in res.stdout
