@@ -94,11 +94,12 @@ _client = aws_client  # one client per (service, region) for the pack process (p
 _region = region_of
 
 
-def _production_listeners(target_group_arns: list[str]) -> list["_Production"]:
+def _production_listeners(target_group_arns: list[str], region: str | None = None) -> list["_Production"]:
     """The production traffic of the load balancers these target groups are on: every route of the
     live-recorded listener (its default action and its rules), found through the live record
-    (`bluegreen:stable-tg`), never through a label the update writes."""
-    elbv2 = _client("elbv2", _region(target_group_arns[0]))
+    (`bluegreen:stable-tg`), never through a label the update writes. `region`: read there (a
+    Deployment's: the stack's), else in the first ARN's region."""
+    elbv2 = _client("elbv2", region or _region(target_group_arns[0]))
     try:
         groups = elbv2.describe_target_groups(TargetGroupArns=list(dict.fromkeys(target_group_arns)))["TargetGroups"]
     except Exception as e:  # noqa: BLE001 - every AWS fault is reported the same way
@@ -117,7 +118,8 @@ def _production_listeners(target_group_arns: list[str]) -> list["_Production"]:
             if route.listener_arn == listener and not _opt_in_route(route.conditions if route.rule_arn else None):
                 for arn, share in route.shares.items():
                     shares[arn] = max(shares.get(arn, 0.0), share)
-        found.append(_Production(dict(live.listener_tags.get(listener, {})), shares, dict(live.colors)))
+        members = frozenset(arn for route in live.routes if route.listener_arn == listener for arn in route.shares)
+        found.append(_Production(dict(live.listener_tags.get(listener, {})), shares, dict(live.colors), members))
     return found
 
 
@@ -140,6 +142,7 @@ class _Production:
     tags: Mapping[str, str]
     shares: Mapping[str, float]
     colors: Mapping[str, str] = field(default_factory=dict)  # target group ARN -> live colour tag
+    members: frozenset[str] = frozenset()  # every target group a route of the listener forwards to (weight 0 included)
 
 
 def live_traffic(target_group_arns: list[str]) -> dict[str, int]:
@@ -480,27 +483,32 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
         )
         found.glassable = False
         return found
-    region = _region(tg)
-    if region is None or not tg.startswith("arn:aws") or ":elasticloadbalancing:" not in tg:
+    if _region(tg) is None or not tg.startswith("arn:aws") or ":elasticloadbalancing:" not in tg:
         found.problem = f"the Deployment's {ANNOTATION_TARGET_GROUP} {tg!r} is not a target group ARN, so its traffic cannot be checked"
         found.glassable = False
         return found
+    region = _stack_region()  # where the stack's listener is: never the region of an ARN this update writes
+    if region != _region(tg):
+        found.problem = (
+            f"the Deployment's {ANNOTATION_TARGET_GROUP} names a target group in region {_region(tg)!r}, but the stack is in "
+            f"{region!r} (aws:region): a Deployment may only name its colour's target group on the stack's production listener"
+        )
+        found.glassable = False
+        return found
     try:
-        prods = bounded_read(lambda: _production_listeners([tg]), "the live production listener")
-    except Exception as e:  # noqa: BLE001 - a LiveStateError, or an answer this code cannot interpret
-        # An answer that cannot be interpreted comes from AWS (or what stands in for it), never from this
-        # update's inputs, whose faults arrive as AWS errors: it counts as AWS being unreadable.
-        environmental = fault_is_environmental(e) or not isinstance(e, LiveStateError)
+        prods = bounded_read(lambda: _production_listeners([tg], region), "the live production listener")
+    except Exception as e:  # noqa: BLE001 - a LiveStateError, or a fault this update's input caused (e.g. its region)
+        # Only AWS being unreachable for the pack itself (credentials, throttling, network, in a region AWS has) is
+        # environmental; anything else could come from this update's input and fails closed.
+        environmental = isinstance(e, LiveStateError) and fault_is_environmental(e) and _known_region(region)
         if environmental and fingerprint is not None:
             return found  # AWS unreadable for the pack itself: the documented trade-off (docs/workload.md)
         what = "its pod template is not known yet and " if fingerprint is None else ""
-        fault = str(e) if isinstance(e, LiveStateError) else f"could not interpret the live production listener: {type(e).__name__}: {e}"
+        fault = str(e) if isinstance(e, LiveStateError) else f"could not read the live production listener in region {region!r}: {type(e).__name__}: {e}"
         found.problem = f"whether this Deployment's colour carries traffic cannot be checked: {what}{fault}"
         return found
     stack = _urn_stack(args.urn)
     for prod in prods:
-        color = prod.colors.get(tg)
-        color = color if color in COLORS else None
         owner = prod.tags.get(TAG_STACK)
         if stack and owner and owner != stack:
             found.problem = (
@@ -509,6 +517,18 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
             )
             found.glassable = False
             return found
+    mine = [prod for prod in prods if tg in prod.members]
+    if not mine and label is not None:
+        found.problem = (
+            f"a Deployment's pods labelled color={label} must name their colour's target group on the stack's production "
+            f"listener, where whether {label} carries traffic is read: its {ANNOTATION_TARGET_GROUP} names target group "
+            f"{_tg_name(tg)}, to which no route of the stack's production listener forwards"
+        )
+        found.glassable = False
+        return found
+    for prod in mine:
+        color = prod.colors.get(tg)
+        color = color if color in COLORS else None
         if label != color:
             found.problem = (
                 f"a Deployment's pods must be labelled with the colour of the target group they serve: its pods say "
@@ -517,7 +537,8 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
             )
             found.glassable = False
             return found
-        share = prod.shares.get(tg, 0.0)
+        # The colour's traffic: every target group of that live colour on the listener, whichever the annotation names.
+        share = max((s for arn, s in prod.shares.items() if prod.colors.get(arn) == color), default=0.0)
         if share <= 0 or color is None:
             continue  # idle: a release goes here
         record = parse_workload_record(prod.tags.get(TAG_WORKLOAD))
@@ -538,6 +559,30 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
         if found.problem:
             return found
     return found
+
+
+def _stack_region() -> str | None:
+    """The stack's region: its `aws:region` (the engine starts a policy pack with the stack's configuration in
+    PULUMI_CONFIG), else the pack's environment (AWS_REGION, the profile), as the AWS provider would use."""
+    try:
+        config = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
+    except ValueError:
+        config = {}
+    region = config.get("aws:region") if isinstance(config, dict) else None
+    if isinstance(region, str) and region:
+        return region
+    import boto3  # not at import: an offline pack never reaches this
+
+    return boto3.session.Session().region_name
+
+
+def _known_region(region: str | None) -> bool:
+    """Whether Elastic Load Balancing has `region` in some partition (botocore's endpoint data): an unreachable
+    endpoint there is AWS being down; one in a made-up region is the input's fault."""
+    import boto3
+
+    session = boto3.session.Session()
+    return any(region in session.get_available_regions("elbv2", partition_name=p) for p in session.get_available_partitions())
 
 
 def _pod_summary(template: Any, replicas: Any) -> str:

@@ -60,7 +60,7 @@ def test_a_decoy_target_group_on_no_production_listener_is_refused(aws, pack, ta
     alb = live_green(aws)
     props, name, urn = new_green_image(alb)
     props["metadata"]["annotations"][ANNOTATION_TARGET_GROUP] = decoy_target_group(aws, alb, color=tagged)
-    refused(judge(pack, (props, name, urn)), POLICY, "no route of the stack's production listener forwards to", "color=green")
+    refused(judge(pack, (props, name, urn)), POLICY, "to which no route of the stack's production listener forwards", "color=green")
 
 
 def test_a_decoy_target_group_is_refused_even_with_break_glass(aws, pack):
@@ -69,7 +69,7 @@ def test_a_decoy_target_group_is_refused_even_with_break_glass(aws, pack):
     props, name, urn = new_green_image(alb, **{"bluegreen:breakGlass.reason": REASON})
     props["metadata"]["annotations"][ANNOTATION_TARGET_GROUP] = decoy_target_group(aws, alb, color="green")
     result = judge(pack, (props, name, urn))
-    refused(result, POLICY, "no route of the stack's production listener forwards to")
+    refused(result, POLICY, "to which no route of the stack's production listener forwards")
     assert not result.of("workload-break-glass"), result
 
 
@@ -82,7 +82,7 @@ def test_a_decoy_on_another_listener_of_the_same_load_balancer_is_refused(aws, p
     )
     props, name, urn = new_green_image(alb)
     props["metadata"]["annotations"][ANNOTATION_TARGET_GROUP] = decoy
-    refused(judge(pack, (props, name, urn)), POLICY, "no route of the stack's production listener forwards to")
+    refused(judge(pack, (props, name, urn)), POLICY, "to which no route of the stack's production listener forwards")
 
 
 def test_an_unlabelled_deployment_naming_a_stray_target_group_is_not_a_colour(aws, pack):
