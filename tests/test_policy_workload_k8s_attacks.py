@@ -15,6 +15,7 @@ import json
 import pytest
 
 from rollout.workload import ANNOTATION_TARGET_GROUP
+from rollout.analyzer import OFFLINE_AWS_ENDPOINT
 from tests.fixtures.aws import AlbArns
 from tests.policy_harness import POLICY_DIR, PolicyPackClient, policy_pack_env
 from tests.test_policy_workload import NEW, REASON, hook, pack, passes, refused  # noqa: F401 - fixtures
@@ -120,8 +121,8 @@ def pack_for_stack(moto_endpoint: str, tmp_path_factory):
     """A pack started as the engine starts it: the stack's configuration in PULUMI_CONFIG (analyzer_plugin.go,
     constructEnv), its environment's default region another one."""
 
-    def start(stack_region: str) -> PolicyPackClient:
-        env = policy_pack_env(moto_endpoint, tmp_path_factory.mktemp("pack-aws"), region="eu-west-1")
+    def start(stack_region: str, endpoint: str | None = None) -> PolicyPackClient:
+        env = policy_pack_env(endpoint or moto_endpoint, tmp_path_factory.mktemp("pack-aws"), region="eu-west-1")
         env["PULUMI_CONFIG"] = json.dumps({"aws:region": stack_region, "bluegreen:platform": "kubernetes"})
         client = PolicyPackClient(POLICY_DIR, env=env)
         client.__enter__()
@@ -149,3 +150,34 @@ def test_a_malformed_stack_region_fails_closed(aws, pack_for_stack):
     alb = live_green(aws)
     stack = pack_for_stack("us_east_1")
     refused(judge(stack, new_green_image(alb)), POLICY, "'us_east_1'")
+
+
+@pytest.mark.parametrize("stack_region, verdict", [("us-east-1", passes), ("xx-nowhere-9", refused)])
+def test_aws_unreachable_excuses_only_a_region_aws_has(aws, pack_for_stack, stack_region, verdict):
+    """Every endpoint closed (127.0.0.1:9): in us-east-1 that is AWS being unreachable for the pack, and an unchanged
+    Deployment passes (as a rollback must); in a well-formed region no partition has, it is the config's fault."""
+    alb = live_green(aws)
+    stack = pack_for_stack(stack_region, endpoint=OFFLINE_AWS_ENDPOINT)
+    props, name, urn = deployment(alb, "green")
+    props["metadata"]["annotations"][ANNOTATION_TARGET_GROUP] = alb.target_groups["green"].replace(":us-east-1:", f":{stack_region}:")
+    result = judge(stack, (props, name, urn))
+    if verdict is refused:
+        refused(result, POLICY, "cannot be checked", "AWS endpoint unreachable")
+    else:
+        passes(result)
+
+
+def test_a_second_target_group_of_the_live_colour_at_weight_zero_does_not_hide_its_traffic(aws, pack):
+    """The decoy is on the production listener (weight 0) and tagged green: what counts is green's traffic on the
+    listener, whichever of green's target groups the annotation names."""
+    alb = live_green(aws)
+    decoy = decoy_target_group(aws, alb, color="green")
+    elbv2 = aws.client("elbv2")
+    # moto lists a target group's LoadBalancerArns from create_listener only (AWS: from any listener or rule using it)
+    elbv2.create_listener(LoadBalancerArn=alb.load_balancer, Protocol="HTTP", Port=9999, DefaultActions=[{"Type": "forward", "TargetGroupArn": decoy}])
+    action = elbv2.describe_listeners(ListenerArns=[alb.production_listener])["Listeners"][0]["DefaultActions"][0]
+    groups = action["ForwardConfig"]["TargetGroups"] + [{"TargetGroupArn": decoy, "Weight": 0}]
+    elbv2.modify_listener(ListenerArn=alb.production_listener, DefaultActions=[{"Type": "forward", "ForwardConfig": {"TargetGroups": groups}}])
+    props, name, urn = new_green_image(alb)
+    props["metadata"]["annotations"][ANNOTATION_TARGET_GROUP] = decoy
+    refused(judge(pack, (props, name, urn)), POLICY, "green carries 25% of live production traffic", f"image {NEW}")
