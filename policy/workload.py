@@ -35,6 +35,7 @@ live colour of the target group the Deployment names; docs/workload.md states wh
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -444,10 +445,12 @@ def _urn_stack(urn: str) -> str | None:
 def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
     """Invariant 4 for a Kubernetes colour, from the Deployment the engine is about to apply and AWS.
 
-    The colour is the live colour tag of the target group the Deployment names (annotation
-    `bluegreen/target-group-arn`), cross-checked with its pods' `color` label (what that colour's
-    Service selects); whether it carries traffic and what it may run come from the live production
-    listener (its routes and its `bluegreen:workload` record, written by an earlier update). The
+    The colour is the pods' `color` label (what that colour's Service selects), which must be the live
+    colour tag of the target group the Deployment names (annotation `bluegreen/target-group-arn`, written
+    by this update: it only points at the stack's listener, which must forward to that target group, in
+    the stack's region); whether the colour carries traffic (any of its target groups, on any route) and
+    what it may run come from the live production listener (its routes and its `bluegreen:workload`
+    record, written by an earlier update). The
     fingerprint is computed here, from the Deployment's own pod template and replicas
     (`rollout.workload.deployment_fingerprint`), never read from a label.
     """
@@ -569,13 +572,18 @@ def _stack_region() -> str | None:
     except ValueError:
         config = {}
     region = config.get("aws:region") if isinstance(config, dict) else None
-    if isinstance(region, str) and region:
-        return region
+    return region if isinstance(region, str) and region else _environment_region()
+
+
+@functools.lru_cache(maxsize=1)
+def _environment_region() -> str | None:
+    """The pack process's default region (its environment does not change; a boto3 session costs ~30 ms)."""
     import boto3  # not at import: an offline pack never reaches this
 
     return boto3.session.Session().region_name
 
 
+@functools.lru_cache(maxsize=16)
 def _known_region(region: str | None) -> bool:
     """Whether Elastic Load Balancing has `region` in some partition (botocore's endpoint data): an unreachable
     endpoint there is AWS being down; one in a made-up region is the input's fault."""
