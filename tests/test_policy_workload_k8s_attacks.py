@@ -19,7 +19,7 @@ from rollout.analyzer import OFFLINE_AWS_ENDPOINT
 from tests.fixtures.aws import AlbArns
 from tests.policy_harness import POLICY_DIR, PolicyPackClient, policy_pack_env
 from tests.test_policy_workload import NEW, REASON, hook, pack, passes, refused  # noqa: F401 - fixtures
-from tests.test_policy_workload_k8s import POLICY, container, deployment, judge, live_k8s
+from tests.test_policy_workload_k8s import POLICY, container, deployment, judge, k8s_record, live_k8s
 
 STEP = 2  # blue 75 %, green 25 %
 
@@ -181,3 +181,18 @@ def test_a_second_target_group_of_the_live_colour_at_weight_zero_does_not_hide_i
     props, name, urn = new_green_image(alb)
     props["metadata"]["annotations"][ANNOTATION_TARGET_GROUP] = decoy
     refused(judge(pack, (props, name, urn)), POLICY, "green carries 25% of live production traffic", f"image {NEW}")
+
+
+@pytest.mark.xfail(strict=True, reason="known gap: the stack's listener is found through the annotation's target group "
+                   "(docs/workload.md, 'What the pack cannot see'); finding it independently is the next step")
+def test_a_decoy_load_balancer_the_program_creates_for_the_stack(aws, pack):
+    """A program edit creates a second ALB whose production listener is tagged for this stack, records the same pod
+    fingerprints and gives its own green target group 0 %: through the annotation, the pack finds only the decoy."""
+    alb = live_green(aws)
+    decoy = aws.build_alb(name="decoy", candidate_weight=0, test_listener=False)
+    aws.client("elbv2").add_tags(
+        ResourceArns=[decoy.production_listener], Tags=[{"Key": "bluegreen:stack", "Value": "production"}, {"Key": "bluegreen:workload", "Value": k8s_record()}]
+    )
+    props, name, urn = new_green_image(alb)
+    props["metadata"]["annotations"][ANNOTATION_TARGET_GROUP] = decoy.target_groups["green"]
+    refused(judge(pack, (props, name, urn)), POLICY)
