@@ -38,6 +38,7 @@ labelled with a carrying colour, and no EndpointSlice or Endpoints object feeds 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import threading
@@ -100,11 +101,12 @@ _client = aws_client  # one client per (service, region) for the pack process (p
 _region = region_of
 
 
-def _production_listeners(target_group_arns: list[str]) -> list["_Production"]:
+def _production_listeners(target_group_arns: list[str], region: str | None = None) -> list["_Production"]:
     """The production traffic of the load balancers these target groups are on: every route of the
     live-recorded listener (its default action and its rules), found through the live record
-    (`bluegreen:stable-tg`), never through a label the update writes."""
-    elbv2 = _client("elbv2", _region(target_group_arns[0]))
+    (`bluegreen:stable-tg`), never through a label the update writes. `region`: read there (a
+    Deployment's: the stack's), else in the first ARN's region."""
+    elbv2 = _client("elbv2", region or _region(target_group_arns[0]))
     try:
         groups = elbv2.describe_target_groups(TargetGroupArns=list(dict.fromkeys(target_group_arns)))["TargetGroups"]
     except Exception as e:  # noqa: BLE001 - every AWS fault is reported the same way
@@ -127,7 +129,8 @@ def _productions(elbv2, load_balancer_arns: list[str]) -> list["_Production"]:
             if route.listener_arn == listener and not _opt_in_route(route.conditions if route.rule_arn else None):
                 for arn, share in route.shares.items():
                     shares[arn] = max(shares.get(arn, 0.0), share)
-        found.append(_Production(dict(live.listener_tags.get(listener, {})), shares, dict(live.colors)))
+        members = frozenset(arn for route in live.routes if route.listener_arn == listener for arn in route.shares)
+        found.append(_Production(dict(live.listener_tags.get(listener, {})), shares, dict(live.colors), members))
     return found
 
 
@@ -136,7 +139,7 @@ def _stack_productions(stack: str) -> list["_Production"]:
     earlier update, and the live production listener's own) in the pack's region: for a Kubernetes object
     that names no target group (a Service, a bare Pod), the colours whose routes it could touch. Read afresh
     for every object (no cache: a Service judged in `up` must see this update's listener)."""
-    elbv2 = _client("elbv2", _region(None))
+    elbv2 = _client("elbv2", _stack_region())
     try:
         arns = [lb["LoadBalancerArn"] for page in elbv2.get_paginator("describe_load_balancers").paginate() for lb in page.get("LoadBalancers", [])]
         tags: dict[str, dict[str, str]] = {}
@@ -168,6 +171,7 @@ class _Production:
     tags: Mapping[str, str]
     shares: Mapping[str, float]
     colors: Mapping[str, str] = field(default_factory=dict)  # target group ARN -> live colour tag
+    members: frozenset[str] = frozenset()  # every target group a route of the listener forwards to (weight 0 included)
 
     def carrying(self) -> dict[str, int]:
         """Colour (its target group's live colour tag) -> its live share in percent, for colours carrying traffic."""
@@ -490,21 +494,29 @@ def _target_group_productions(
     """The live production listeners of the target group a Kubernetes object names (a Deployment's annotation, a
     TargetGroupBinding's spec), or None when `found` holds the answer: a refusal (an ARN that is none, another stack's
     target group, a fault while the object is not known) or a pass (AWS unreadable for the pack, the object known)."""
-    region = _region(tg)
-    if region is None or not tg.startswith("arn:aws") or ":elasticloadbalancing:" not in tg:
+    if _region(tg) is None or not tg.startswith("arn:aws") or ":elasticloadbalancing:" not in tg:
         found.problem = f"the {kind}'s target group {tg!r} is not a target group ARN, so its traffic cannot be checked"
         found.glassable = False
         return None
+    region = _stack_region()  # where the stack's listener is: never the region of an ARN this update writes
+    if region != _region(tg):
+        found.problem = (
+            f"the {kind} names a target group in region {_region(tg)!r}, but the stack is in {region!r} (aws:region): "
+            f"a {kind} may only name its colour's target group on the stack's production listener"
+        )
+        found.glassable = False
+        return None
     try:
-        prods = bounded_read(lambda: _production_listeners([tg]), "the live production listener")
+        prods = bounded_read(lambda: _production_listeners([tg], region), "the live production listener")
     except Exception as e:  # noqa: BLE001 - a LiveStateError, or an answer this code cannot interpret
-        # An answer that cannot be interpreted comes from AWS (or what stands in for it), never from this
-        # update's inputs, whose faults arrive as AWS errors: it counts as AWS being unreadable.
-        environmental = fault_is_environmental(e) or not isinstance(e, LiveStateError)
+        # The region is the stack's, so a fault here is AWS being unreadable for the pack itself (credentials,
+        # throttling, network, an answer that cannot be interpreted) only in a region AWS has; an AWS error about
+        # this update's input (a target group that does not exist) is not environmental and fails closed.
+        environmental = _known_region(region) and (fault_is_environmental(e) or not isinstance(e, LiveStateError))
         if environmental and known:
             return None  # AWS unreadable for the pack itself: the documented trade-off (docs/workload.md)
         what = f"this {kind} is not known yet and " if not known else ""
-        fault = str(e) if isinstance(e, LiveStateError) else f"could not interpret the live production listener: {type(e).__name__}: {e}"
+        fault = str(e) if isinstance(e, LiveStateError) else f"could not read the live production listener in region {region!r}: {type(e).__name__}: {e}"
         found.problem = f"whether this {kind}'s colour carries traffic cannot be checked: {what}{fault}"
         return None
     stack = _urn_stack(args.urn)
@@ -523,10 +535,12 @@ def _target_group_productions(
 def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
     """Invariant 4 for a Kubernetes colour, from the Deployment the engine is about to apply and AWS.
 
-    The colour is the live colour tag of the target group the Deployment names (annotation
-    `bluegreen/target-group-arn`), cross-checked with its pods' `color` label (what that colour's
-    Service selects); whether it carries traffic and what it may run come from the live production
-    listener (its routes and its `bluegreen:workload` record, written by an earlier update). The
+    The colour is the pods' `color` label (what that colour's Service selects), which must be the live
+    colour tag of the target group the Deployment names (annotation `bluegreen/target-group-arn`, written
+    by this update: it only points at the stack's listener, which must forward to that target group, in
+    the stack's region); whether the colour carries traffic (any of its target groups, on any route) and
+    what it may run come from the live production listener (its routes and its `bluegreen:workload`
+    record, written by an earlier update). The
     fingerprint is computed here, from the Deployment's own pod template and replicas
     (`rollout.workload.deployment_fingerprint`), never read from a label.
     """
@@ -565,7 +579,17 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
     prods = _target_group_productions(args, tg, "Deployment", fingerprint is not None, found)
     if prods is None:
         return found
-    for prod in prods:
+    mine = [prod for prod in prods if tg in prod.members]
+    if not mine and label is not None:
+        found.problem = (
+            f"a Deployment's pods labelled color={label} must name their colour's target group on the stack's production "
+            f"listener, where whether {label} carries traffic is read: its {ANNOTATION_TARGET_GROUP} names target group "
+            f"{_tg_name(tg)}, to which no route of the stack's production listener forwards"
+        )
+        found.glassable = False
+        return found
+    checks: list[tuple[_Production, str | None]] = []
+    for prod in mine:
         color = prod.colors.get(tg)
         color = color if color in COLORS else None
         if label != color:
@@ -576,7 +600,22 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
             )
             found.glassable = False
             return found
-        share = prod.shares.get(tg, 0.0)
+        checks.append((prod, color))
+    stack = _urn_stack(args.urn)
+    if label in COLORS and stack:
+        # The stack's other production listeners (its load balancers' bluegreen:stack tag): the annotation cannot
+        # choose which listener the pods' colour is judged on (a second load balancer the program adds for the stack).
+        try:
+            others = bounded_read(lambda: _stack_productions(stack), "the stack's load balancers")
+        except Exception as e:  # noqa: BLE001 - as for the named target group's listener above
+            if not (_known_region(_stack_region()) and (fault_is_environmental(e) or not isinstance(e, LiveStateError)) and fingerprint is not None):
+                found.problem = f"whether this Deployment's colour carries traffic cannot be checked: {e}"
+                return found
+            others = []
+        checks += [(p, label) for p in others if all(p != q for q, _ in checks)]
+    for prod, color in checks:
+        # The colour's traffic: every target group of that live colour on the listener, whichever the annotation names.
+        share = max((s for arn, s in prod.shares.items() if prod.colors.get(arn) == color), default=0.0)
         if share <= 0 or color is None:
             continue  # idle: a release goes here
         record = parse_workload_record(prod.tags.get(TAG_WORKLOAD))
@@ -597,6 +636,35 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
         if found.problem:
             return found
     return found
+
+
+def _stack_region() -> str | None:
+    """The stack's region: its `aws:region` (the engine starts a policy pack with the stack's configuration in
+    PULUMI_CONFIG), else the pack's environment (AWS_REGION, the profile), as the AWS provider would use."""
+    try:
+        config = json.loads(os.environ.get("PULUMI_CONFIG") or "{}")
+    except ValueError:
+        config = {}
+    region = config.get("aws:region") if isinstance(config, dict) else None
+    return region if isinstance(region, str) and region else _environment_region()
+
+
+@functools.lru_cache(maxsize=1)
+def _environment_region() -> str | None:
+    """The pack process's default region (its environment does not change; a boto3 session costs ~30 ms)."""
+    import boto3  # not at import: an offline pack never reaches this
+
+    return boto3.session.Session().region_name
+
+
+@functools.lru_cache(maxsize=16)
+def _known_region(region: str | None) -> bool:
+    """Whether Elastic Load Balancing has `region` in some partition (botocore's endpoint data): an unreachable
+    endpoint there is AWS being down; one in a made-up region is the input's fault."""
+    import boto3
+
+    session = boto3.session.Session()
+    return any(region in session.get_available_regions("elbv2", partition_name=p) for p in session.get_available_partitions())
 
 
 def _pod_summary(template: Any, replicas: Any) -> str:
