@@ -798,9 +798,10 @@ def _wait_for_bake(stack: str, cfg, load_balancer_arn: str | None, sleep=None) -
 ABORTED_KEY = "bluegreen:aborted"
 
 
-def _live_abort_marker(stack: str, cfg, load_balancer_arn: str | None) -> str | None:
+def _live_abort_marker(stack: str, cfg, load_balancer_arn: str | None, *, use_pulumi: bool = True) -> str | None:
     """The reflex's abort marker on the live production listener (`DescribeTags`), or None. Faults open for
-    the rollback: an ARN or a listener that cannot be read is a warning, and the rollback goes on."""
+    the rollback: an ARN or a listener that cannot be read is a warning, and the rollback goes on. Without
+    `use_pulumi` (--config-only) the ARN comes from --load-balancer-arn only."""
     from .live import elbv2_client, read_live_state
     from .operations import stack_output_argv
     from .pulumi_cli import PulumiCli, find_pulumi
@@ -808,11 +809,11 @@ def _live_abort_marker(stack: str, cfg, load_balancer_arn: str | None) -> str | 
 
     try:
         arn = load_balancer_arn
-        if arn is None and (exe := find_pulumi()) is not None:
+        if arn is None and use_pulumi and (exe := find_pulumi()) is not None:
             arn = PulumiCli(exe, _obj().project_dir, echo=click.echo).stack_output(stack, "loadBalancerArn")
         if arn is None:
-            _warn(f"the live abort marker was not read (no load balancer ARN: `{' '.join(stack_output_argv(stack, 'loadBalancerArn'))}` "
-                  f"needs the Pulumi CLI); pass --aborted MARKER if the reflex rolled back")
+            how = "--load-balancer-arn" if not use_pulumi else f"`{' '.join(stack_output_argv(stack, 'loadBalancerArn'))}` needs the Pulumi CLI"
+            _warn(f"the live abort marker was not read (no load balancer ARN: {how}); pass --aborted MARKER if the reflex rolled back")
             return None
         live = read_live_state(elbv2_client(cfg.region), arn, production_port=443 if cfg.traffic.https else 80)
         return ((live.production.tags.get(TAG_ABORTED) if live.production else None) or "").strip() or None
@@ -843,7 +844,7 @@ def rollback(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pac
     r = cfg.rollout
     marker = None
     if to_step == 0:
-        marker = aborted.strip() or None if aborted is not None else _live_abort_marker(stack, cfg, load_balancer_arn)
+        marker = aborted.strip() or None if aborted is not None else _live_abort_marker(stack, cfg, load_balancer_arn, use_pulumi=not config_only)
     hold = operations.Setting(ABORTED_KEY, marker, cfg.aborted or "") if marker and marker != cfg.aborted else None
     if r.step == 0 and hold is not None:  # step 0 already declared (by hand): record the hold alone
         op = operations.Operation("rollback", "rollback", r, r, (hold,), f"hold the header route on {r.stable} ({ABORTED_KEY}: {marker})")
