@@ -21,9 +21,10 @@ requests slower than the configured threshold) and accumulates evidence in two e
   Ville's inequality bounds the false-alarm probability by alpha however often anyone looks.
 * **pass** -- the mirror image, against H0' "candidate rate >= pass_ratio x stable rate", with
   alternatives below pass_ratio. Rejecting it is the upper end of a confidence sequence for the
-  rate ratio lying below pass_ratio. Each kind the stable colour shows must reject it at
-  ``alpha/K``; a kind that neither colour showed over at least ``min_candidate_requests``
-  candidate requests is quiet (nothing to compare, nothing wrong).
+  rate ratio lying below pass_ratio. Each kind the users showed must reject it at ``alpha/K`` on
+  the user stratum alone (below); a kind that neither colour showed in user
+  traffic over at least ``min_candidate_requests`` candidate *user* requests is quiet (nothing to
+  compare, nothing wrong). Synthetic requests never count towards that minimum.
 
 **Early look.** Half of alpha is spent on one fixed look at the end of the step's second minute: the
 exact conditional test of the candidate's pooled count of that kind over the first two minutes
@@ -39,8 +40,14 @@ answers, and never through the load balancer, so the per-target-group ALB counts
 only). Per minute and alternative, the stratum's likelihood ratio multiplies the user stratum's:
 given the past and both strata's totals, the two splits are independent binomials, so the product
 has conditional expectation <= 1 under H0 "the candidate is no worse than the tolerated ratio in
-either stratum". Pooling the strata instead would not be valid: with unequal weights, a synthetic
-path whose error rate differs from the users' would bias the pooled ratio (Simpson).
+either stratum": ``fail`` is evidence of a regression in either. ``pass`` is not the mirror product
+(that would reject only "regressed in both strata", so a regression in user traffic alone could
+pass on healthy synthetic evidence): a pass rests on the user stratum alone, which must reject H0'
+on its own, so a user-only regression passes at most alpha/K of the time whatever the synthetic
+path does; the synthetic stratum only adds fail evidence (requiring it to pass too would make a
+little synthetic load, with a few failures a minute, delay every pass).
+Pooling the strata would not be valid either: with unequal weights, a synthetic path whose error
+rate differs from the users' would bias the pooled ratio (Simpson).
 
 Verdicts: ``fail`` (evidence of a regression), ``pass`` (at least ``min_minutes`` of data and the
 evidence above), ``insufficient`` (with an estimate of how many more minutes at the current
@@ -161,7 +168,7 @@ class KindEvidence:
     stable_events: float
     candidate_events: float
     log_e_fail: float  # log of the fail e-process
-    log_e_pass: float  # log of the pass e-process
+    log_e_pass: float  # log of the pass e-process (the user stratum's: a pass rests on user traffic alone)
     ratio: float | None  # observed rate ratio candidate/stable (None when undefined)
     ratio_upper: float | None  # confidence-sequence upper bound of the ratio (None: not yet bounded)
     user_events: float = 0.0  # events of this kind in the user stratum (both colours)
@@ -379,15 +386,14 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
         stable_rate = s_tot / (n_s_total + syn_s_total) if n_s_total + syn_s_total > 0 else 0.0  # may underflow for absurd counts
         if stable_rate > 0 and n_c_k > 0 and math.isfinite(stable_rate):
             ratio = round((c_tot / n_c_k) / stable_rate, 3)
-        # The bound that holds for every stratum with events: the largest of the strata's own bounds.
-        uppers = [next((b for b in bounds if mixture(upper_alts[st][b]) >= level), None) for st in shown]
-        upper = None if not uppers or None in uppers else max(uppers)
+        # The user stratum's own bound (what a pass is about).
+        upper = next((b for b in bounds if mixture(upper_alts[0][b]) >= level), None) if 0 in shown else None
         early = None
         if from_step_start:  # the e-value is (1-λ)·mixture + λ·bet for the whole step, the look taken or not
             early = look and early_look_ready and early_look_rejects(
                 [cell for m in window[:EARLY_LOOK_MINUTES] for cell in m.strata(k)], cfg.tolerated_ratio, EARLY_LOOK_SHARE * cfg.alpha)
         log_fail = fail_log_evalue(mixture(fail_alts), early, cfg.alpha)
-        log_pass = min((mixture(pass_alts[st]) for st in shown), default=0.0)
+        log_pass = mixture(pass_alts[0]) if 0 in shown else 0.0
         evidence.append(KindEvidence(k, s_tot, c_tot, log_fail, log_pass, ratio, upper,
                                      user_events=events[0][0] + events[0][1],
                                      stratum_log_e_pass=tuple(mixture(pass_alts[st]) if st in shown else None for st in range(2))))
@@ -415,10 +421,9 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
         if e.user_events <= 0 and n_c_total < cfg.min_candidate_requests:
             pending.append(f"{e.kind}: none yet in {n_c_total:g} candidate user requests (needs {cfg.min_candidate_requests})")
             continue
-        # Every stratum that showed the kind must pass on its own (an intersection-union test).
-        for st, log_pass in enumerate(e.stratum_log_e_pass):
-            if log_pass is not None and log_pass < level:
-                pending.append(f"{e.kind}: ratio not yet shown below {cfg.pass_ratio:g}x" + (" on the synthetic path" if st else ""))
+        # The user stratum must pass on its own; the synthetic stratum only adds fail evidence.
+        if e.user_events > 0 and e.log_e_pass < level:
+            pending.append(f"{e.kind}: ratio not yet shown below {cfg.pass_ratio:g}x on user traffic")
     if not pending and n >= cfg.min_minutes:
         bounds_text = ", ".join(f"{e.kind} < {e.ratio_upper:g}x" for e in evidence if e.ratio_upper is not None)
         synthetic = f", {syn_c_total:g} synthetic candidate requests judged apart" if syn_c_total else ""
@@ -438,8 +443,8 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
 
 
 def _minutes_needed(window: Sequence[Minute], evidence: Sequence[KindEvidence], cfg: JudgeConfig, K: int) -> float | None:
-    """Expected minutes until every pending kind passes in every stratum that shows it (each on its own),
-    if the recent traffic and the observed rates hold."""
+    """Expected minutes until every pending kind passes on user traffic, if the recent traffic and the
+    observed rates hold."""
     recent = list(window)[-5:]
     if not recent:
         return None
@@ -454,7 +459,7 @@ def _minutes_needed(window: Sequence[Minute], evidence: Sequence[KindEvidence], 
             if now[0][0] <= 0:
                 return None
             worst = max(worst, (cfg.min_candidate_requests - total[0][0]) / now[0][0])
-        for st, log_pass in enumerate(e.stratum_log_e_pass):
+        for st, log_pass in enumerate(e.stratum_log_e_pass[:1]):  # the user stratum: the only one a pass needs
             if log_pass is None or log_pass >= math.log(K / cfg.alpha):
                 continue
             n_c, n_s = now[st]
