@@ -821,7 +821,9 @@ def _judge_check(cloudwatch, target: GateTarget, ctx: _Context, th: GateThreshol
     win = step_window(ctx.since, now)  # anchored at the step's start for as long as the step lasts
     kinds = ("errors",) + (("slow",) if th.slow_request_ms is not None else ())
     if win.start is None:
-        data = {"verdict": INSUFFICIENT, "mode": th.judge, "from": None, "to": win.end.isoformat(), "kindsCounted": list(kinds)}
+        empty = judge_minutes((), cfg, kinds=kinds).to_dict()  # every field a judgement has, with no minutes read
+        data = {**empty, "reason": win.problem, "mode": th.judge, "from": None, "to": win.end.isoformat(),
+                "kindsCounted": list(kinds), "earlyLook": False}
         advisory = " (advisory: not blocking)" if th.judge == "advisory" else ""
         return CheckResult("judge", th.judge == "advisory", f"judge: {INSUFFICIENT}: {win.problem}{advisory}", data)
     start, end = win.start, win.end

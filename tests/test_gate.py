@@ -798,6 +798,8 @@ def test_judge_without_a_bake_clock_is_insufficient_never_a_sliding_verdict(aws)
     v = judge_gate(aws, alb)
     assert not v.passed and v.pending and v.judge["verdict"] == "insufficient", explain(v)
     assert "no bluegreen:weights-since stamp" in v.message()
+    j = v.judge
+    assert (j["minutes"], j["candidateRequests"], j["threshold"], j["from"]) == (0, 0.0, 20.0, None), j  # what the CLI prints
 
 
 @pytest.mark.parametrize("age, ready", [(4, False), (7, True)])
