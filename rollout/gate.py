@@ -38,7 +38,7 @@ import requests.adapters
 import urllib3.exceptions
 
 from rollout.errors import ConfigError, GateError
-from rollout.judge import FAIL, INSUFFICIENT, PASS, JudgeConfig, judge as judge_minutes
+from rollout.judge import FAIL, INSUFFICIENT, PASS, JudgeConfig, judge as judge_minutes, step_window
 from rollout.live import aws_fault_reason, client_config, cloudwatch_client, elbv2_client
 
 __all__ = [
@@ -163,7 +163,7 @@ class GateThresholds:
     judge_tolerated_ratio: float = 1.0  # judgeToleratedRatio: fail on evidence the candidate is worse than this x stable
     judge_pass_ratio: float = 2.0  # judgePassRatio: pass on evidence the candidate is better than this x stable
     judge_min_minutes: int = 5  # judgeMinMinutes: a pass needs at least this many minutes of data
-    judge_max_minutes: int = 60  # judgeMaxMinutes: the judge reads at most this many minutes back
+    judge_max_minutes: int = 60  # judgeMaxMinutes: the longest a step waits for a verdict (the judge reads the whole step)
     judge_min_requests: int = 300  # judgeMinRequests: candidate requests before a kind nobody showed counts as quiet
     slow_request_ms: float | None = None  # slowRequestMs: count requests slower than this as bad events (unset: off)
 
@@ -818,17 +818,17 @@ def _judge_check(cloudwatch, target: GateTarget, ctx: _Context, th: GateThreshol
     for arn, kind in ((target.load_balancer_arn, "LoadBalancer"), (target.target_group_arn, "TargetGroup"), (ctx.baseline_arn, "TargetGroup")):
         _dimension(arn, kind)
     cfg = th.judge_config()
-    end = now.astimezone(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=1)  # ALB metrics lag ~1 min
-    start = end - timedelta(minutes=cfg.max_minutes)
-    from_step_start = False  # the window starts where the weights changed: the judge's early look may be used
-    if ctx.since is not None:
-        since = ctx.since.astimezone(timezone.utc)
-        first_whole = since.replace(second=0, microsecond=0) + (timedelta(minutes=1) if since.second or since.microsecond else timedelta())
-        from_step_start = first_whole >= start
-        start = max(start, first_whole)
+    win = step_window(ctx.since, now)  # anchored at the step's start for as long as the step lasts
+    kinds = ("errors",) + (("slow",) if th.slow_request_ms is not None else ())
+    if win.start is None:
+        empty = judge_minutes((), cfg, kinds=kinds).to_dict()  # every field a judgement has, with no minutes read
+        data = {**empty, "reason": win.problem, "mode": th.judge, "from": None, "to": win.end.isoformat(),
+                "kindsCounted": list(kinds), "earlyLook": False}
+        advisory = " (advisory: not blocking)" if th.judge == "advisory" else ""
+        return CheckResult("judge", th.judge == "advisory", f"judge: {INSUFFICIENT}: {win.problem}{advisory}", data)
+    start, end = win.start, win.end
     if start >= end:
         minutes = ()
-        kinds = ("errors",) + (("slow",) if th.slow_request_ms is not None else ())
     else:
         series = read_minutes(
             cloudwatch, load_balancer_arn=target.load_balancer_arn, stable_target_group_arn=ctx.baseline_arn,
@@ -836,12 +836,13 @@ def _judge_check(cloudwatch, target: GateTarget, ctx: _Context, th: GateThreshol
             synthetic_stack=target.probe_stack,  # the in-VPC probe function's synthetic load, when it sends any
         )
         minutes, kinds = series.minutes, series.kinds
-    j = judge_minutes(minutes, cfg, kinds=kinds, from_step_start=from_step_start)
+    j = judge_minutes(minutes, cfg, kinds=kinds, from_step_start=win.from_step_start, early_look_ready=win.early_look_ready)
     ok = j.verdict == PASS or th.judge == "advisory"
     text = f"judge: {j.verdict}: {j.reason}"
     if th.judge == "advisory" and j.verdict != PASS:
         text += " (advisory: not blocking)"
-    data = {**j.to_dict(), "mode": th.judge, "from": start.isoformat(), "to": end.isoformat(), "kindsCounted": list(kinds)}
+    data = {**j.to_dict(), "mode": th.judge, "from": start.isoformat(), "to": end.isoformat(), "kindsCounted": list(kinds),
+            "earlyLook": win.early_look_ready}
     return CheckResult("judge", ok, text, data)
 
 

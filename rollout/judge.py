@@ -21,9 +21,10 @@ requests slower than the configured threshold) and accumulates evidence in two e
   Ville's inequality bounds the false-alarm probability by alpha however often anyone looks.
 * **pass** -- the mirror image, against H0' "candidate rate >= pass_ratio x stable rate", with
   alternatives below pass_ratio. Rejecting it is the upper end of a confidence sequence for the
-  rate ratio lying below pass_ratio. Each kind the stable colour shows must reject it at
-  ``alpha/K``; a kind that neither colour showed over at least ``min_candidate_requests``
-  candidate requests is quiet (nothing to compare, nothing wrong).
+  rate ratio lying below pass_ratio. Each kind the users showed must reject it at ``alpha/K`` on
+  the user stratum alone (below); a kind that neither colour showed in user
+  traffic over at least ``min_candidate_requests`` candidate *user* requests is quiet (nothing to
+  compare, nothing wrong). Synthetic requests never count towards that minimum.
 
 **Early look.** Half of alpha is spent on one fixed look at the end of the step's second minute: the
 exact conditional test of the candidate's pooled count of that kind over the first two minutes
@@ -39,8 +40,14 @@ answers, and never through the load balancer, so the per-target-group ALB counts
 only). Per minute and alternative, the stratum's likelihood ratio multiplies the user stratum's:
 given the past and both strata's totals, the two splits are independent binomials, so the product
 has conditional expectation <= 1 under H0 "the candidate is no worse than the tolerated ratio in
-either stratum". Pooling the strata instead would not be valid: with unequal weights, a synthetic
-path whose error rate differs from the users' would bias the pooled ratio (Simpson).
+either stratum": ``fail`` is evidence of a regression in either. ``pass`` is not the mirror product
+(that would reject only "regressed in both strata", so a regression in user traffic alone could
+pass on healthy synthetic evidence): a pass rests on the user stratum alone, which must reject H0'
+on its own, so a user-only regression passes at most alpha/K of the time whatever the synthetic
+path does; the synthetic stratum only adds fail evidence (requiring it to pass too would make a
+little synthetic load, with a few failures a minute, delay every pass).
+Pooling the strata would not be valid either: with unequal weights, a synthetic path whose error
+rate differs from the users' would bias the pooled ratio (Simpson).
 
 Verdicts: ``fail`` (evidence of a regression), ``pass`` (at least ``min_minutes`` of data and the
 evidence above), ``insufficient`` (with an estimate of how many more minutes at the current
@@ -51,6 +58,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from statistics import NormalDist
 from typing import Iterable, Mapping, Sequence
 
@@ -75,6 +83,10 @@ __all__ = [
     "EARLY_LOOK_SHARE",
     "minutes_to_detect",
     "bake_plan",
+    "StepWindow",
+    "step_window",
+    "EARLY_LOOK_SETTLE_MINUTES",
+    "ONE_MINUTE_RETENTION",
 ]
 
 KINDS = ("errors", "slow")
@@ -89,6 +101,13 @@ PASS_GRID = (0.75, 0.5, 0.3, 0.15)
 # The early look: at the end of this many minutes of the step, spending this share of alpha.
 EARLY_LOOK_MINUTES = 2
 EARLY_LOOK_SHARE = 0.5
+# CloudWatch may still revise a minute shortly after its first read (the ALB sends each minute's counts at
+# the end of its 60-second interval, and a late datapoint is added to the minute it belongs to): the early
+# look waits until the look's last minute has been over for this long, so that it is taken on final counts.
+EARLY_LOOK_SETTLE_MINUTES = 3
+# GetMetricData keeps 60-second datapoints for 15 days (then only 5-minute ones): a step older than this
+# can no longer be read from its start, and a window that lost its beginning is not a valid e-process.
+ONE_MINUTE_RETENTION = timedelta(days=15) - timedelta(hours=1)
 _EARLY_LOOK_MAX_EVENTS = 400  # above this the exact tail is not computed (the look is skipped: a valid lower bound)
 
 
@@ -100,7 +119,7 @@ class JudgeConfig:
     tolerated_ratio: float = 1.0  # judgeToleratedRatio: fail only on evidence the candidate is worse than this x stable
     pass_ratio: float = 2.0  # judgePassRatio: pass needs evidence the candidate is better than this x stable
     min_minutes: int = 5  # judgeMinMinutes: a pass needs at least this many minutes of data
-    max_minutes: int = 60  # judgeMaxMinutes: the judge reads at most this far back
+    max_minutes: int = 60  # judgeMaxMinutes: the longest a step waits for a verdict; the judge reads the whole step
     min_candidate_requests: int = 300  # judgeMinRequests: a kind nobody showed is quiet only after this many
 
     def __post_init__(self) -> None:
@@ -149,9 +168,11 @@ class KindEvidence:
     stable_events: float
     candidate_events: float
     log_e_fail: float  # log of the fail e-process
-    log_e_pass: float  # log of the pass e-process
+    log_e_pass: float  # log of the pass e-process (the user stratum's: a pass rests on user traffic alone)
     ratio: float | None  # observed rate ratio candidate/stable (None when undefined)
     ratio_upper: float | None  # confidence-sequence upper bound of the ratio (None: not yet bounded)
+    user_events: float = 0.0  # events of this kind in the user stratum (both colours)
+    stratum_log_e_pass: tuple[float | None, ...] = ()  # per stratum (user, synthetic); None: no events there
 
 
 @dataclass(frozen=True)
@@ -307,16 +328,24 @@ def _clean(x: float | None) -> float:
 
 
 def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kinds: Iterable[str] | None = None,
-          from_step_start: bool = False) -> Judgement:
-    """Judge the candidate on these minutes (oldest first; at most ``max_minutes`` of the newest are used).
+          from_step_start: bool = False, early_look_ready: bool = True) -> Judgement:
+    """Judge the candidate on these minutes (oldest first, all of them).
+
+    The minutes must begin at a point fixed before anyone looked -- the step's start (``step_window``) --
+    and every later look must pass the same beginning: the judge never drops old minutes, because a
+    window that slides forgets the evidence and restarts the e-process, so that every look would be a
+    fresh chance of a false verdict. ``config.max_minutes`` is how long a step waits for a verdict
+    (the planner's and the autopilot's business), not how far back the judge reads.
 
     ``kinds`` are the bad-event kinds being counted (default: those present in the data, at least
     ``5xx``); a kind that is counted but had no events in a minute is zero for that minute.
     ``from_step_start``: the first minute given is the first whole minute of the current weights, so
     the early look (the first ``EARLY_LOOK_MINUTES``) may be used; without it the look is never taken.
+    ``early_look_ready`` False: those minutes may still be revised by CloudWatch, so the look is not
+    taken yet (its bet counts 0, a lower bound; ``step_window`` says when it is ready).
     """
     cfg = config
-    window = list(minutes)[-cfg.max_minutes:] if cfg.max_minutes else list(minutes)
+    window = list(minutes)
     ks = _kinds_in(window, kinds)
     K = len(ks)
     threshold = 1.0 / cfg.alpha
@@ -325,41 +354,49 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
 
     syn_s_total = sum(_clean(m.stable_synthetic) for m in window)
     syn_c_total = sum(_clean(m.candidate_synthetic) for m in window)
-    look = len(window) >= EARLY_LOOK_MINUTES and len(list(minutes)) == len(window)  # the step's first minutes are here
+    look = len(window) >= EARLY_LOOK_MINUTES  # the step's first minutes are here
 
     evidence: list[KindEvidence] = []
+    bounds = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
+    level = math.log(threshold * K)
     for k in ks:
         fail_alts = [0.0] * len(FAIL_GRID)
-        pass_alts = [0.0] * len(PASS_GRID)
-        bounds = (1.25, 1.5, 2.0, 3.0, 5.0, 10.0, 20.0, 50.0)
-        upper_alts = {b: [0.0] * len(PASS_GRID) for b in bounds}
-        c_tot = s_tot = 0.0
+        # Pass evidence per stratum (user, synthetic): each stratum must pass on its own (see the module docstring).
+        pass_alts = [[0.0] * len(PASS_GRID) for _ in range(2)]
+        upper_alts = [{b: [0.0] * len(PASS_GRID) for b in bounds} for _ in range(2)]
+        events = [[0.0, 0.0] for _ in range(2)]  # per stratum: candidate, stable events
         for m in window:
-            for c, s, n_c, n_s in m.strata(k):  # the user stratum, then the synthetic one
-                c_tot += c
-                s_tot += s
+            for st, (c, s, n_c, n_s) in enumerate(m.strata(k)):  # the user stratum, then the synthetic one
+                events[st][0] += c
+                events[st][1] += s
                 if c + s <= 0 or n_c <= 0 or n_s <= 0:
                     continue
                 for i, g in enumerate(FAIL_GRID):
                     fail_alts[i] += _minute_log_lr(c, s, n_c, n_s, cfg.tolerated_ratio, cfg.tolerated_ratio * g)
                 for i, g in enumerate(PASS_GRID):
-                    pass_alts[i] += _minute_log_lr(c, s, n_c, n_s, cfg.pass_ratio, cfg.pass_ratio * g)
+                    pass_alts[st][i] += _minute_log_lr(c, s, n_c, n_s, cfg.pass_ratio, cfg.pass_ratio * g)
                 for b in bounds:
                     for i, g in enumerate(PASS_GRID):
-                        upper_alts[b][i] += _minute_log_lr(c, s, n_c, n_s, b, b * g)
+                        upper_alts[st][b][i] += _minute_log_lr(c, s, n_c, n_s, b, b * g)
+        c_tot = events[0][0] + events[1][0]
+        s_tot = events[0][1] + events[1][1]
+        shown = [st for st in range(2) if events[st][0] + events[st][1] > 0]  # strata with events of this kind
         ratio = None
         n_c_k = n_c_total + syn_c_total
         stable_rate = s_tot / (n_s_total + syn_s_total) if n_s_total + syn_s_total > 0 else 0.0  # may underflow for absurd counts
         if stable_rate > 0 and n_c_k > 0 and math.isfinite(stable_rate):
             ratio = round((c_tot / n_c_k) / stable_rate, 3)
-        level = math.log(threshold * K)
-        upper = next((b for b in bounds if mixture(upper_alts[b]) >= level), None)
+        # The user stratum's own bound (what a pass is about).
+        upper = next((b for b in bounds if mixture(upper_alts[0][b]) >= level), None) if 0 in shown else None
         early = None
         if from_step_start:  # the e-value is (1-λ)·mixture + λ·bet for the whole step, the look taken or not
-            early = look and early_look_rejects([cell for m in window[:EARLY_LOOK_MINUTES] for cell in m.strata(k)],
-                                                cfg.tolerated_ratio, EARLY_LOOK_SHARE * cfg.alpha)
+            early = look and early_look_ready and early_look_rejects(
+                [cell for m in window[:EARLY_LOOK_MINUTES] for cell in m.strata(k)], cfg.tolerated_ratio, EARLY_LOOK_SHARE * cfg.alpha)
         log_fail = fail_log_evalue(mixture(fail_alts), early, cfg.alpha)
-        evidence.append(KindEvidence(k, s_tot, c_tot, log_fail, mixture(pass_alts), ratio, upper))
+        log_pass = mixture(pass_alts[0]) if 0 in shown else 0.0
+        evidence.append(KindEvidence(k, s_tot, c_tot, log_fail, log_pass, ratio, upper,
+                                     user_events=events[0][0] + events[0][1],
+                                     stratum_log_e_pass=tuple(mixture(pass_alts[st]) if st in shown else None for st in range(2))))
 
     log_e = _logsumexp_mean([e.log_e_fail for e in evidence])
     e_value = math.exp(min(log_e, 700.0))
@@ -374,24 +411,24 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
         return Judgement(FAIL, f"evidence of a regression: e-value {e_value:.3g} >= {threshold:g}; {what}{ratio} "
                                f"over {n} min, tolerated ratio {cfg.tolerated_ratio:g}x", **base)
 
-    seen_c = n_c_total + syn_c_total  # candidate requests of both strata
-    if seen_c <= 0:
+    if n_c_total + syn_c_total <= 0:
         return Judgement(INSUFFICIENT, f"no candidate requests in {n} min: nothing to judge yet", minutes_needed=None, **base)
 
-    level = math.log(threshold * K)
     pending: list[str] = []
     for e in evidence:
-        if e.stable_events <= 0 and e.candidate_events <= 0:
-            if seen_c < cfg.min_candidate_requests:
-                pending.append(f"{e.kind}: none yet in {seen_c:g} candidate requests (needs {cfg.min_candidate_requests})")
+        # The user stratum: a kind it never showed is quiet only after enough *user* requests (synthetic
+        # requests never count towards it: a synthetic path that cannot fail would make any service quiet).
+        if e.user_events <= 0 and n_c_total < cfg.min_candidate_requests:
+            pending.append(f"{e.kind}: none yet in {n_c_total:g} candidate user requests (needs {cfg.min_candidate_requests})")
             continue
-        if e.log_e_pass < level:
-            pending.append(f"{e.kind}: ratio not yet shown below {cfg.pass_ratio:g}x")
+        # The user stratum must pass on its own; the synthetic stratum only adds fail evidence.
+        if e.user_events > 0 and e.log_e_pass < level:
+            pending.append(f"{e.kind}: ratio not yet shown below {cfg.pass_ratio:g}x on user traffic")
     if not pending and n >= cfg.min_minutes:
-        bounds = ", ".join(f"{e.kind} < {e.ratio_upper:g}x" for e in evidence if e.ratio_upper is not None)
+        bounds_text = ", ".join(f"{e.kind} < {e.ratio_upper:g}x" for e in evidence if e.ratio_upper is not None)
         synthetic = f", {syn_c_total:g} synthetic candidate requests judged apart" if syn_c_total else ""
         return Judgement(PASS, f"no regression: over {n} min the candidate's rates are below {cfg.pass_ratio:g}x stable's"
-                               + (f" ({bounds})" if bounds else "") + f"; e-value {e_value:.3g} < {threshold:g}{synthetic}", **base)
+                               + (f" ({bounds_text})" if bounds_text else "") + f"; e-value {e_value:.3g} < {threshold:g}{synthetic}", **base)
     try:
         needed = _minutes_needed(window, evidence, cfg, K)
     except (ArithmeticError, ValueError):  # extreme counts: an estimate is not worth an exception
@@ -406,48 +443,40 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
 
 
 def _minutes_needed(window: Sequence[Minute], evidence: Sequence[KindEvidence], cfg: JudgeConfig, K: int) -> float | None:
-    """Expected minutes until every pending kind passes, if the recent traffic and the observed rates hold."""
+    """Expected minutes until every pending kind passes on user traffic, if the recent traffic and the
+    observed rates hold."""
     recent = list(window)[-5:]
     if not recent:
         return None
-
-    def per_minute(attr: str, ms: Sequence[Minute]) -> float:
-        return sum(_clean(getattr(m, attr)) for m in ms) / len(ms)
-
-    # Requests per minute of each stratum now (candidate, stable), and in total over the window.
-    strata = [(per_minute("candidate_requests", recent), per_minute("stable_requests", recent)),
-              (per_minute("candidate_synthetic", recent), per_minute("stable_synthetic", recent))]
-    strata = [(n_c, n_s) for n_c, n_s in strata if n_c > 0 and n_s > 0]
-    n_c_total = sum(_clean(m.candidate_requests) + _clean(m.candidate_synthetic) for m in window)
-    n_s_total = sum(_clean(m.stable_requests) + _clean(m.stable_synthetic) for m in window)
-    if not strata:
-        return None
-    n_c_now = sum(n_c for n_c, _ in strata)
+    attrs = (("candidate_requests", "stable_requests"), ("candidate_synthetic", "stable_synthetic"))
+    # Per stratum: requests per minute now (candidate, stable), and in total over the window.
+    now = [tuple(sum(_clean(getattr(m, a)) for m in recent) / len(recent) for a in pair) for pair in attrs]
+    total = [tuple(sum(_clean(getattr(m, a)) for m in window) for a in pair) for pair in attrs]
     level = math.log(K / cfg.alpha) + math.log(len(PASS_GRID))
     worst = 0.0
     for e in evidence:
-        if e.stable_events <= 0 and e.candidate_events <= 0:
-            worst = max(worst, max(0.0, cfg.min_candidate_requests - n_c_total) / n_c_now)
-            continue
-        if e.log_e_pass >= math.log(K / cfg.alpha):
-            continue
-        rate_s = max(e.stable_events, 0.5) / max(n_s_total, 1.0)
-        rate_c = max(e.candidate_events, 0.5) / max(n_c_total, 1.0)
-        if rate_c / rate_s >= cfg.pass_ratio:
-            return None
-
-        def growth(g: float) -> float:  # expected log LR per minute of the alternative g, summed over the strata
-            total = 0.0
-            for n_c, n_s in strata:
-                events = rate_s * n_s + rate_c * n_c
-                p0 = _share(cfg.pass_ratio, n_c, n_s)
-                total += events * _kl(rate_c * n_c / events, _share(cfg.pass_ratio * g, n_c, n_s), p0)
-            return total
-
-        best = max(growth(g) for g in PASS_GRID)
-        if best <= 0:
-            return None
-        worst = max(worst, max(0.0, level - max(e.log_e_pass, 0.0)) / best)
+        if e.user_events <= 0 and total[0][0] < cfg.min_candidate_requests:
+            if now[0][0] <= 0:
+                return None
+            worst = max(worst, (cfg.min_candidate_requests - total[0][0]) / now[0][0])
+        for st, log_pass in enumerate(e.stratum_log_e_pass[:1]):  # the user stratum: the only one a pass needs
+            if log_pass is None or log_pass >= math.log(K / cfg.alpha):
+                continue
+            n_c, n_s = now[st]
+            if n_c <= 0 or n_s <= 0:
+                return None
+            c = sum(m.strata(e.kind)[st][0] for m in window)
+            s = sum(m.strata(e.kind)[st][1] for m in window)
+            rate_s = max(s, 0.5) / max(total[st][1], 1.0)
+            rate_c = max(c, 0.5) / max(total[st][0], 1.0)
+            if rate_c / rate_s >= cfg.pass_ratio:
+                return None
+            events = rate_s * n_s + rate_c * n_c
+            p0 = _share(cfg.pass_ratio, n_c, n_s)
+            best = max(events * _kl(rate_c * n_c / events, _share(cfg.pass_ratio * g, n_c, n_s), p0) for g in PASS_GRID)
+            if best <= 0:
+                return None
+            worst = max(worst, max(0.0, level - max(log_pass, 0.0)) / best)
     return worst
 
 
@@ -504,3 +533,41 @@ def bake_plan(requests_per_minute: float, bad_rate: float, weights: Sequence[int
             row["minutes"][ratio] = None if m is None else max(float(config.min_minutes), m)
         rows.append(row)
     return rows
+
+
+@dataclass(frozen=True)
+class StepWindow:
+    """The minutes the judge reads at a look: [start, end), anchored where the live weights began.
+
+    ``start`` None: there is no valid anchor (``problem`` says why) and the judge must not be run: the
+    verdict is ``insufficient``, never a fail or pass from a window that slides."""
+
+    start: datetime | None
+    end: datetime
+    from_step_start: bool
+    early_look_ready: bool
+    problem: str = ""
+
+
+def step_window(since: datetime | None, now: datetime, *, lag_minutes: int = 1) -> StepWindow:
+    """The judge's window at ``now``: from the first whole minute of the current weights (``since``, the
+    listener's bluegreen:weights-since stamp) to the last whole minute that ended ``lag_minutes`` ago
+    (the ALB publishes a minute's counts about a minute late), for as long as the step lasts.
+
+    The early look is ready once the step's second minute ended ``EARLY_LOOK_SETTLE_MINUTES`` ago. Pure:
+    the gate and the reflex both pick their window here, so that they judge the same minutes."""
+    end = now.astimezone(timezone.utc).replace(second=0, microsecond=0) - timedelta(minutes=lag_minutes)
+    if since is None:
+        return StepWindow(None, end, False, False, "the start of the current weights is unknown (no bluegreen:weights-since "
+                                                   "stamp): the judge cannot anchor its window there, and a window that "
+                                                   "slides would give a fresh chance of a false verdict at every look")
+    since = since.astimezone(timezone.utc)
+    first = since.replace(second=0, microsecond=0)
+    if first != since:
+        first += timedelta(minutes=1)
+    if now - first > ONE_MINUTE_RETENTION:
+        return StepWindow(None, end, False, False, f"the current weights began {since:%Y-%m-%d %H:%M}Z, longer ago than "
+                                                   "CloudWatch keeps one-minute data (15 days): the step can no longer be "
+                                                   "read from its start")
+    settled = first + timedelta(minutes=EARLY_LOOK_MINUTES + EARLY_LOOK_SETTLE_MINUTES) <= now
+    return StepWindow(first, max(end, first), True, settled)

@@ -47,7 +47,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from rollout.desired import TAG_SINCE, parse_since
-from rollout.judge import FAIL, JudgeConfig, Minute, judge
+from rollout.judge import FAIL, JudgeConfig, Minute, judge, step_window
 from rollout.live import COLOR_TAG, STABLE_TAG, STABLE_TG_TAG, aws_fault_reason
 from rollout.metrics import read_minutes
 from rollout.probe_runner import ProbeSettings, probe_round
@@ -114,7 +114,7 @@ class ReflexSettings:
     judge: bool = True  # read the relative judge's verdict once a minute (CloudWatch GetMetricData)
     judge_alpha: float = 0.05  # the judge's false-alarm bound per step (as the gate's judgeAlpha)
     judge_tolerated_ratio: float = 1.0  # fail only on evidence the candidate is worse than this x stable
-    judge_max_minutes: int = 60  # the judge reads at most this many minutes back
+    judge_max_minutes: int = 60  # a change within the step: starts this many minutes back at most (the step's verdict reads it all)
     judge_change_alpha: float = 0.0001  # a change after the step began: the judge on every later start, at this alpha
 
     ENV = {
@@ -398,15 +398,17 @@ def look_at_judge(
     wall: Callable[[], float] = time.time,
 ) -> JudgeLook:
     """The judge on the whole minutes since the live weights began (the listener's `bluegreen:weights-since`,
-    trusted only when its weights are the live ones), at most `judge_max_minutes` back, ending one minute
-    before the current one (the ALB publishes a minute's counts about a minute late). Never raises.
+    trusted only when its weights are the live ones), for as long as the step lasts, ending one minute
+    before the current one (the ALB publishes a minute's counts about a minute late): the window of
+    `rollout.judge.step_window`, the gate's. Never raises.
 
     Two verdicts, either `fail` is a breach:
 
-    * the step's verdict: the judge on the whole window at `judge_alpha`, exactly the gate's (and so the
-      watcher's) verdict -- the window restarts at every weight change, as the gate's does;
-    * a change within the step: the judge on the window from each later minute on, at
-      `judge_change_alpha`. The step's e-process is a product from the step's start, so healthy minutes
+    * the step's verdict: the judge on the whole step at `judge_alpha` with the gate's early look (once
+      the step's second minute has settled) -- the gate's verdict when the gate counts failed requests
+      only and has no synthetic stratum (the reflex reads neither slow requests nor synthetic load);
+    * a change within the step: the judge on the window from each of the last `judge_max_minutes`
+      minutes on, at `judge_change_alpha`. The step's e-process is a product from the step's start, so healthy minutes
       before a regression hold it down for minutes after it begins; the latest start sees only the
       regression. Taking the largest over starts is a CUSUM of e-processes: a false alarm needs some
       window's e-value to reach 1/judge_change_alpha, and the mean time to one on a healthy candidate
@@ -420,32 +422,31 @@ def look_at_judge(
         if stamp is None or any(live.get(c, 0) != w for c, w in stamp[1].items()):
             return JudgeLook(None, None, f"no {TAG_SINCE} stamp for the live weights ({listener.tags.get(TAG_SINCE)!r}): "
                                          "the judge waits for the bake clock", at)
-        cfg = settings.judge_config()
-        now = datetime.fromtimestamp(at, timezone.utc)
-        end = now.replace(second=0, microsecond=0) - timedelta(minutes=1)
-        since = datetime.fromtimestamp(stamp[0], timezone.utc)
-        first = since.replace(second=0, microsecond=0) + (timedelta(minutes=1) if since.second else timedelta())
-        start = max(end - timedelta(minutes=cfg.max_minutes), first)
+        win = step_window(datetime.fromtimestamp(stamp[0], timezone.utc), datetime.fromtimestamp(at, timezone.utc))
+        if win.start is None:
+            return JudgeLook(None, None, f"the judge cannot look: {win.problem}; not a breach", at)
         minutes, kinds, starts = (), ("errors",), ()
-        if start < end:
+        if win.start < win.end:
             series = read_minutes(cloudwatch, load_balancer_arn=settings.load_balancer_arn, stable_target_group_arn=stable_tg,
-                                  candidate_target_group_arn=candidate_tg, start=start, end=end)
+                                  candidate_target_group_arn=candidate_tg, start=win.start, end=win.end)
             minutes, kinds, starts = series.minutes, series.kinds, series.starts
-        verdict, e_value, reason = judge_step(settings, minutes, kinds, starts)
+        verdict, e_value, reason = judge_step(settings, minutes, kinds, starts, early_look_ready=win.early_look_ready)
     except Exception as exc:  # noqa: BLE001 - a judge that cannot look never rolls back
         return JudgeLook(None, None, f"judge unreadable ({_short(exc)}); not a breach", at)
     return JudgeLook(verdict, e_value, reason, at)
 
 
 def judge_step(settings: ReflexSettings, minutes: Sequence[Minute], kinds: Sequence[str],
-               starts: Sequence[datetime] = ()) -> tuple[str, float, str]:
-    """(verdict, e-value, reason) of the step's minutes (oldest first): the step's verdict at `judge_alpha`,
-    else `fail` when the window from some later minute reaches 1/`judge_change_alpha`. Pure."""
+               starts: Sequence[datetime] = (), *, early_look_ready: bool = False) -> tuple[str, float, str]:
+    """(verdict, e-value, reason) of the step's minutes (oldest first, from the step's first whole minute):
+    the step's verdict at `judge_alpha` (the gate's judge, early look included once `early_look_ready`),
+    else `fail` when the window from one of the last `judge_max_minutes` starts reaches
+    1/`judge_change_alpha` (a subset of the CUSUM's starts keeps its bound). Pure."""
     cfg = settings.judge_config()
-    j = judge(minutes, cfg, kinds=kinds)
+    j = judge(minutes, cfg, kinds=kinds, from_step_start=True, early_look_ready=early_look_ready)
     if j.verdict != FAIL:
         change = replace(cfg, alpha=settings.judge_change_alpha)
-        for i in range(1, len(minutes)):
+        for i in range(max(1, len(minutes) - cfg.max_minutes), len(minutes)):
             later = judge(minutes[i:], change, kinds=kinds)
             if later.verdict == FAIL:
                 since = f" since {starts[i]:%H:%M}Z" if i < len(starts) else ""

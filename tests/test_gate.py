@@ -508,8 +508,24 @@ def test_metrics_of_the_other_colour_are_not_counted(aws):
 
 
 def _minutes(aws, alb, *, stable=(20000, 100), candidate=(2000, 10), ago=range(2, 10), kind="HTTPCode_Target_5XX_Count"):
-    """Per-minute traffic of both colours (blue stable), ``ago`` minutes back: (requests, bad events) per minute."""
+    """Per-minute traffic of both colours (blue stable), ``ago`` minutes back: (requests, bad events) per minute;
+    the step began just before the oldest of them, unless the listener already says when."""
     aws.put_minutes(alb, stable=stable, candidate=candidate, ago=ago, metric=kind)
+    _stamp(aws, alb, max(ago) + 1, keep=True)
+
+
+def _stamp(aws, alb, minutes_ago: float, *, keep: bool = False) -> datetime:
+    """The production listener's bluegreen:weights-since stamp, ``minutes_ago`` back (as the program writes it)."""
+    from rollout.desired import TAG_SINCE, format_since
+
+    elbv2 = aws.client("elbv2")
+    (d,) = elbv2.describe_tags(ResourceArns=[alb.production_listener])["TagDescriptions"]
+    if keep and any(t["Key"] == TAG_SINCE for t in d["Tags"]):
+        return datetime.now(timezone.utc)
+    at = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
+    elbv2.add_tags(ResourceArns=[alb.production_listener],
+                   Tags=[{"Key": TAG_SINCE, "Value": format_since(at.timestamp(), {"blue": 90, "green": 10})}])
+    return at
 
 
 def test_full_gate_passes_on_a_healthy_candidate(aws, healthy_url, session):
@@ -535,6 +551,7 @@ def test_full_gate_builds_its_own_clients_from_the_environment(aws, healthy_url,
 
 def test_full_gate_reports_only_failed_checks(aws, unhealthy_url, session):
     alb = aws.build_alb()
+    _stamp(aws, alb, 62)
     _traffic(aws, alb, requests_n=1000, errors_n=300)
     target = GateTarget("green", probe_url=unhealthy_url, target_group_arn=alb.target_groups["green"],
                         load_balancer_arn=alb.load_balancer)
@@ -720,6 +737,7 @@ def test_judge_is_pending_on_thin_traffic_and_says_how_long(aws):
 
 def test_judge_with_absent_traffic_is_pending(aws):
     alb = aws.build_alb()
+    _stamp(aws, alb, 62)
     v = judge_gate(aws, alb)
     assert v.pending and "no candidate requests in 60 min" in v.message(), explain(v)
 
@@ -760,6 +778,36 @@ def test_judge_reads_only_since_the_current_weights_began(aws):
     v = judge_gate(aws, alb)
     assert v.judge["verdict"] == "insufficient", explain(v)
     assert v.judge["from"] > (stamp - timedelta(minutes=1)).isoformat()
+
+
+def test_judge_reads_the_whole_step_however_long_it_lasts(aws):
+    """A step held past judgeMaxMinutes keeps its first minutes: a regression 80 minutes ago is still this
+    step's evidence (a window sliding at 60 minutes would have forgotten it, and restarted its e-process)."""
+    alb = aws.build_alb()
+    _stamp(aws, alb, 91)
+    _minutes(aws, alb, stable=(20000, 100), candidate=(2000, 60), ago=range(80, 84))
+    _minutes(aws, alb, stable=(20000, 100), candidate=(2000, 10), ago=range(2, 60))
+    v = judge_gate(aws, alb)
+    assert v.judge["verdict"] == "fail" and v.judge["minutes"] >= 89, explain(v)
+
+
+def test_judge_without_a_bake_clock_is_insufficient_never_a_sliding_verdict(aws):
+    """No bluegreen:weights-since stamp: no anchor, so no fail and no pass from whatever the last hour was."""
+    alb = aws.build_alb()
+    aws.put_minutes(alb, stable=(20000, 100), candidate=(2000, 60), ago=range(2, 5))
+    v = judge_gate(aws, alb)
+    assert not v.passed and v.pending and v.judge["verdict"] == "insufficient", explain(v)
+    assert "no bluegreen:weights-since stamp" in v.message()
+    j = v.judge
+    assert (j["minutes"], j["candidateRequests"], j["threshold"], j["from"]) == (0, 0.0, 20.0, None), j  # what the CLI prints
+
+
+@pytest.mark.parametrize("age, ready", [(4, False), (7, True)])
+def test_the_early_look_is_taken_only_on_settled_minutes(aws, age, ready):
+    alb = aws.build_alb()
+    _stamp(aws, alb, age)
+    v = judge_gate(aws, alb)
+    assert v.judge["earlyLook"] is ready, explain(v)
 
 
 def _elb_5xx(aws, alb, count: float, ago: int = 1) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import math
 import random
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rollout.errors import ConfigError
-from rollout.judge import FAIL, INSUFFICIENT, PASS, JudgeConfig, Minute, early_look_rejects, judge, minutes_to_detect
+from rollout.judge import (EARLY_LOOK_MINUTES, EARLY_LOOK_SETTLE_MINUTES, FAIL, INSUFFICIENT, PASS, JudgeConfig, Minute,
+                           early_look_rejects, judge, minutes_to_detect, step_window)
 
 
 def _poisson(rng: random.Random, lam: float) -> int:
@@ -235,21 +237,80 @@ def test_a_regression_on_the_synthetic_path_alone_is_detected():
     assert caught >= 27
 
 
-def test_synthetic_load_lets_a_thin_healthy_service_pass():
+def test_synthetic_load_cannot_pass_a_thin_service_whose_users_show_errors():
+    """The synthetic stratum adds fail evidence; a pass still needs the user stratum's own evidence."""
     thin = [Minute(270, 30, {"errors": 1}, {"errors": 0})] * 10
     assert judge(thin, kinds=("errors",)).verdict == INSUFFICIENT
     loaded = [Minute(270, 30, {"errors": 1}, {"errors": 0}, stable_synthetic=1000, candidate_synthetic=1000,
                      stable_synthetic_bad={"errors": 5}, candidate_synthetic_bad={"errors": 5})] * 10
     j = judge(loaded, kinds=("errors",))
-    assert j.verdict == PASS, j.reason
-    assert "10000 synthetic candidate requests judged apart" in j.reason
+    assert j.verdict == INSUFFICIENT and "errors: ratio not yet shown below 2x on user traffic" in j.reason, j.reason
     d = j.to_dict()
     assert d["candidateSyntheticRequests"] == 10000 and d["candidateRequests"] == 300  # never added to the user counts
 
 
-def test_synthetic_requests_count_towards_a_quiet_kind():
-    ms = [Minute(900, 10, {"errors": 0}, {"errors": 0}, stable_synthetic=100, candidate_synthetic=100)] * 6
-    assert judge(ms, kinds=("errors",)).verdict == PASS
+def test_a_quiet_user_stratum_passes_and_the_synthetic_stratum_can_still_fail_it():
+    """A pass rests on user traffic; the synthetic stratum only adds fail evidence (it never delays a pass)."""
+    quiet = dict(stable_requests=2700, candidate_requests=300, stable_bad={"errors": 0}, candidate_bad={"errors": 0})
+    few = [Minute(**quiet, stable_synthetic=60, candidate_synthetic=60, stable_synthetic_bad={"errors": 1},
+                  candidate_synthetic_bad={"errors": 1})] * 6
+    j = judge(few, kinds=("errors",))
+    assert j.verdict == PASS and "360 synthetic candidate requests judged apart" in j.reason, j.reason
+    worse = [Minute(**quiet, stable_synthetic=1000, candidate_synthetic=1000, stable_synthetic_bad={"errors": 10},
+                    candidate_synthetic_bad={"errors": 25})] * 10
+    j = judge(worse, kinds=("errors",))
+    assert j.verdict == FAIL, j.reason  # a candidate failing 2.5x on the synthetic path: a fail, whatever the users say
+
+
+def test_synthetic_requests_do_not_count_towards_a_quiet_kind():
+    """Health pings that never fail must not turn a thin service's 'insufficient' into 'pass'."""
+    user = [Minute(180, 20, {"errors": 0}, {"errors": 0})] * 6
+    pinged = [Minute(180, 20, {"errors": 0}, {"errors": 0}, 60, 60, {"errors": 0}, {"errors": 0})] * 6
+    assert judge(user, kinds=("errors",), from_step_start=True).verdict == INSUFFICIENT
+    j = judge(pinged, kinds=("errors",), from_step_start=True)
+    assert j.verdict == INSUFFICIENT and "none yet in 120 candidate user requests (needs 300)" in j.reason, j.reason
+    assert j.minutes_needed == pytest.approx(9.0)  # (300 - 120) user requests at 20 a minute; the pings do not shorten it
+
+
+def _user_regression_passes(rng: random.Random, ratio: float, syn: int, syn_stable: float, syn_candidate: float,
+                            cfg: JudgeConfig, minutes: int = 15) -> bool:
+    """One step at 5 req/s, 10 % to a candidate ``ratio`` x worse on user traffic, ``syn`` synthetic requests a
+    minute to each colour failing at the given rates, a look every minute: True if it ever passed."""
+    ms: list[Minute] = []
+    for _ in range(minutes):
+        ms.append(Minute(270, 30, {"errors": _poisson(rng, 270 * 0.01)}, {"errors": _poisson(rng, 30 * 0.01 * ratio)},
+                         syn, syn, {"errors": _poisson(rng, syn * syn_stable)}, {"errors": _poisson(rng, syn * syn_candidate)}))
+        if judge(ms, cfg, kinds=("errors",), from_step_start=True).verdict == PASS:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("ratio, syn, syn_stable, syn_candidate", [
+    (4.0, 60, 0.10, 0.10),  # a synthetic path failing 10 % on both colours (the reproduction: passed 57 % before)
+    (3.0, 120, 0.20, 0.20),
+    (2.0, 300, 0.05, 0.0),  # a candidate *better* on the synthetic path: still no help to the user stratum
+    (2.0, 1000, 0.01, 0.01),
+    (2.0, 60, 0.0, 0.0),  # a path that never fails: no synthetic events at all
+])
+def test_a_user_only_regression_is_not_passed_whatever_the_synthetic_path_does(ratio, syn, syn_stable, syn_candidate):
+    """H0' of the pass side holds in the user stratum (ratio >= the pass ratio): however the synthetic stratum
+    behaves, the share of steps that ever pass stays within a bound of alpha."""
+    cfg = JudgeConfig(alpha=0.1)
+    rng = random.Random(2026)
+    runs = 150
+    passed = sum(_user_regression_passes(rng, ratio, syn, syn_stable, syn_candidate, cfg) for _ in range(runs))
+    bound = cfg.alpha + 3 * math.sqrt(cfg.alpha * (1 - cfg.alpha) / runs)
+    assert passed / runs <= bound, f"{passed}/{runs} user-only regressions passed > {bound:.3f}"
+
+
+def test_the_judge_never_forgets_the_start_of_a_long_step():
+    """A step held past judgeMaxMinutes keeps its beginning: bad minutes early in a 2-hour step still count."""
+    bad = [Minute(2700, 300, {"errors": 27}, {"errors": 12})] * 15
+    good = [Minute(2700, 300, {"errors": 27}, {"errors": 3})] * 105
+    cfg = JudgeConfig(max_minutes=60)
+    later = judge(bad + good, cfg, kinds=("errors",), from_step_start=True)
+    assert later.minutes == 120 and later.verdict == FAIL, later.reason
+    assert judge(good[-60:], cfg, kinds=("errors",)).verdict == PASS  # what a window sliding at 60 min would have said
 
 
 def test_the_early_look_catches_a_big_regression_in_two_minutes():
@@ -281,12 +342,42 @@ def test_early_look_is_the_exact_binomial_tail():
     assert not early_look_rejects([(300, 300, 10, 10)], 1.0, 0.5)  # too many events to convolve: no look, never a wrong one
 
 
-def test_synthetic_load_shortens_the_minutes_still_needed():
-    """The estimate counts the synthetic stratum's evidence per minute too."""
+def test_synthetic_load_never_promises_a_pass_sooner_than_the_users_allow():
+    """The estimate is the user stratum's: synthetic load neither shortens nor lengthens the wait for a pass."""
     user = Minute(270, 30, {"errors": 1}, {"errors": 0})
     thin = judge([user] * 3, kinds=("errors",))
     loaded = judge([Minute(270, 30, {"errors": 1}, {"errors": 0}, stable_synthetic=300, candidate_synthetic=300,
                            stable_synthetic_bad={"errors": 2}, candidate_synthetic_bad={"errors": 1})] * 3, kinds=("errors",))
     assert thin.verdict == loaded.verdict == INSUFFICIENT
     assert thin.minutes_needed is not None and loaded.minutes_needed is not None
-    assert loaded.minutes_needed < thin.minutes_needed / 2, (loaded.minutes_needed, thin.minutes_needed)
+    assert loaded.minutes_needed == pytest.approx(thin.minutes_needed), (loaded.minutes_needed, thin.minutes_needed)
+
+
+def test_the_window_is_anchored_at_the_step_start_for_as_long_as_the_step_lasts():
+    since = datetime(2026, 1, 1, 12, 0, 20, tzinfo=timezone.utc)
+    for held in (timedelta(minutes=10), timedelta(hours=2), timedelta(hours=24), timedelta(days=14)):
+        w = step_window(since, since + held)
+        assert w.start == datetime(2026, 1, 1, 12, 1, tzinfo=timezone.utc) and w.from_step_start, (held, w)
+        assert w.end == (since + held).replace(second=0) - timedelta(minutes=1)
+    on_the_minute = step_window(since.replace(second=0), since + timedelta(hours=1))
+    assert on_the_minute.start == since.replace(second=0)
+
+
+def test_without_a_stamp_or_past_the_one_minute_retention_there_is_no_window():
+    now = datetime(2026, 1, 20, tzinfo=timezone.utc)
+    w = step_window(None, now)
+    assert w.start is None and not w.from_step_start and "no bluegreen:weights-since stamp" in w.problem
+    w = step_window(now - timedelta(days=15), now)
+    assert w.start is None and "15 days" in w.problem
+
+
+def test_the_early_look_waits_until_the_second_minute_has_settled():
+    """Minute 2 of the step must have ended EARLY_LOOK_SETTLE_MINUTES ago: CloudWatch may still revise it."""
+    first = datetime(2026, 1, 1, 12, 1, tzinfo=timezone.utc)
+    since = first - timedelta(seconds=40)
+    ready_at = first + timedelta(minutes=EARLY_LOOK_MINUTES + EARLY_LOOK_SETTLE_MINUTES)
+    assert not step_window(since, ready_at - timedelta(seconds=1)).early_look_ready
+    assert step_window(since, ready_at).early_look_ready
+    ms = [Minute(270, 30, {"errors": 1}, {"errors": 0}), Minute(270, 30, {"errors": 2}, {"errors": 3})]
+    assert judge(ms, kinds=("errors",), from_step_start=True).verdict == FAIL
+    assert judge(ms, kinds=("errors",), from_step_start=True, early_look_ready=False).verdict != FAIL

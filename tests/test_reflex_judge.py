@@ -67,6 +67,26 @@ def test_pass_and_insufficient_never_roll_back(aws, candidate, verdicts):
     assert rig.weights() == {"blue": 75, "green": 25} and TAG_ABORTED not in rig.tags()
 
 
+def test_a_step_held_past_the_max_minutes_keeps_its_first_minutes(aws):
+    """The step's verdict reads the whole step: a regression 75-85 minutes ago, in a 90-minute step, is still
+    caught, where a window sliding at judge_max_minutes would have forgotten it (and a fresh e-process
+    at every look is what made a healthy candidate held a day fail one time in four)."""
+    rig = JudgeRig(aws, since_min=91)
+    rig.minutes(candidate=(750, 75), ago=range(75, 85))  # 10x, early in the step
+    rig.minutes(candidate=(750, 7), ago=range(2, 75))  # healthy since
+    report = rig.run()
+    assert report.judge.verdict == "fail" and "a change" not in report.judge.reason, (report.judge, report.to_dict())
+
+
+def test_the_step_verdict_is_the_gate_s_early_look_included():
+    """The reflex's step verdict is the gate's judge on the same minutes: the early look counts once settled."""
+    ms = [Minute(270, 30, {"errors": 1}, {"errors": 0}), Minute(270, 30, {"errors": 2}, {"errors": 3})]
+    gate = judge(ms, _S.judge_config(), kinds=("errors",), from_step_start=True)
+    assert gate.verdict == "fail"
+    assert judge_step(_S, ms, ("errors",), early_look_ready=True)[:2] == ("fail", gate.e_value)
+    assert judge_step(_S, ms, ("errors",), early_look_ready=False)[0] != "fail"
+
+
 def test_the_window_starts_at_the_bake_clock(aws):
     """Bad minutes before the live weights began (another step, another release) are not this step's evidence."""
     rig = JudgeRig(aws, since_min=4)
@@ -221,7 +241,7 @@ _S = ReflexSettings("p", "lb", "l")
 @given(st.lists(_minute, max_size=20))
 def test_the_step_verdict_stands_and_a_change_can_only_add_a_fail(minutes):
     verdict, e_value, reason = judge_step(_S, minutes, ("errors",))
-    step = judge(minutes, _S.judge_config(), kinds=("errors",))
+    step = judge(minutes, _S.judge_config(), kinds=("errors",), from_step_start=True, early_look_ready=False)
     if step.verdict == "fail":
         assert verdict == "fail" and e_value == step.e_value
     elif verdict != "fail":

@@ -143,20 +143,27 @@ def _user_minutes(aws, alb, minutes: range) -> None:
 
 
 def _judge(aws, alb, probe_stack):
+    """The gate's judge; the step began 12 minutes ago (the listener's bluegreen:weights-since stamp)."""
+    from rollout.desired import TAG_SINCE, format_since
+
+    since = format_since(datetime.now(timezone.utc).timestamp() - 12 * 60, {"blue": 90, "green": 10})
+    aws.client("elbv2").add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": TAG_SINCE, "Value": since}])
     target = GateTarget("green", target_group_arn=alb.target_groups["green"], load_balancer_arn=alb.load_balancer, probe_stack=probe_stack)
     return run_gate(target, GateThresholds(), elbv2=aws.client("elbv2"), cloudwatch=aws.client("cloudwatch"), checks=("judge",))
 
 
-def test_the_gate_lets_a_thin_healthy_service_pass_on_synthetic_evidence(aws):
+def test_the_gate_does_not_pass_a_thin_service_on_synthetic_evidence_alone(aws):
+    """Healthy synthetic load cannot vouch for the users' requests: while the user stratum shows errors and
+    has not passed on its own, the judge stays insufficient however much healthy synthetic evidence there is."""
     alb = aws.build_alb()
     _user_minutes(aws, alb, range(2, 12))
     _publish_minutes(aws, alb, range(2, 12), per_minute=1000, stable_failed=5, candidate_failed=5)
     without = _judge(aws, alb, None)
     assert without.pending and without.judge["verdict"] == "insufficient", without.to_dict()
     v = _judge(aws, alb, STACK)
-    assert v.passed and v.judge["verdict"] == "pass", v.to_dict()
+    assert v.pending and v.judge["verdict"] == "insufficient", v.to_dict()
     assert v.judge["candidateSyntheticRequests"] == 10000 and v.judge["candidateRequests"] == 300
-    assert "synthetic candidate requests judged apart" in v.message()
+    assert "errors: ratio not yet shown below 2x on user traffic" in v.message()
 
 
 def test_the_gate_fails_a_candidate_the_synthetic_load_shows_broken(aws):
