@@ -298,6 +298,7 @@ def test_status_unknown_load_balancer_fails_without_traceback(aws, tmp_path, no_
 def test_gate_passes_on_a_healthy_candidate(aws, tmp_path, healthy_url, no_pulumi):
     alb = aws.build_alb(stable="blue", candidate_weight=10)
     aws.put_minutes(alb, stable=(20000, 100), candidate=(2000, 10), ago=range(2, 10))
+    aws.stamp_step(alb, 11)
     proj = make_project(tmp_path, step=1)
     r = invoke("--project-dir", str(proj), "gate", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
                "--probe-base-url", base(healthy_url))
@@ -308,6 +309,7 @@ def test_gate_passes_on_a_healthy_candidate(aws, tmp_path, healthy_url, no_pulum
 def test_gate_is_pending_on_thin_traffic_and_says_how_long(aws, tmp_path, healthy_url, no_pulumi):
     alb = aws.build_alb(stable="blue", candidate_weight=10)
     aws.put_minutes(alb, stable=(270, 1), candidate=(30, 0), ago=range(2, 8))
+    aws.stamp_step(alb, 9)
     proj = make_project(tmp_path, step=1)
     r = invoke("--project-dir", str(proj), "gate", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
                "--probe-base-url", base(healthy_url))
@@ -317,6 +319,7 @@ def test_gate_is_pending_on_thin_traffic_and_says_how_long(aws, tmp_path, health
 def test_gate_fails_a_regressed_candidate_on_the_judge(aws, tmp_path, healthy_url, no_pulumi):
     alb = aws.build_alb(stable="blue", candidate_weight=10)
     aws.put_minutes(alb, stable=(20000, 100), candidate=(2000, 60), ago=range(2, 5))
+    aws.stamp_step(alb, 6)
     proj = make_project(tmp_path, step=1)
     r = invoke("--project-dir", str(proj), "gate", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
                "--probe-base-url", base(healthy_url), "--format", "json")
@@ -547,6 +550,7 @@ def test_watch_rolls_back_a_failing_candidate_carrying_traffic(aws, tmp_path, un
 def test_watch_keeps_baking_while_the_evidence_is_insufficient(aws, tmp_path, healthy_url, no_pulumi):
     alb = aws.build_alb(stable="blue", candidate_weight=25)
     aws.put_minutes(alb, stable=(270, 1), candidate=(90, 0), ago=range(2, 6))
+    aws.stamp_step(alb, 7)
     proj = make_project(tmp_path, step=2)
     r = invoke("--project-dir", str(proj), "watch", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
                "--probe-base-url", base(healthy_url))
@@ -556,6 +560,7 @@ def test_watch_keeps_baking_while_the_evidence_is_insufficient(aws, tmp_path, he
 def test_watch_rolls_back_on_the_judge_s_fail(aws, tmp_path, healthy_url, no_pulumi):
     alb = aws.build_alb(stable="blue", candidate_weight=25)
     aws.put_minutes(alb, stable=(15000, 75), candidate=(5000, 150), ago=range(2, 5))
+    aws.stamp_step(alb, 6)
     proj = make_project(tmp_path, step=2)
     r = invoke("--project-dir", str(proj), "watch", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
                "--probe-base-url", base(healthy_url))
@@ -566,6 +571,7 @@ def test_watch_rolls_back_on_the_judge_s_fail(aws, tmp_path, healthy_url, no_pul
 def test_status_shows_the_judge_and_a_bake_plan(aws, tmp_path, no_pulumi):
     alb = aws.build_alb(stable="blue", candidate_weight=25)
     aws.put_minutes(alb, stable=(2250, 11), candidate=(750, 4), ago=range(2, 30))
+    aws.stamp_step(alb, 31)
     proj = make_project(tmp_path, step=2)
     r = invoke("--project-dir", str(proj), "status", "--stack", "production", "--load-balancer-arn", alb.load_balancer,
                "--bake-plan", "1")

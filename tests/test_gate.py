@@ -516,16 +516,12 @@ def _minutes(aws, alb, *, stable=(20000, 100), candidate=(2000, 10), ago=range(2
 
 def _stamp(aws, alb, minutes_ago: float, *, keep: bool = False) -> datetime:
     """The production listener's bluegreen:weights-since stamp, ``minutes_ago`` back (as the program writes it)."""
-    from rollout.desired import TAG_SINCE, format_since
+    from rollout.desired import TAG_SINCE
 
-    elbv2 = aws.client("elbv2")
-    (d,) = elbv2.describe_tags(ResourceArns=[alb.production_listener])["TagDescriptions"]
+    (d,) = aws.client("elbv2").describe_tags(ResourceArns=[alb.production_listener])["TagDescriptions"]
     if keep and any(t["Key"] == TAG_SINCE for t in d["Tags"]):
         return datetime.now(timezone.utc)
-    at = datetime.now(timezone.utc) - timedelta(minutes=minutes_ago)
-    elbv2.add_tags(ResourceArns=[alb.production_listener],
-                   Tags=[{"Key": TAG_SINCE, "Value": format_since(at.timestamp(), {"blue": 90, "green": 10})}])
-    return at
+    return aws.stamp_step(alb, minutes_ago)
 
 
 def test_full_gate_passes_on_a_healthy_candidate(aws, healthy_url, session):
