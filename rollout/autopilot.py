@@ -32,7 +32,11 @@ from .operations import percentages
 from .rules import RolloutConfig
 from .watcher import Decision  # the same shape: action, reason, the step it commits
 
-__all__ = ["Action", "AutopilotConfig", "Decision", "decide"]
+__all__ = ["Action", "AutopilotConfig", "DEPLOY_CAP_MINUTES", "Decision", "decide"]
+
+# A committed step is live once its deploy ran: the advance job deploys it in the same run (timeout 60 min).
+# A step still not live after this long was refused by the pack or its deploy failed: a human looks.
+DEPLOY_CAP_MINUTES = 60
 
 
 class Action(str, enum.Enum):
@@ -57,10 +61,12 @@ def decide(
     gate_passed: bool | None,
     gate_message: str = "",
     aborted: bool = False,
+    declared_minutes: float | None = None,
 ) -> Decision:
     """Decide from plain data. `live_weights` None: unreadable; `baked_minutes` None: no bake clock for
     the live weights; `verdict` is the judge's (pass / fail / insufficient, None when it gave none);
-    `gate_passed` is the whole gate's (every check), None when it did not run."""
+    `gate_passed` is the whole gate's (every check), None when it did not run; `declared_minutes` is how long
+    ago the stack file last changed in git (None: unknown), which caps the wait for a committed step's deploy."""
     k, last = declared.step, declared.last_step
     detail = f" ({gate_message})" if gate_message else ""
     if not config.enabled:
@@ -74,6 +80,10 @@ def decide(
     if live_weights is None:
         return Decision(Action.WAIT, f"{stack}: the live load balancer could not be read; nothing committed{detail}")
     if percentages(live_weights) != dict(declared.weights):
+        if declared_minutes is not None and declared_minutes >= DEPLOY_CAP_MINUTES:
+            return Decision(Action.STOP, f"{stack}: step {k} was committed {declared_minutes:.0f} min ago and is still not live (the ALB has "
+                                         f"{dict(percentages(live_weights))}): its deploy failed or the policy pack refused it; autopilot "
+                                         "stops: a human looks (`rollout status`, the deploy's log)")
         return Decision(Action.WAIT, f"{stack}: step {k} is declared but not live yet (the ALB has {dict(percentages(live_weights))}); "
                                      "waiting for its deploy")
     if baked_minutes is None:

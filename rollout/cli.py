@@ -1028,7 +1028,7 @@ def autopilot(stack: str, load_balancer_arn: str | None, probe_base_url: str | N
     from .autopilot import Action, decide
     from .bake import bake_minutes, bake_status
     from .desired import TAG_SINCE
-    from .gitops import GitError, commit_paths, push_fast_forward
+    from .gitops import GitError, commit_paths, last_change, push_fast_forward
     from .reflex import TAG_ABORTED
 
     _, cfg = _load(stack)
@@ -1043,6 +1043,7 @@ def autopilot(stack: str, load_balancer_arn: str | None, probe_base_url: str | N
     prod = live.production if live else None
     minimum = ap.min_bake_minutes if ap.min_bake_minutes is not None else bake_minutes(_obj().project_dir, _stack_file_name(stack))
     held = bake_status(prod.tags.get(TAG_SINCE), minimum, _time.time(), prod.weights).held_seconds if prod else None
+    changed = last_change(_obj().project_dir, _obj().project_dir / f"Pulumi.{_stack_file_name(stack)}.yaml")
     decision = decide(
         stack, r, ap,
         live_weights=prod.weights if prod else None,
@@ -1052,6 +1053,7 @@ def autopilot(stack: str, load_balancer_arn: str | None, probe_base_url: str | N
         gate_passed=verdict.passed if verdict else None,
         gate_message=verdict.message() if verdict else problem,
         aborted=bool(prod and prod.tags.get(TAG_ABORTED)),
+        declared_minutes=None if changed is None else (_time.time() - changed) / 60,
     )
     sha = None
     failed = ""

@@ -32,6 +32,16 @@ def _git(repo: Path, *args: str) -> str:
     return out.stdout.strip()
 
 
+def last_change(repo: Path, path: Path) -> float | None:
+    """When `path` last changed in the repository's history (committer time, seconds since the epoch), or
+    None when that cannot be told (not a repository, never committed, git missing)."""
+    try:
+        out = _git(repo, "log", "-1", "--format=%ct", "--", str(path))
+    except GitError:
+        return None
+    return float(out) if out.isdigit() else None
+
+
 def commit_paths(repo: Path, paths: list[Path], subject: str, body: str = "") -> str | None:
     """Commit exactly `paths` with this message; the new commit's SHA, or None when they did not change."""
     top = Path(_git(repo, "rev-parse", "--show-toplevel")).resolve()

@@ -16,11 +16,11 @@ STEPS = (10, 25, 50, 75, 100)
 
 
 def _decide(step=2, *, enabled=True, approve_above=50, max_bake=60, live="declared", baked=15.0, min_bake=10.0, verdict="pass",
-            gate=True, aborted=False, steps=STEPS):
+            gate=True, aborted=False, steps=STEPS, declared_minutes=None):
     declared = RolloutConfig("blue", steps, step)
     live = declared.weights if live == "declared" else live
     return decide("production", declared, AutopilotConfig(enabled, approve_above, max_bake), live_weights=live, baked_minutes=baked,
-                  min_bake_minutes=min_bake, verdict=verdict, gate_passed=gate, aborted=aborted)
+                  min_bake_minutes=min_bake, verdict=verdict, gate_passed=gate, aborted=aborted, declared_minutes=declared_minutes)
 
 
 def test_pass_after_the_bake_advances_one_step():
@@ -35,6 +35,8 @@ def test_pass_after_the_bake_advances_one_step():
     ({"aborted": True}, Action.STOP, "the reflex rolled production back"),
     ({"live": None, "verdict": None, "gate": None}, Action.WAIT, "could not be read"),
     ({"live": {"blue": 90, "green": 10}}, Action.WAIT, "not live yet"),
+    ({"live": {"blue": 90, "green": 10}, "declared_minutes": 59.0}, Action.WAIT, "not live yet"),
+    ({"live": {"blue": 90, "green": 10}, "declared_minutes": 61.0}, Action.STOP, "committed 61 min ago and is still not live"),
     ({"baked": None}, Action.WAIT, "no bake clock"),
     ({"baked": 4.0}, Action.WAIT, "baked 4 of 10 min"),
     ({"verdict": "fail", "gate": False}, Action.STOP, "fails its health gate"),
@@ -163,11 +165,13 @@ def repo(tmp_path, monkeypatch):
     origin = tmp_path / "origin.git"
     _git(tmp_path, "init", "--quiet", "--bare", "-b", "main", str(origin))
 
-    def make(step=2, **autopilot):
+    def make(step=2, committed_min_ago=0, **autopilot):
         proj = make_project(tmp_path, step=step, autopilot={"enabled": True, **autopilot})
         _git(proj, "init", "--quiet", "-b", "main")
         _git(proj, "add", "-A")
-        _git(proj, "commit", "--quiet", "-m", f"step {step}")
+        with monkeypatch.context() as m:
+            m.setenv("GIT_COMMITTER_DATE", f"@{int(time.time() - committed_min_ago * 60)} +0000")
+            _git(proj, "commit", "--quiet", "-m", f"step {step}")
         _git(proj, "remote", "add", "origin", str(origin))
         _git(proj, "push", "--quiet", "origin", "main")
         return proj, origin
@@ -214,11 +218,13 @@ def test_a_pass_after_the_bake_commits_and_pushes_the_next_step(aws, repo, http_
     ("insufficient-cap", 1, "autopilot.maxBakeMinutes 20"),
     ("approval", 0, "approval: production: green passes at step 3; step 4 (75%) is above autopilot.approveAbove (50%)"),
     ("not-live", 0, "wait: production: step 2 is declared but not live yet"),
+    ("never-live", 1, "stop: production: step 2 was committed 90 min ago and is still not live"),
 ])
 def test_no_commit_unless_it_advances(aws, repo, http_server, case, code, words):
-    proj, origin = repo(step=3 if case == "approval" else 2, **({"maxBakeMinutes": 20} if case == "insufficient-cap" else {}))
+    proj, origin = repo(step=3 if case == "approval" else 2, committed_min_ago=90 if case == "never-live" else 0,
+                        **({"maxBakeMinutes": 20} if case == "insufficient-cap" else {}))
     before = _git(origin, "rev-parse", "main")
-    alb = _live(aws, weight=50 if case == "approval" else (10 if case == "not-live" else 25),
+    alb = _live(aws, weight=50 if case == "approval" else (10 if case in ("not-live", "never-live") else 25),
                 stamp_min={"young": 4, "insufficient-cap": 25}.get(case, 15),
                 candidate={"fail": (750, 40), "insufficient-cap": (0, 0)}.get(case, (750, 7)))
     r = _run(proj, alb, http_server("healthy"), "--push", "origin")
