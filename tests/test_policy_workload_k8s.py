@@ -456,6 +456,17 @@ def test_break_glass_does_not_excuse_a_forged_colour(aws, pack):
 # --------------------------------------------------------------------------- migration from a config record
 
 
+def _old_record_migrates(pack, alb, old_kind: str) -> None:
+    """Against a live record of an older shape: a weight-only rollback passes; re-recording while a colour carries
+    traffic is refused (naming the old kind) until break-glass is set, once."""
+    rollback = listener(pack, alb, 0)
+    assert rollback.of("workload-steady-during-shift") == [], rollback
+    rerecord = listener(pack, alb, 3, since=None)
+    refused(rerecord, "workload-steady-during-shift", old_kind, "bluegreen:breakGlass.reason")
+    glass = listener(pack, alb, 3, since=None, **{"bluegreen:breakGlass.reason": REASON})
+    assert glass.of("workload-steady-during-shift") == [], glass
+
+
 def test_an_old_config_record_does_not_brick_the_stack(aws, pack):
     """A Kubernetes stack deployed before pod fingerprints: its live record is a config fingerprint.
 
@@ -465,12 +476,7 @@ def test_an_old_config_record_does_not_brick_the_stack(aws, pack):
     old = fingerprints_tag({"blue": "4102016c14b2", "green": "4102016c14b2"})  # the pre-pod definition
     alb = live_alb(aws, step=3, since_minutes=1, extra_tags={TAG_WORKLOAD: old, "bluegreen:stack": "production"})
     passes(judge(pack, deployment(alb, "blue", **{"bluegreen:rollout.step": 0})))
-    rollback = listener(pack, alb, 0)
-    assert rollback.of("workload-steady-during-shift") == [], rollback
-    rerecord = listener(pack, alb, 3, since=None)
-    refused(rerecord, "workload-steady-during-shift", "config fingerprint", "bluegreen:breakGlass.reason")
-    glass = listener(pack, alb, 3, since=None, **{"bluegreen:breakGlass.reason": REASON})
-    assert glass.of("workload-steady-during-shift") == [], glass
+    _old_record_migrates(pack, alb, "config fingerprint")
 
 
 def test_a_pod_record_without_routes_does_not_brick_the_stack(aws, pack):
@@ -484,12 +490,7 @@ def test_a_pod_record_without_routes_does_not_brick_the_stack(aws, pack):
     for kind in (K8S_SERVICE, TGB):
         passes(judge_as(pack, kind, route(alb, "blue", kind, **{"bluegreen:rollout.step": 0})))
     passes(judge(pack, deployment(alb, "blue", **{"bluegreen:rollout.step": 0})))
-    rollback = listener(pack, alb, 0)
-    assert rollback.of("workload-steady-during-shift") == [], rollback
-    rerecord = listener(pack, alb, 3, since=None)
-    refused(rerecord, "workload-steady-during-shift", "pod fingerprint", "bluegreen:breakGlass.reason")
-    glass = listener(pack, alb, 3, since=None, **{"bluegreen:breakGlass.reason": REASON})
-    assert glass.of("workload-steady-during-shift") == [], glass
+    _old_record_migrates(pack, alb, "pod fingerprint")
 
 
 # --------------------------------------------------------------------------- the same class of defect on ECS
