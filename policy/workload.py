@@ -512,7 +512,7 @@ def _target_group_productions(
         # The region is the stack's, so a fault here is AWS being unreadable for the pack itself (credentials,
         # throttling, network, an answer that cannot be interpreted) only in a region AWS has; an AWS error about
         # this update's input (a target group that does not exist) is not environmental and fails closed.
-        environmental = _known_region(region) and (fault_is_environmental(e) or not isinstance(e, LiveStateError))
+        environmental = _pack_cannot_read_aws(e, region)
         if environmental and known:
             return None  # AWS unreadable for the pack itself: the documented trade-off (docs/workload.md)
         what = f"this {kind} is not known yet and " if not known else ""
@@ -608,7 +608,7 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
         try:
             others = bounded_read(lambda: _stack_productions(stack), "the stack's load balancers")
         except Exception as e:  # noqa: BLE001 - as for the named target group's listener above
-            if not (_known_region(_stack_region()) and (fault_is_environmental(e) or not isinstance(e, LiveStateError)) and fingerprint is not None):
+            if not (_pack_cannot_read_aws(e, _stack_region()) and fingerprint is not None):
                 found.problem = f"whether this Deployment's colour carries traffic cannot be checked: {e}"
                 return found
             others = []
@@ -658,6 +658,12 @@ def _environment_region() -> str | None:
 
 
 @functools.lru_cache(maxsize=16)
+def _pack_cannot_read_aws(e: Exception, region: str | None) -> bool:
+    """A read fault that is AWS being unreadable for the pack itself (credentials, throttling, network, an answer
+    that cannot be interpreted) in the stack's region, which AWS has: not something this update's input caused."""
+    return _known_region(region) and (fault_is_environmental(e) or not isinstance(e, LiveStateError))
+
+
 def _known_region(region: str | None) -> bool:
     """Whether Elastic Load Balancing has `region` in some partition (botocore's endpoint data): an unreachable
     endpoint there is AWS being down; one in a made-up region is the input's fault."""
