@@ -287,3 +287,41 @@ def test_every_marker_the_reflex_writes_can_be_committed_as_bluegreen_aborted(wh
     marker = abort_value(when, code, colour, weight, e_value)
     cfg = set_path(load_stack_file("production"), "bluegreen:aborted", marker)
     assert parse_stack_config(_raw(cfg)).aborted == marker
+
+
+# --------------------------------------------------------------------------- a synthetic path the validator accepts can be requested
+
+
+def _accepted(path: str) -> bool:
+    from rollout.errors import ConfigError
+
+    cfg = set_path(load_stack_file("production"), "bluegreen:probe.syntheticPerMinute", 60)
+    try:
+        parse_stack_config(_raw(set_path(cfg, "bluegreen:probe.syntheticPath", path)))
+    except ConfigError as e:
+        assert e.key == "bluegreen:probe.syntheticPath" and "\n" not in str(e), str(e)
+        return False
+    return True
+
+
+def _healthy_target_answers(url: str, path: str) -> str:
+    from urllib.parse import urlsplit
+
+    from rollout.synthetic_load import _synthetic_request
+
+    u = urlsplit(url)
+    return _synthetic_request(u.hostname, u.port, path, "canary.example.com", 5.0)
+
+
+@pytest.mark.parametrize("path", ["/ping?from=bluegreen", "/v1/ping", "/ping#frag"])
+def test_a_plain_synthetic_path_reaches_a_healthy_target(healthy_url, path):
+    assert _accepted(path)
+    assert _healthy_target_answers(healthy_url, path) == "", path
+
+
+@pytest.mark.xfail(strict=True, reason="bluegreen:probe.syntheticPath refuses a space but accepts tabs, newlines and non-ASCII: "
+                                       "every synthetic request then fails before it is sent, on both colours")
+@pytest.mark.parametrize("path", ["/ping\tx", "/ping\nx", "/pïng"])
+def test_a_synthetic_path_with_control_or_non_ascii_characters_is_refused_or_requestable(healthy_url, path):
+    if _accepted(path):
+        assert _healthy_target_answers(healthy_url, path) == "", f"{path!r}: a healthy target's synthetic request fails"
