@@ -325,3 +325,19 @@ def test_a_plain_synthetic_path_reaches_a_healthy_target(healthy_url, path):
 def test_a_synthetic_path_with_control_or_non_ascii_characters_is_refused_or_requestable(healthy_url, path):
     if _accepted(path):
         assert _healthy_target_answers(healthy_url, path) == "", f"{path!r}: a healthy target's synthetic request fails"
+
+
+def test_autopilot_without_a_load_balancer_arn_or_pulumi_is_a_usage_error(tmp_path, no_pulumi):
+    proj = make_project(tmp_path, step=2, autopilot={"enabled": True})
+    r = invoke("--project-dir", str(proj), "autopilot", "--stack", "production")
+    assert r.exit_code in (1, 2) and "Traceback" not in r.output and r.output.strip(), r.output
+
+
+def test_autopilot_against_an_unknown_load_balancer_never_advances_and_says_why(aws, tmp_path, no_pulumi):
+    """Fails closed for a promotion: no advance, the stack file untouched, the reason named, no traceback."""
+    proj = make_project(tmp_path, step=2, autopilot={"enabled": True})
+    before = (proj / "Pulumi.production.yaml").read_text()
+    arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/gone/0123456789abcdef"
+    r = invoke("--project-dir", str(proj), "autopilot", "--stack", "production", "--load-balancer-arn", arn, "--commit")
+    assert "advance" not in r.output.split(":")[0] and "not found" in r.output and arn in r.output, r.output
+    assert (proj / "Pulumi.production.yaml").read_text() == before
