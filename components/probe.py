@@ -108,7 +108,7 @@ def probe_security_group(name: str, vpc_id: pulumi.Input[str], test_port: int, t
     """
     to_targets = [] if synthetic_port is None else [
         aws.ec2.SecurityGroupEgressArgs(protocol="tcp", from_port=synthetic_port, to_port=synthetic_port, cidr_blocks=["0.0.0.0/0"],
-                                        description="synthetic load to the colours' targets")
+                                        description="synthetic load to the targets of both colours")
     ]
     return aws.ec2.SecurityGroup(
         f"{name}-sg",

@@ -845,6 +845,12 @@ def rollback(stack: str, yes: bool, dry_run: bool, config_only: bool, policy_pac
     marker = None
     if to_step == 0:
         marker = aborted.strip() or None if aborted is not None else _live_abort_marker(stack, cfg, load_balancer_arn, use_pulumi=not config_only)
+        from .config import is_abort_marker
+
+        if marker is not None and not is_abort_marker(marker):  # the rollback goes on; a marker the program refuses is not recorded
+            _warn(f"{ABORTED_KEY} not recorded: {marker!r} is not an abort marker the program accepts (1..256 letters, digits, "
+                  "spaces and + = . : / @ _ -); rolling back without the header-route hold")
+            marker = None
     hold = operations.Setting(ABORTED_KEY, marker, cfg.aborted or "") if marker and marker != cfg.aborted else None
     if r.step == 0 and hold is not None:  # step 0 already declared (by hand): record the hold alone
         op = operations.Operation("rollback", "rollback", r, r, (hold,), f"hold the header route on {r.stable} ({ABORTED_KEY}: {marker})")

@@ -500,13 +500,18 @@ def _break_glass(raw: Any) -> str | None:
 _ABORTED_RE = re.compile(r"^[A-Za-z0-9 +=.:/@_-]{1,256}$")  # what an ELBv2 tag value allows (the marker it copies)
 
 
+def is_abort_marker(text: str) -> bool:
+    """Whether `text` can be committed as `bluegreen:aborted` (what `_aborted` accepts at step 0)."""
+    return bool(_ABORTED_RE.match(text.strip()))
+
+
 def _aborted(raw: Any, rollout: RolloutConfig) -> str | None:
     """`bluegreen:aborted`: the reflex's abort marker, committed with step 0 by the watcher or `rollout rollback`.
     While set, the header route stays on the stable colour and the stack stays at step 0; `rollout release`
     (a new image on the idle colour) clears it. Unset or "" = no hold."""
     if raw is None or raw == "":
         return None
-    if not isinstance(raw, str) or not _ABORTED_RE.match(raw.strip()):
+    if not isinstance(raw, str) or not is_abort_marker(raw):
         raise ConfigError(_k("aborted"), "must be the reflex's abort marker text (1..256 letters, digits, spaces and + = . : / @ _ -), "
                           f"e.g. 2026-11-23T16:05:03Z probes-failed green=25, or empty; got {describe_value(raw)}")
     if rollout.step != 0:

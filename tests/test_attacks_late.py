@@ -143,8 +143,6 @@ def test_synthetic_load_keeps_the_function_env_and_egress_rule_valid(per_minute)
 SG_RULE_DESCRIPTION = re.compile(r"[a-zA-Z0-9. _\-:/()#,@\[\]+=&;{}!$*]{0,255}")  # EC2: a security group rule's description
 
 
-@pytest.mark.xfail(strict=True, reason="the probe's synthetic-load egress rule is described \"synthetic load to the colours' targets\": "
-                                       "EC2 allows no apostrophe in a rule description, so AWS refuses the probe security group")
 def test_with_synthetic_load_every_security_group_rule_description_is_one_ec2_accepts():
     s = run_program("production", overrides={"bluegreen:probe": {"syntheticPerMinute": 300}})
     sgs = s.by_type("aws:ec2/securityGroup:SecurityGroup")
@@ -175,8 +173,6 @@ def test_the_longest_synthetic_path_the_validator_accepts_fits_the_lambda_enviro
 # --------------------------------------------------------------------------- 2. the CLI prints no traceback
 
 
-@pytest.mark.xfail(strict=True, reason="rollback --aborted records any text as bluegreen:aborted; the stack file it leaves "
-                                       "is refused by the program's own validator, so the rollback's deploy cannot run")
 @pytest.mark.parametrize("bad", ["x" * 300, "probes failed!\nsecond line", "green=25, blue=75"])
 def test_rollback_with_a_bad_aborted_marker_leaves_a_stack_file_that_deploys(tmp_path, no_pulumi, bad):
     proj = make_project(tmp_path, step=3)
