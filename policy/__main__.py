@@ -8,6 +8,7 @@ Nothing may be printed to stdout before PolicyPack prints its gRPC port.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -39,6 +40,7 @@ from security import (  # noqa: E402
     alb_tls_policy,
 )
 from plain_secrets import no_plain_secrets  # noqa: E402
+from properties_once import PropertiesOncePerCall  # noqa: E402
 from workload import workload_break_glass, workload_frozen_while_live, workload_steady_during_shift  # noqa: E402
 from identity import colour_identity  # noqa: E402
 from routes import analyze_call  # noqa: E402
@@ -77,9 +79,11 @@ def _one_live_read_per_analyze_call() -> None:
     if servicer is None or original is None:
         return
 
+    once = PropertiesOncePerCall.install(sdk)  # None with an SDK that has no such hook: it converts per policy
+
     def analyze(self, request, context):
         _finite(request.properties)
-        with analyze_call():
+        with analyze_call(), (once.call(request.properties) if once is not None else contextlib.nullcontext()):
             return original(self, request, context)
 
     servicer.Analyze = analyze
