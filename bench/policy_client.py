@@ -18,8 +18,9 @@ from _common import process_cpu
 from rollout.analyzer import PolicyPackClient, policy_pack_env, to_struct
 
 
-# Resources whose analysis triggers live AWS / health-gate I/O: production-tagged listeners
-# (policy/common.py production_inputs -> assess -> elbv2 reads + run_gate). Benchmarks exclude them.
+# Resources whose analysis runs the health gate: production-tagged listeners (policy/health.py:
+# live reads + run_gate). Benchmarks exclude them. (Other forwarding listeners and rules still read
+# live state once per Analyze: policy/routes.py, route_view.)
 def triggers_io(r) -> bool:
     return r.type.endswith("listener:Listener") and (r.inputs.get("tags") or {}).get("bluegreen:listener") == "production"
 

@@ -12,6 +12,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from rollout.analyzer import OFFLINE_TOKEN_ENV, POLICY_DIR, offline_pack_env
 from rollout.simulate import ROOT, run_program
 
@@ -60,3 +62,40 @@ def test_source_positions_are_skipped_inside_a_simulation_only():
 
     outside = __init__()
     assert len(outside.frames) > 0 and any(str(ROOT.name) in f.pc.uri or "test_import_cost" in f.pc.uri for f in outside.frames)
+
+
+def test_build_plan_leaves_the_callers_garbage_collector_as_it_found_it(monkeypatch):
+    """build_plan runs its first simulation without cyclic collection and freezes what it loaded;
+    the caller gets its collector back as it was, also when the plan fails."""
+    import gc
+
+    from rollout.errors import ConfigError
+    from rollout.plan import build_plan
+    from rollout.simulate import load_stack_file
+
+    seen = []
+    monkeypatch.setattr("rollout.plan.run_program", lambda *a, **k: seen.append((gc.isenabled(), gc.get_freeze_count() > 0)) or run_program(*a, **k))
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    plan = build_plan("production", to_step=1)
+    assert len(plan.rows) == 2
+    assert seen == [(False, False), (True, True)]  # first run: collector off; later runs: on, the first run's objects frozen
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+    cfg = load_stack_file("production")
+    cfg["bluegreen:rollout"] = {**cfg["bluegreen:rollout"], "step": 1}
+
+    def fails_after_the_first_run(*a, **k):
+        if k.get("overrides"):
+            raise ConfigError("bluegreen:x", "boom")
+        return run_program(*a, **k)
+
+    monkeypatch.setattr("rollout.plan.run_program", fails_after_the_first_run)
+    with pytest.raises(ConfigError):
+        build_plan("production", config=cfg)
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    gc.disable()
+    try:
+        build_plan("production", to_step=0)
+        assert not gc.isenabled()  # a caller that had it off keeps it off
+    finally:
+        gc.enable()
