@@ -55,7 +55,8 @@ import pack_config
 from clients import aws_client, region_of
 from guard import resource_policy
 from offline import offline_section
-from props import as_weight, is_seq, tags_of
+from props import LISTENER_TYPES, as_weight, is_seq, tags_of
+import rollback_verdicts
 from routes import RouteView, route_view
 from rollout.analyzer import OFFLINE_TOKEN_ENV
 from rollout.errors import LiveStateError
@@ -70,9 +71,12 @@ from rollout.workload import (
     POD_RECORD,
     TAG_BREAK_GLASS,
     TAG_WORKLOAD,
+    UnreadableRecord,
+    WorkloadRecord,
     binding_fingerprint,
     deployment_fingerprint,
     parse_workload_record,
+    read_record_tag,
     service_fingerprint,
     service_identity,
 )
@@ -130,7 +134,8 @@ def _productions(elbv2, load_balancer_arns: list[str]) -> list["_Production"]:
                 for arn, share in route.shares.items():
                     shares[arn] = max(shares.get(arn, 0.0), share)
         members = frozenset(arn for route in live.routes if route.listener_arn == listener for arn in route.shares)
-        found.append(_Production(dict(live.listener_tags.get(listener, {})), shares, dict(live.colors), members))
+        default = next((dict(r.shares) for r in live.routes if r.listener_arn == listener and r.rule_arn is None), {})
+        found.append(_Production(dict(live.listener_tags.get(listener, {})), shares, dict(live.colors), members, listener, default))
     return found
 
 
@@ -172,6 +177,8 @@ class _Production:
     shares: Mapping[str, float]
     colors: Mapping[str, str] = field(default_factory=dict)  # target group ARN -> live colour tag
     members: frozenset[str] = frozenset()  # every target group a route of the listener forwards to (weight 0 included)
+    listener_arn: str = ""
+    default_shares: Mapping[str, float] = field(default_factory=dict)  # its default action: target group ARN -> 0..1
 
     def carrying(self) -> dict[str, int]:
         """Colour (its target group's live colour tag) -> its live share in percent, for colours carrying traffic."""
@@ -181,6 +188,24 @@ class _Production:
             if color in COLORS and share > 0:
                 out[color] = max(out.get(color, 0), max(1, round(share * 100)))
         return out
+
+    def record(self) -> WorkloadRecord | UnreadableRecord | None:
+        """Its `bluegreen:workload` record; `UnreadableRecord` when the tag is there but unreadable, None when absent."""
+        return read_record_tag(self.tags)
+
+    def rolling_back(self) -> bool:
+        """Whether this run's update of this listener was judged a rollback (`rollback_verdicts`), from live AWS and
+        the proposed weights, and the listener is still as that verdict saw it or as the update makes it."""
+        return rollback_verdicts.rolling_back(self.listener_arn, self.tags.get(TAG_WORKLOAD), self.default_shares)
+
+
+def _unreadable_problem(found: UnreadableRecord, carries: str, what: str) -> str:
+    """The one-line refusal of a carrying colour's object while the live record cannot be read."""
+    return (
+        f"the live production listener's {TAG_WORKLOAD} tag cannot be read (found {found.shown()}), so {what} cannot be "
+        f"shown to be what it records while {carries}: only a rollback toward the recorded stable colour passes now; set "
+        f"bluegreen:breakGlass.reason for one update to re-record it"
+    )
 
 
 def live_traffic(target_group_arns: list[str]) -> dict[str, int]:
@@ -472,6 +497,12 @@ class DeploymentCheck:
     problem: str | None = None
     break_glass: str | None = None  # a valid reason in the Deployment's annotation
     glassable: bool = True  # identity problems (which colour it serves) are never let through
+    hint: bool = True  # the refusal ends with the release hint (not when the problem names its own way out)
+
+    def unreadable(self, record: UnreadableRecord, carries: str, what: str) -> "DeploymentCheck":
+        """Refuse: the live record cannot be read while a colour carries traffic (break-glass re-records it)."""
+        self.problem, self.hint = _unreadable_problem(record, carries, what), False
+        return self
 
 
 def _reach(value: Any, *path: str) -> Any:
@@ -618,10 +649,14 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
         share = max((s for arn, s in prod.shares.items() if prod.colors.get(arn) == color), default=0.0)
         if share <= 0 or color is None:
             continue  # idle: a release goes here
-        record = parse_workload_record(prod.tags.get(TAG_WORKLOAD))
+        record = prod.record()
+        carries = f"{color} carries {max(1, round(share * 100))}% of live production traffic"
+        if isinstance(record, UnreadableRecord):
+            if prod.rolling_back():
+                continue  # this run's listener update returns traffic to the recorded stable target group
+            return found.unreadable(record, carries, f"this Deployment of {color}")
         if record is None or record.kind != POD_RECORD:
             continue  # nothing comparable recorded yet (a record from before pod fingerprints): the listener's check decides
-        carries = f"{color} carries {max(1, round(share * 100))}% of live production traffic"
         if fingerprint is None:
             found.problem = (
                 f"the workload of a colour carrying production traffic must not change: {carries}, and this Deployment's pod "
@@ -760,8 +795,11 @@ def _assess_route(args: ResourceValidationArgs) -> DeploymentCheck | None:
 
 
 def _route_records(prod: _Production) -> Any:
-    """The live record, when it holds routes (a pod record from before routes were recorded: nothing to compare)."""
-    record = parse_workload_record(prod.tags.get(TAG_WORKLOAD))
+    """The live record, when it holds routes (a pod record from before routes were recorded: nothing to compare);
+    `UnreadableRecord` when it cannot be read, unless this run's update of the listener is a rollback."""
+    record = prod.record()
+    if isinstance(record, UnreadableRecord):
+        return None if prod.rolling_back() else record
     return record if record is not None and record.identities is not None else None
 
 
@@ -781,6 +819,8 @@ def _assess_binding(args: ResourceValidationArgs, metadata: Any, spec: Any, foun
         share = prod.carrying().get(color) if color in COLORS else None
         if not share or record is None:
             continue  # idle (a release goes there), or no route recorded yet (the listener's check decides)
+        if isinstance(record, UnreadableRecord):
+            return found.unreadable(record, f"{color} carries {share}% of live production traffic", f"this TargetGroupBinding of {color}")
         found.problem = _route_problem(
             f"{color} carries {share}% of live production traffic", fingerprint, record.bindings[color],
             "this TargetGroupBinding's namespace or serviceRef is",
@@ -828,6 +868,8 @@ def _assess_k8s_service(args: ResourceValidationArgs, metadata: Any, spec: Any, 
     namespace, name and spec must give the recorded `svc` fingerprint."""
     lives = _stack_carrying(args, known, "Service", found)
     namespace, name = _at(metadata, "namespace"), _at(metadata, "name")
+    if _unreadable_route(lives, f"this Service {name if isinstance(name, str) else '(name not known yet)'}", found):
+        return found
     fingerprint = _fingerprint_or_none(lambda: service_fingerprint(namespace, name, spec))
     for record, color, carries in _carrying_routes(lives):
         if isinstance(name, _Unknown):
@@ -850,9 +892,20 @@ def _carrying_routes(lives: list[tuple[Any, dict[str, int]]] | None) -> list[tup
     return [
         (record, color, f"{color} carries {share}% of live production traffic")
         for record, carrying in lives or []
-        if record is not None
+        if isinstance(record, WorkloadRecord)
         for color, share in sorted(carrying.items())
     ]
+
+
+def _unreadable_route(lives: list[tuple[Any, dict[str, int]]] | None, what: str, found: DeploymentCheck) -> bool:
+    """Refuse (True) when a live production listener of the stack has a record that cannot be read while a colour carries
+    traffic: which colour's Service this object may touch cannot be told from it."""
+    for record, carrying in lives or []:
+        if isinstance(record, UnreadableRecord) and carrying:
+            found.unreadable(record, ", ".join(f"{c} carries {w}% of live production traffic" for c, w in sorted(carrying.items())), what)
+            found.glassable = True
+            return True
+    return False
 
 
 ENDPOINT_TYPES = frozenset({"kubernetes:discovery.k8s.io/v1:EndpointSlice", "kubernetes:discovery.k8s.io/v1beta1:EndpointSlice", "kubernetes:core/v1:Endpoints"})
@@ -868,7 +921,10 @@ def _assess_endpoints(args: ResourceValidationArgs, metadata: Any, found: Deploy
         return None  # an EndpointSlice of no Service
     found.glassable = False
     what = f"{'EndpointSlice for Service' if slice_ else 'Endpoints object'} {name if isinstance(name, str) else '(not known yet)'}"
-    for record, color, carries in _carrying_routes(_stack_carrying(args, False, what, found)):
+    lives = _stack_carrying(args, False, what, found)
+    if _unreadable_route(lives, f"this {what}", found):
+        return found
+    for record, color, carries in _carrying_routes(lives):
         if isinstance(name, _Unknown) or service_identity(name) == record.identities[color]:
             found.problem = (
                 f"the pods behind a colour carrying production traffic come only from its Service's selector: {carries}, and "
@@ -919,10 +975,11 @@ def _kubernetes_check(args: ResourceValidationArgs) -> DeploymentCheck | None:
 
 
 def _check_frozen(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    _note_rollback(args)
     pods = _kubernetes_check(args)
     if pods is not None:
         if pods.problem and not (pods.glassable and pods.break_glass):
-            report_violation(f"{pods.problem}. {_RELEASE_HINT}.")
+            report_violation(f"{pods.problem}. {_RELEASE_HINT}." if pods.hint else f"{pods.problem}.")
         return
     change = _assess_service(args, _floor(args))
     if change is None or not change.at_risk or change.break_glass:
@@ -941,6 +998,7 @@ class ListenerWorkload:
     moves_weights: bool
     record_dropped: bool  # the live listener has a record, the proposed one has none: cannot tell
     migrating: str | None = None  # the live record's kind, when the proposed one is of another kind: cannot compare
+    unreadable: UnreadableRecord | None = None  # the live record is there but cannot be read: cannot compare
 
     def moves(self) -> str:
         return " / ".join(f"{c} {self.live_weights.get(c, 0)}% -> {self.weights.get(c, 0)}%" for c in COLORS)
@@ -950,6 +1008,8 @@ class ListenerWorkload:
 
     def problem(self) -> str | None:
         """The violation, or None: the rule of `workload-steady-during-shift`."""
+        if self.unreadable is not None and (self.moves_weights or any(w > 0 for w in self.live_weights.values())):
+            return _unreadable_problem(self.unreadable, f"traffic goes {self.moves()}", "what this update makes each colour run")
         if self.record_dropped and (self.moves_weights or self.live_carrying()):
             return (
                 f"whether a workload changes cannot be told: the proposed production listener has no valid {TAG_WORKLOAD} "
@@ -989,7 +1049,15 @@ def _listener_workload(args: ResourceValidationArgs) -> ListenerWorkload | None:
     route = view.ladder_route  # the recorded listener (or its replacement carrying the same record)
     if route is None:
         return None  # a first deploy or another listener: the traffic policies decide
-    live = parse_workload_record(view.live.listener_tags.get(route.listener_arn, {}).get(TAG_WORKLOAD))
+    live = read_record_tag(view.live.listener_tags.get(route.listener_arn, {}))
+    if isinstance(live, UnreadableRecord):
+        # There but unreadable (damaged out of band): not "no record yet". Nothing can be compared with it, so every
+        # colour counts as changing; only a rollback (returned above) or break-glass passes, and re-records it.
+        weights = view.weights_by_color()
+        if weights is None:
+            return None  # a target group without a live colour: colour-identity refuses it
+        live_weights = view.live_weights_by_color()
+        return ListenerWorkload(view.tags, live_weights, weights, list(COLORS), weights != live_weights, False, unreadable=live)
     if live is None:
         # Deployed before the record existed: nothing to compare with. Not refused (that would hold every
         # stack's next promotion); the service policy still refuses a live colour's change in `pulumi up`.
@@ -1017,11 +1085,18 @@ def _entries(record: Any, color: str) -> tuple[str | None, ...]:
     return (record.fingerprints[color], *((group or {}).get(color) for group in routes))
 
 
+def _note_rollback(args: ResourceValidationArgs) -> None:
+    """Keep this run's verdict on the recorded production listener for the Kubernetes objects judged after it."""
+    if args.resource_type in LISTENER_TYPES:
+        rollback_verdicts.note(route_view(args))
+
+
 def _check_steady(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    _note_rollback(args)
     found = _listener_workload(args)
     problem = found.problem() if found is not None else None
     if problem and not _valid_reason(found.tags.get(TAG_BREAK_GLASS)):
-        report_violation(f"{problem}. {_RELEASE_HINT}.")
+        report_violation(f"{problem}." if found.unreadable else f"{problem}. {_RELEASE_HINT}.")
 
 
 def _valid_reason(value: Any) -> str | None:
