@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
-from rollout.reflex import TAG_ABORTED, parse_abort
+from rollout.reflex import TAG_ABORTED, Abort, parse_abort
 
 from guard import resource_policy
 from routes import route_view
@@ -36,7 +36,7 @@ def _check(args: ResourceValidationArgs, report_violation: ReportViolation) -> N
         return
     live = view.live
     listener = view.record.listener_arn if view.record is not None else (live.production.arn if live.production else None)
-    marker = parse_abort(live.listener_tags.get(listener, {}).get(TAG_ABORTED)) if listener else None
+    marker = _live_marker(live.listener_tags.get(listener, {})) if listener else None
     if marker is None:
         return
     gaining = view.ungated_gains()  # every gain except traffic returning to the recorded stable target group
@@ -55,6 +55,19 @@ def _check(args: ResourceValidationArgs, report_violation: ReportViolation) -> N
         f"shape (rollout.step 0) may be deployed, but this update gives traffic to {names}. Commit step 0 "
         "(`python -m rollout rollback --to-step 0`) and `pulumi up --refresh`, which clears the marker"
     )
+
+
+def _live_marker(tags) -> Abort | None:
+    """The marker on the live listener; a tag that is there but unreadable (blank, or a time that is no date) is a
+    marker too: only a listener without the tag has none."""
+    if TAG_ABORTED not in tags:
+        return None
+    raw = tags[TAG_ABORTED]
+    try:
+        marker = parse_abort(raw)
+    except ValueError:  # matches the marker's shape but names no real time
+        marker = None
+    return marker or Abort(0.0, "unknown", None, None, str(raw))
 
 
 def abort_marker() -> ResourceValidationPolicy:

@@ -61,7 +61,7 @@ from routes import RouteView, route_view
 from rollout.analyzer import OFFLINE_TOKEN_ENV
 from rollout.errors import LiveStateError
 from rollout.desired import TAG_STACK
-from rollout.live import aws_fault_reason, bounded_read, fault_is_environmental, read_live_state
+from rollout.live import STABLE_TAG, STABLE_TG_TAG, STEPS_TAG, aws_fault_reason, bounded_read, fault_is_environmental, read_live_state
 from rollout.rules import COLORS
 from rollout.workload import (
     ANNOTATION_BREAK_GLASS,
@@ -126,6 +126,10 @@ def _productions(elbv2, load_balancer_arns: list[str]) -> list["_Production"]:
             listener = live.record.listener_arn
         elif live.production is not None:  # a stack deployed before the record: its tagged listener
             listener = live.production.arn
+        elif live.record_problem is not None and any(k in t for t in live.listener_tags.values() for k in _RECORD_KEYS):
+            # A listener records a rollout, but it cannot be read (a legacy bluegreen:stable colour that no target group's
+            # colour tag matches any more, two listeners that disagree): not "no production listener here".
+            raise LiveStateError(f"the production listener of {lb_arn} cannot be identified: {live.record_problem}")
         else:
             continue
         shares: dict[str, float] = {}
@@ -137,6 +141,9 @@ def _productions(elbv2, load_balancer_arns: list[str]) -> list["_Production"]:
         default = next((dict(r.shares) for r in live.routes if r.listener_arn == listener and r.rule_arn is None), {})
         found.append(_Production(dict(live.listener_tags.get(listener, {})), shares, dict(live.colors), members, listener, default))
     return found
+
+
+_RECORD_KEYS = (STABLE_TG_TAG, STABLE_TAG, STEPS_TAG, TAG_WORKLOAD)  # tags only the listener that records a rollout has
 
 
 def _stack_productions(stack: str) -> list["_Production"]:
@@ -189,6 +196,14 @@ class _Production:
                 out[color] = max(out.get(color, 0), max(1, round(share * 100)))
         return out
 
+    def unreadable_colour(self, arns: Any = None) -> tuple[str, str] | None:
+        """(target group ARN, its live colour tag) of a target group (of `arns`, else any) that carries traffic and whose
+        `bluegreen:color` tag is there but names no colour: which colour's objects it serves cannot be told."""
+        for arn, raw in sorted(self.colors.items()):
+            if raw not in COLORS and self.shares.get(arn, 0.0) > 0 and (arns is None or arn in arns):
+                return arn, raw
+        return None
+
     def record(self) -> WorkloadRecord | UnreadableRecord | None:
         """Its `bluegreen:workload` record; `UnreadableRecord` when the tag is there but unreadable, None when absent."""
         return read_record_tag(self.tags)
@@ -197,6 +212,22 @@ class _Production:
         """Whether this run's update of this listener was judged a rollback (`rollback_verdicts`), from live AWS and
         the proposed weights, and the listener is still as that verdict saw it or as the update makes it."""
         return rollback_verdicts.rolling_back(self.listener_arn, self.tags.get(TAG_WORKLOAD), self.default_shares)
+
+
+def _odd_colour(prod: _Production, found: Any, what: str, arns: Any = None) -> bool:
+    """Refuse (True) while a target group (of `arns`, else any) carrying traffic on `prod` has a colour tag that cannot be
+    read, unless this run's update of the listener is a rollback: the one-line refusal names the tag and the way out."""
+    odd = prod.unreadable_colour(arns)
+    if odd is None or prod.rolling_back():
+        return False
+    arn, raw = odd
+    found.problem = (
+        f"target group {_tg_name(arn)} carries {max(1, round(prod.shares.get(arn, 0.0) * 100))}% of live production traffic and "
+        f"its live bluegreen:color tag is {raw!r}, not blue or green, so which colour {what} may serve cannot be told: only a "
+        f"rollback toward the recorded stable colour passes now; restore the tag on the target group (no update may change it)"
+    )
+    found.glassable, found.hint = False, False
+    return True
 
 
 def _unreadable_problem(found: UnreadableRecord, carries: str, what: str) -> str:
@@ -621,7 +652,11 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
         return found
     checks: list[tuple[_Production, str | None]] = []
     for prod in mine:
+        if _odd_colour(prod, found, "this Deployment"):
+            return found
         color = prod.colors.get(tg)
+        if color is not None and color not in COLORS and prod.rolling_back():
+            continue  # its colour tag is there but unreadable, and this run's listener update is a rollback
         color = color if color in COLORS else None
         if label != color:
             found.problem = (
@@ -645,6 +680,8 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
             others = []
         checks += [(p, label) for p in others if all(p != q for q, _ in checks)]
     for prod, color in checks:
+        if _odd_colour(prod, found, "this Deployment"):
+            return found
         # The colour's traffic: every target group of that live colour on the listener, whichever the annotation names.
         share = max((s for arn, s in prod.shares.items() if prod.colors.get(arn) == color), default=0.0)
         if share <= 0 or color is None:
@@ -815,6 +852,8 @@ def _assess_binding(args: ResourceValidationArgs, metadata: Any, spec: Any, foun
     fingerprint = _fingerprint_or_none(lambda: binding_fingerprint(namespace, ref))
     prods = _target_group_productions(args, tg, "TargetGroupBinding", fingerprint is not None, found)
     for prod in prods or []:
+        if _odd_colour(prod, found, "this TargetGroupBinding", [tg]):
+            return found
         color, record = prod.colors.get(tg), _route_records(prod)
         share = prod.carrying().get(color) if color in COLORS else None
         if not share or record is None:
@@ -854,11 +893,14 @@ def _stack_carrying(args: ResourceValidationArgs, known: bool, kind: str, found:
     try:
         prods = bounded_read(lambda: _stack_productions(stack), "the live production listeners of the stack")
     except Exception as e:  # noqa: BLE001 - a LiveStateError, or an answer this code cannot interpret
-        if known and kind == "Service":
+        if known and kind == "Service" and _pack_cannot_read_aws(e, _stack_region()):
             return None  # AWS unreadable for the pack itself: the documented trade-off (docs/workload.md)
         found.problem = f"whether this {kind} could reach a colour carrying production traffic cannot be checked: {e}"
         found.glassable = kind == "Service"
         return None
+    for prod in prods:
+        if _odd_colour(prod, found, f"this {kind}"):
+            return None
     return [(_route_records(p), p.carrying()) for p in prods]
 
 
