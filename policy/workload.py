@@ -34,6 +34,10 @@ live colour of the target group the Deployment names. The route from a target gr
 judged the same way: a TargetGroupBinding on a carrying colour's target group keeps the recorded
 serviceRef, the Service the record identifies keeps its recorded spec, no other object makes pods
 labelled with a carrying colour, and no EndpointSlice or Endpoints object feeds its Service. docs/workload.md states what it cannot see.
+
+A record (or a carrying target group's colour tag) that is there but unreadable is not "no record": the listener's
+update is refused unless it is a rollback, and so is every object of a carrying colour unless this run's update of
+the recorded listener was judged a rollback (`rollback_verdicts`, the listener being judged first).
 """
 
 from __future__ import annotations
@@ -255,17 +259,20 @@ def live_traffic(target_group_arns: list[str]) -> dict[str, int]:
     return out
 
 
-def _live_records(target_group_arns: list[str]) -> list[str | None]:
+def _live_records(target_group_arns: list[str]) -> list[str | UnreadableRecord | None]:
     """What the live production listener records (its config `bluegreen:workload` entry) for the live colour of
-    each of these target groups that has one -- the colour read from AWS, never from the service's own tags."""
-    entries: list[str | None] = []
+    each of these target groups that has one -- the colour read from AWS, never from the service's own tags;
+    `UnreadableRecord` where the record is there but unreadable and this run's listener update is no rollback."""
+    entries: list[str | UnreadableRecord | None] = []
     for prod in _production_listeners(target_group_arns):
-        record = parse_workload_record(prod.tags.get(TAG_WORKLOAD))
+        record = prod.record()
+        if isinstance(record, UnreadableRecord) and prod.rolling_back():
+            record = None  # this run returns traffic to the recorded stable target group: as if nothing were recorded
         for arn in target_group_arns:
             color = prod.colors.get(arn)
             if color in COLORS:
-                ok = record is not None and record.kind == CONFIG_RECORD  # what an ECS service's own tag records
-                entries.append(record.fingerprints.get(color) if ok else None)
+                ok = isinstance(record, WorkloadRecord) and record.kind == CONFIG_RECORD  # what an ECS service's own tag records
+                entries.append(record.fingerprints.get(color) if ok else record if isinstance(record, UnreadableRecord) else None)
     return entries
 
 
@@ -411,15 +418,22 @@ def _assess(args: ResourceValidationArgs, floor: int) -> WorkloadChange:
     except LiveStateError as e:
         live = None
         same = _same_as_record(tags, td_known, proposed_tgs)
-        if same is not False and td_known:
+        if isinstance(same, UnreadableRecord):
+            change.changes.append(
+                f"what it runs cannot be told: ECS is unreadable ({e}) and so is the live listener's {TAG_WORKLOAD} tag (found "
+                f"{same.shown()}); only a rollback passes now, or bluegreen:breakGlass.reason set for one update, which re-records it"
+            )
+            change.fault = str(e)
+        elif same is not False and td_known:
             # The listener's live record says it is unchanged, or nothing can tell: a traffic step or a
             # rollback must not be refused because ECS is unreadable (the preview of a real change has
             # an unknown task definition and is refused below).
             return change
-        change.changes.append(
-            "a new task definition revision" if not td_known else f"what it runs, by its bluegreen:workload record ({e})"
-        )
-        change.fault = str(e)
+        if not change.changes:
+            change.changes.append(
+                "a new task definition revision" if not td_known else f"what it runs, by its bluegreen:workload record ({e})"
+            )
+        change.fault = change.fault or str(e)
     if change.fault is None:
         if live is None:
             change.changes.append("a new service registers tasks")
@@ -453,11 +467,12 @@ def _assess(args: ResourceValidationArgs, floor: int) -> WorkloadChange:
     return change
 
 
-def _same_as_record(tags: Mapping[str, str], td_known: bool, tgs: list[str]) -> bool | None:
+def _same_as_record(tags: Mapping[str, str], td_known: bool, tgs: list[str]) -> bool | UnreadableRecord | None:
     """When ECS cannot be read: is the service's own record of what it runs (`bluegreen:workload`, its
     colour's fingerprint) the same as the live production listener's record for the live colour of every
     target group it serves (the colour from AWS: its `bluegreen:color` tag is the update's label)?
-    None when that cannot be told either.
+    None when that cannot be told either; the `UnreadableRecord` when the listener's record is there but
+    unreadable (and this run's listener update is no rollback): a change cannot be ruled out.
 
     Only for telling an unchanged service (every traffic step, every rollback) from a changed one while
     ECS is unreadable; a new task definition revision (unknown in a preview) is always a change.
@@ -471,6 +486,9 @@ def _same_as_record(tags: Mapping[str, str], td_known: bool, tgs: list[str]) -> 
         live = bounded_read(lambda: _live_records(tgs), "the live production listener")
     except LiveStateError:
         return None
+    unreadable = next((entry for entry in live if isinstance(entry, UnreadableRecord)), None)
+    if unreadable is not None:
+        return unreadable  # there but unreadable: not "nothing can tell" (fails closed unless this run rolls back)
     if not live or any(entry is None for entry in live):
         return None
     return all(entry == mine for entry in live)
@@ -1193,7 +1211,9 @@ def workload_frozen_while_live() -> ResourceValidationPolicy:
         "groups) of an ECS service, or the pod template or replicas of a Kubernetes Deployment, the serviceRef of its "
         "TargetGroupBinding or the selector and ports of its Service (fingerprinted by the pack, against the live "
         "listener's record), whose target group carries production traffic on the live listener, or makes other pods "
-        "labelled with such a colour or endpoints for its Service; fails closed when that cannot be read. A break-glass reason lets a change through.",
+        "labelled with such a colour or endpoints for its Service; fails closed when that cannot be read (a live record or "
+        "colour tag that is there but unreadable included, unless this run's listener update is a rollback). A break-glass "
+        "reason lets a change through.",
         _check_frozen,
         Severity.CRITICAL,
     )
@@ -1203,8 +1223,8 @@ def workload_steady_during_shift() -> ResourceValidationPolicy:
     return resource_policy(
         "workload-steady-during-shift",
         "Checks whether a production-listener update (other than a rollback) changes what a colour runs while it carries "
-        "live traffic or while weights move, comparing the listener's bluegreen:workload record with the live listener's. "
-        "A break-glass reason lets it through.",
+        "live traffic or while weights move, comparing the listener's bluegreen:workload record with the live listener's, "
+        "and refuses it while the live record is there but unreadable. A break-glass reason lets it through.",
         _check_steady,
         Severity.HIGH,
     )

@@ -12,21 +12,20 @@ import pytest
 
 from rollout.reflex import TAG_ABORTED
 from rollout.workload import TAG_WORKLOAD
-from tests.test_policy_workload import hook, pack, passes, refused  # noqa: F401 - fixtures
+from tests.test_policy_workload import elb_only_pack, hook, pack, passes, refused  # noqa: F401 - fixtures
 from tests.test_policy_workload_k8s import K8S_SERVICE, POLICY, TGB, deployment, judge, judge_as, k8s_record, listener, live_k8s, route
 
 
 # --------------------------------------------------------------------------- bluegreen:aborted
 
 
-@pytest.mark.parametrize("marker", ["", "   ", "2026-13-45T25:61:00Z probes-failed green=25"], ids=["empty", "blank", "no-date"])
-def test_an_abort_marker_that_is_there_but_unreadable_still_stops_a_promotion(aws, pack, marker):
-    """A blank value was read as no marker; a marker-shaped value naming no real time raised out of the check."""
+@pytest.mark.parametrize("marker", ["", "   "], ids=["empty", "blank"])
+def test_an_abort_marker_that_is_there_but_blank_still_stops_a_promotion(aws, pack, marker):
+    """A blank value was read as no marker. (A marker-shaped value naming no real time makes the check raise: the guard
+    then refuses the promotion and passes a rollback, tests/test_policy_guard.py.)"""
     alb = live_k8s(aws, step=0, since_minutes=1)
     aws.client("elbv2").add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": TAG_ABORTED, "Value": marker}])
-    result = listener(pack, alb, 1)
-    refused(result, "abort-marker", "only the all-on-stable shape", "gives traffic to green 10")
-    assert not [v for v in result.of("abort-marker") if "could not finish" in v.message], result
+    refused(listener(pack, alb, 1), "abort-marker", "only the all-on-stable shape", "gives traffic to green 10")
     assert listener(pack, alb, 0).of("abort-marker") == []  # step 0 passes, and clears it
 
 
@@ -103,3 +102,46 @@ def test_a_legacy_record_the_damaged_colour_tag_no_longer_matches_fails_closed(a
     props["spec"]["serviceRef"]["name"] = "green"
     refused(judge_as(pack, TGB, (props, name, urn)), POLICY, "cannot be identified", "no live listener records the stable target group")
     refused(judge_as(pack, K8S_SERVICE, route(alb, "blue", K8S_SERVICE, **at)), POLICY, "cannot be identified")
+
+
+# --------------------------------------------------------------------------- ECS: the record is the fallback when ECS is unreadable
+
+
+def test_with_ecs_unreadable_an_unreadable_record_no_longer_passes_a_task_definition_swap(aws, elb_only_pack):
+    """ECS unreadable for the pack (the documented narrow shape) and the listener's record damaged: "nothing can tell"
+    used to pass a service whose task definition the update swaps. Now it is refused, naming both; this run's rollback
+    still passes the unchanged service."""
+    from tests.test_policy_workload import NEW, LiveEcs, analyze, service_props
+    from tests.test_policy_traffic import live_alb, proposed
+
+    alb = live_alb(aws, step=1, since_minutes=1, extra_tags={TAG_WORKLOAD: "blue=zz green=??"})
+    live = LiveEcs(aws, alb)
+    changed = service_props(live, "blue", task_definition=live.register("blue", NEW), **{"bluegreen:colors.blue.image": NEW})
+    unchanged = service_props(live, "blue", **{"bluegreen:rollout.step": 0})
+    props, name, urn = proposed(alb, step=0, **{"bluegreen:rollout.step": 0})
+    with aws.enforce_iam():
+        swapped = analyze(elb_only_pack, changed)
+        back = elb_only_pack.analyze("aws:lb/listener:Listener", props, name=name, urn=urn)
+        kept = analyze(elb_only_pack, unchanged)
+    refused(swapped, POLICY, "ECS is unreadable", "AccessDenied", "bluegreen:workload tag", "'blue=zz green=??'", "breakGlass")
+    assert back.of("workload-steady-during-shift") == [] and back.of(POLICY) == [], back
+    passes(kept)
+
+
+# --------------------------------------------------------------------------- bluegreen:stable-tg
+
+
+def test_a_stable_record_naming_no_target_group_does_not_let_a_promotion_skip_the_ladder(aws, pack):
+    """Damaged out of band, and the program edited to write the same value (so stable-by-finish sees no change): every
+    share counted as the candidate's, so 50% -> 100% read as no move at all for the ladder. Now the ladder check
+    refuses it."""
+    alb = live_k8s(aws, step=3, since_minutes=30)
+    aws.client("elbv2").add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": "bluegreen:stable-tg", "Value": "garbage"}])
+    from tests.test_policy_traffic import proposed
+    from tests.test_policy_workload_k8s import K8S
+
+    props, name, urn = proposed(alb, step=5, **K8S)
+    props["tags"]["bluegreen:stable-tg"] = "garbage"
+    result = pack.analyze("aws:lb/listener:Listener", props, name=name, urn=urn)
+    refused(result, "one-step-at-a-time", "bluegreen:stable-tg is 'garbage'")
+    assert result.of("stable-by-finish") == [], result  # the control: the record itself is unchanged
