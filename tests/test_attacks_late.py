@@ -339,7 +339,7 @@ def test_autopilot_against_an_unknown_load_balancer_never_advances_and_says_why(
     assert (proj / "Pulumi.production.yaml").read_text() == before
 
 
-@pytest.mark.parametrize("group, entries", GARBLED, ids=[f"{g}:{e or 'empty'}" for g, e in GARBLED])
+@pytest.mark.parametrize("group, entries", GARBLED[:2], ids=[f"{g}:{e or 'empty'}" for g, e in GARBLED[:2]])  # every shape: test_an_unreadable_record_is_told_from_no_record
 def test_a_garbled_live_record_does_not_let_a_live_colours_pods_change(aws, pack, group, entries):
     """The other half: what cannot be read fails closed for a change to a colour carrying traffic (the record was
     damaged out of band, e.g. a hand-edited tag; an absent record is the documented first-deploy case, not this).
