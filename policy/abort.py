@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity
 
-from rollout.reflex import TAG_ABORTED, parse_abort
+from rollout.reflex import TAG_ABORTED, Abort, parse_abort
 
 from guard import resource_policy
 from routes import route_view
@@ -36,7 +36,7 @@ def _check(args: ResourceValidationArgs, report_violation: ReportViolation) -> N
         return
     live = view.live
     listener = view.record.listener_arn if view.record is not None else (live.production.arn if live.production else None)
-    marker = parse_abort(live.listener_tags.get(listener, {}).get(TAG_ABORTED)) if listener else None
+    marker = _live_marker(live.listener_tags.get(listener, {})) if listener else None
     if marker is None:
         return
     gaining = view.ungated_gains()  # every gain except traffic returning to the recorded stable target group
@@ -55,6 +55,16 @@ def _check(args: ResourceValidationArgs, report_violation: ReportViolation) -> N
         f"shape (rollout.step 0) may be deployed, but this update gives traffic to {names}. Commit step 0 "
         "(`python -m rollout rollback --to-step 0`) and `pulumi up --refresh`, which clears the marker"
     )
+
+
+def _live_marker(tags) -> Abort | None:
+    """The marker on the live listener; a tag that is there but blank is a marker too: only a listener without the
+    tag has none. (A marker-shaped value naming no real time raises in `parse_abort`: the guard refuses a promotion
+    naming the fault and lets a rollback through, tests/test_policy_guard.py.)"""
+    if TAG_ABORTED not in tags:
+        return None
+    raw = tags[TAG_ABORTED]
+    return parse_abort(raw) or Abort(0.0, "unknown", None, None, str(raw))
 
 
 def abort_marker() -> ResourceValidationPolicy:

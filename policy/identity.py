@@ -13,6 +13,7 @@ from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValid
 
 from rollout.desired import TAG_COLOR, TAG_SINCE, TAG_STABLE, TAG_STABLE_TG, TAG_STEPS
 from rollout.live import aws_fault_reason, bounded_read, fault_is_environmental
+from rollout.workload import TAG_WORKLOAD
 
 from clients import aws_client, region_of
 from guard import resource_policy
@@ -24,7 +25,7 @@ __all__ = ["colour_identity", "check_colour_identity_is_immutable"]
 NAME = "colour-identity"
 TARGET_GROUP_TYPES = frozenset({"aws:lb/targetGroup:TargetGroup", "aws:alb/targetGroup:TargetGroup"})
 TAG_TYPES = frozenset({"aws:lb/tag:Tag", "aws:alb/tag:Tag"})
-RECORD_TAGS = (TAG_STABLE_TG, TAG_STEPS, TAG_SINCE, TAG_STABLE)
+RECORD_TAGS = (TAG_STABLE_TG, TAG_STEPS, TAG_SINCE, TAG_STABLE, TAG_WORKLOAD)  # TAG_WORKLOAD: what each colour may run
 
 
 def _live_target_group(elbv2, *, name: str | None = None, arn: str | None = None) -> tuple[str, str | None, bool] | None:

@@ -172,6 +172,12 @@ def check_ladder(args: ResourceValidationArgs, report_violation: ReportViolation
         return  # other listeners and rules: healthy-promotion gates every gain on them
     rec = view.record
     assert rec is not None
+    if view.color(rec.stable_tg) is None:  # damaged out of band: every share would count as the candidate's
+        report_violation(
+            f"a promotion must move along the live ladder, and where the candidate stands on it cannot be told: the live "
+            f"{TAG_STABLE_TG} is {describe(rec.stable_tg)}, no target group with a live colour on this load balancer"
+        )
+        return
     live_candidate = _candidate_percent(view, route.shares)
     if rec.legacy and rec.steps is None:
         live_steps, why = _ladder(proposed_tag, f"the proposed {TAG_STEPS} tag")

@@ -34,6 +34,10 @@ live colour of the target group the Deployment names. The route from a target gr
 judged the same way: a TargetGroupBinding on a carrying colour's target group keeps the recorded
 serviceRef, the Service the record identifies keeps its recorded spec, no other object makes pods
 labelled with a carrying colour, and no EndpointSlice or Endpoints object feeds its Service. docs/workload.md states what it cannot see.
+
+A record (or a carrying target group's colour tag) that is there but unreadable is not "no record": the listener's
+update is refused unless it is a rollback, and so is every object of a carrying colour unless this run's update of
+the recorded listener was judged a rollback (`rollback_verdicts`, the listener being judged first).
 """
 
 from __future__ import annotations
@@ -55,12 +59,13 @@ import pack_config
 from clients import aws_client, region_of
 from guard import resource_policy
 from offline import offline_section
-from props import as_weight, is_seq, tags_of
+from props import LISTENER_TYPES, as_weight, is_seq, tags_of
+import rollback_verdicts
 from routes import RouteView, route_view
 from rollout.analyzer import OFFLINE_TOKEN_ENV
 from rollout.errors import LiveStateError
 from rollout.desired import TAG_STACK
-from rollout.live import aws_fault_reason, bounded_read, fault_is_environmental, read_live_state
+from rollout.live import STABLE_TAG, STABLE_TG_TAG, STEPS_TAG, aws_fault_reason, bounded_read, fault_is_environmental, read_live_state
 from rollout.rules import COLORS
 from rollout.workload import (
     ANNOTATION_BREAK_GLASS,
@@ -70,9 +75,12 @@ from rollout.workload import (
     POD_RECORD,
     TAG_BREAK_GLASS,
     TAG_WORKLOAD,
+    UnreadableRecord,
+    WorkloadRecord,
     binding_fingerprint,
     deployment_fingerprint,
     parse_workload_record,
+    read_record_tag,
     service_fingerprint,
     service_identity,
 )
@@ -122,6 +130,10 @@ def _productions(elbv2, load_balancer_arns: list[str]) -> list["_Production"]:
             listener = live.record.listener_arn
         elif live.production is not None:  # a stack deployed before the record: its tagged listener
             listener = live.production.arn
+        elif live.record_problem is not None and any(k in t for t in live.listener_tags.values() for k in _RECORD_KEYS):
+            # A listener records a rollout, but it cannot be read (a legacy bluegreen:stable colour that no target group's
+            # colour tag matches any more, two listeners that disagree): not "no production listener here".
+            raise LiveStateError(f"the production listener of {lb_arn} cannot be identified: {live.record_problem}")
         else:
             continue
         shares: dict[str, float] = {}
@@ -130,8 +142,12 @@ def _productions(elbv2, load_balancer_arns: list[str]) -> list["_Production"]:
                 for arn, share in route.shares.items():
                     shares[arn] = max(shares.get(arn, 0.0), share)
         members = frozenset(arn for route in live.routes if route.listener_arn == listener for arn in route.shares)
-        found.append(_Production(dict(live.listener_tags.get(listener, {})), shares, dict(live.colors), members))
+        default = next((dict(r.shares) for r in live.routes if r.listener_arn == listener and r.rule_arn is None), {})
+        found.append(_Production(dict(live.listener_tags.get(listener, {})), shares, dict(live.colors), members, listener, default))
     return found
+
+
+_RECORD_KEYS = (STABLE_TG_TAG, STABLE_TAG, STEPS_TAG, TAG_WORKLOAD)  # tags only the listener that records a rollout has
 
 
 def _stack_productions(stack: str) -> list["_Production"]:
@@ -172,6 +188,8 @@ class _Production:
     shares: Mapping[str, float]
     colors: Mapping[str, str] = field(default_factory=dict)  # target group ARN -> live colour tag
     members: frozenset[str] = frozenset()  # every target group a route of the listener forwards to (weight 0 included)
+    listener_arn: str = ""
+    default_shares: Mapping[str, float] = field(default_factory=dict)  # its default action: target group ARN -> 0..1
 
     def carrying(self) -> dict[str, int]:
         """Colour (its target group's live colour tag) -> its live share in percent, for colours carrying traffic."""
@@ -181,6 +199,48 @@ class _Production:
             if color in COLORS and share > 0:
                 out[color] = max(out.get(color, 0), max(1, round(share * 100)))
         return out
+
+    def unreadable_colour(self, arns: Any = None) -> tuple[str, str] | None:
+        """(target group ARN, its live colour tag) of a target group (of `arns`, else any) that carries traffic and whose
+        `bluegreen:color` tag is there but names no colour: which colour's objects it serves cannot be told."""
+        for arn, raw in sorted(self.colors.items()):
+            if raw not in COLORS and self.shares.get(arn, 0.0) > 0 and (arns is None or arn in arns):
+                return arn, raw
+        return None
+
+    def record(self) -> WorkloadRecord | UnreadableRecord | None:
+        """Its `bluegreen:workload` record; `UnreadableRecord` when the tag is there but unreadable, None when absent."""
+        return read_record_tag(self.tags)
+
+    def rolling_back(self) -> bool:
+        """Whether this run's update of this listener was judged a rollback (`rollback_verdicts`), from live AWS and
+        the proposed weights, and the listener is still as that verdict saw it or as the update makes it."""
+        return rollback_verdicts.rolling_back(self.listener_arn, self.tags.get(TAG_WORKLOAD), self.default_shares)
+
+
+def _odd_colour(prod: _Production, found: Any, what: str, arns: Any = None) -> bool:
+    """Refuse (True) while a target group (of `arns`, else any) carrying traffic on `prod` has a colour tag that cannot be
+    read, unless this run's update of the listener is a rollback: the one-line refusal names the tag and the way out."""
+    odd = prod.unreadable_colour(arns)
+    if odd is None or prod.rolling_back():
+        return False
+    arn, raw = odd
+    found.problem = (
+        f"target group {_tg_name(arn)} carries {max(1, round(prod.shares.get(arn, 0.0) * 100))}% of live production traffic and "
+        f"its live bluegreen:color tag is {raw!r}, not blue or green, so which colour {what} may serve cannot be told: only a "
+        f"rollback toward the recorded stable colour passes now; restore the tag on the target group (no update may change it)"
+    )
+    found.glassable, found.hint = False, False
+    return True
+
+
+def _unreadable_problem(found: UnreadableRecord, carries: str, what: str) -> str:
+    """The one-line refusal of a carrying colour's object while the live record cannot be read."""
+    return (
+        f"the live production listener's {TAG_WORKLOAD} tag cannot be read (found {found.shown()}), so {what} cannot be "
+        f"shown to be what it records while {carries}: only a rollback toward the recorded stable colour passes now; set "
+        f"bluegreen:breakGlass.reason for one update to re-record it"
+    )
 
 
 def live_traffic(target_group_arns: list[str]) -> dict[str, int]:
@@ -199,17 +259,20 @@ def live_traffic(target_group_arns: list[str]) -> dict[str, int]:
     return out
 
 
-def _live_records(target_group_arns: list[str]) -> list[str | None]:
+def _live_records(target_group_arns: list[str]) -> list[str | UnreadableRecord | None]:
     """What the live production listener records (its config `bluegreen:workload` entry) for the live colour of
-    each of these target groups that has one -- the colour read from AWS, never from the service's own tags."""
-    entries: list[str | None] = []
+    each of these target groups that has one -- the colour read from AWS, never from the service's own tags;
+    `UnreadableRecord` where the record is there but unreadable and this run's listener update is no rollback."""
+    entries: list[str | UnreadableRecord | None] = []
     for prod in _production_listeners(target_group_arns):
-        record = parse_workload_record(prod.tags.get(TAG_WORKLOAD))
+        record = prod.record()
+        if isinstance(record, UnreadableRecord) and prod.rolling_back():
+            record = None  # this run returns traffic to the recorded stable target group: as if nothing were recorded
         for arn in target_group_arns:
             color = prod.colors.get(arn)
             if color in COLORS:
-                ok = record is not None and record.kind == CONFIG_RECORD  # what an ECS service's own tag records
-                entries.append(record.fingerprints.get(color) if ok else None)
+                ok = isinstance(record, WorkloadRecord) and record.kind == CONFIG_RECORD  # what an ECS service's own tag records
+                entries.append(record.fingerprints.get(color) if ok else record if isinstance(record, UnreadableRecord) else None)
     return entries
 
 
@@ -355,15 +418,22 @@ def _assess(args: ResourceValidationArgs, floor: int) -> WorkloadChange:
     except LiveStateError as e:
         live = None
         same = _same_as_record(tags, td_known, proposed_tgs)
-        if same is not False and td_known:
+        if isinstance(same, UnreadableRecord):
+            change.changes.append(
+                f"what it runs cannot be told: ECS is unreadable ({e}) and so is the live listener's {TAG_WORKLOAD} tag (found "
+                f"{same.shown()}); only a rollback passes now, or bluegreen:breakGlass.reason set for one update, which re-records it"
+            )
+            change.fault = str(e)
+        elif same is not False and td_known:
             # The listener's live record says it is unchanged, or nothing can tell: a traffic step or a
             # rollback must not be refused because ECS is unreadable (the preview of a real change has
             # an unknown task definition and is refused below).
             return change
-        change.changes.append(
-            "a new task definition revision" if not td_known else f"what it runs, by its bluegreen:workload record ({e})"
-        )
-        change.fault = str(e)
+        if not change.changes:
+            change.changes.append(
+                "a new task definition revision" if not td_known else f"what it runs, by its bluegreen:workload record ({e})"
+            )
+        change.fault = change.fault or str(e)
     if change.fault is None:
         if live is None:
             change.changes.append("a new service registers tasks")
@@ -397,11 +467,12 @@ def _assess(args: ResourceValidationArgs, floor: int) -> WorkloadChange:
     return change
 
 
-def _same_as_record(tags: Mapping[str, str], td_known: bool, tgs: list[str]) -> bool | None:
+def _same_as_record(tags: Mapping[str, str], td_known: bool, tgs: list[str]) -> bool | UnreadableRecord | None:
     """When ECS cannot be read: is the service's own record of what it runs (`bluegreen:workload`, its
     colour's fingerprint) the same as the live production listener's record for the live colour of every
     target group it serves (the colour from AWS: its `bluegreen:color` tag is the update's label)?
-    None when that cannot be told either.
+    None when that cannot be told either; the `UnreadableRecord` when the listener's record is there but
+    unreadable (and this run's listener update is no rollback): a change cannot be ruled out.
 
     Only for telling an unchanged service (every traffic step, every rollback) from a changed one while
     ECS is unreadable; a new task definition revision (unknown in a preview) is always a change.
@@ -415,6 +486,9 @@ def _same_as_record(tags: Mapping[str, str], td_known: bool, tgs: list[str]) -> 
         live = bounded_read(lambda: _live_records(tgs), "the live production listener")
     except LiveStateError:
         return None
+    unreadable = next((entry for entry in live if isinstance(entry, UnreadableRecord)), None)
+    if unreadable is not None:
+        return unreadable  # there but unreadable: not "nothing can tell" (fails closed unless this run rolls back)
     if not live or any(entry is None for entry in live):
         return None
     return all(entry == mine for entry in live)
@@ -472,6 +546,12 @@ class DeploymentCheck:
     problem: str | None = None
     break_glass: str | None = None  # a valid reason in the Deployment's annotation
     glassable: bool = True  # identity problems (which colour it serves) are never let through
+    hint: bool = True  # the refusal ends with the release hint (not when the problem names its own way out)
+
+    def unreadable(self, record: UnreadableRecord, carries: str, what: str) -> "DeploymentCheck":
+        """Refuse: the live record cannot be read while a colour carries traffic (break-glass re-records it)."""
+        self.problem, self.hint = _unreadable_problem(record, carries, what), False
+        return self
 
 
 def _reach(value: Any, *path: str) -> Any:
@@ -590,7 +670,11 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
         return found
     checks: list[tuple[_Production, str | None]] = []
     for prod in mine:
+        if _odd_colour(prod, found, "this Deployment"):
+            return found
         color = prod.colors.get(tg)
+        if color is not None and color not in COLORS and prod.rolling_back():
+            continue  # its colour tag is there but unreadable, and this run's listener update is a rollback
         color = color if color in COLORS else None
         if label != color:
             found.problem = (
@@ -614,14 +698,20 @@ def _assess_deployment(args: ResourceValidationArgs) -> DeploymentCheck | None:
             others = []
         checks += [(p, label) for p in others if all(p != q for q, _ in checks)]
     for prod, color in checks:
+        if _odd_colour(prod, found, "this Deployment"):
+            return found
         # The colour's traffic: every target group of that live colour on the listener, whichever the annotation names.
         share = max((s for arn, s in prod.shares.items() if prod.colors.get(arn) == color), default=0.0)
         if share <= 0 or color is None:
             continue  # idle: a release goes here
-        record = parse_workload_record(prod.tags.get(TAG_WORKLOAD))
+        record = prod.record()
+        carries = f"{color} carries {max(1, round(share * 100))}% of live production traffic"
+        if isinstance(record, UnreadableRecord):
+            if prod.rolling_back():
+                continue  # this run's listener update returns traffic to the recorded stable target group
+            return found.unreadable(record, carries, f"this Deployment of {color}")
         if record is None or record.kind != POD_RECORD:
             continue  # nothing comparable recorded yet (a record from before pod fingerprints): the listener's check decides
-        carries = f"{color} carries {max(1, round(share * 100))}% of live production traffic"
         if fingerprint is None:
             found.problem = (
                 f"the workload of a colour carrying production traffic must not change: {carries}, and this Deployment's pod "
@@ -760,8 +850,11 @@ def _assess_route(args: ResourceValidationArgs) -> DeploymentCheck | None:
 
 
 def _route_records(prod: _Production) -> Any:
-    """The live record, when it holds routes (a pod record from before routes were recorded: nothing to compare)."""
-    record = parse_workload_record(prod.tags.get(TAG_WORKLOAD))
+    """The live record, when it holds routes (a pod record from before routes were recorded: nothing to compare);
+    `UnreadableRecord` when it cannot be read, unless this run's update of the listener is a rollback."""
+    record = prod.record()
+    if isinstance(record, UnreadableRecord):
+        return None if prod.rolling_back() else record
     return record if record is not None and record.identities is not None else None
 
 
@@ -777,10 +870,14 @@ def _assess_binding(args: ResourceValidationArgs, metadata: Any, spec: Any, foun
     fingerprint = _fingerprint_or_none(lambda: binding_fingerprint(namespace, ref))
     prods = _target_group_productions(args, tg, "TargetGroupBinding", fingerprint is not None, found)
     for prod in prods or []:
+        if _odd_colour(prod, found, "this TargetGroupBinding", [tg]):
+            return found
         color, record = prod.colors.get(tg), _route_records(prod)
         share = prod.carrying().get(color) if color in COLORS else None
         if not share or record is None:
             continue  # idle (a release goes there), or no route recorded yet (the listener's check decides)
+        if isinstance(record, UnreadableRecord):
+            return found.unreadable(record, f"{color} carries {share}% of live production traffic", f"this TargetGroupBinding of {color}")
         found.problem = _route_problem(
             f"{color} carries {share}% of live production traffic", fingerprint, record.bindings[color],
             "this TargetGroupBinding's namespace or serviceRef is",
@@ -814,11 +911,14 @@ def _stack_carrying(args: ResourceValidationArgs, known: bool, kind: str, found:
     try:
         prods = bounded_read(lambda: _stack_productions(stack), "the live production listeners of the stack")
     except Exception as e:  # noqa: BLE001 - a LiveStateError, or an answer this code cannot interpret
-        if known and kind == "Service":
+        if known and kind == "Service" and _pack_cannot_read_aws(e, _stack_region()):
             return None  # AWS unreadable for the pack itself: the documented trade-off (docs/workload.md)
         found.problem = f"whether this {kind} could reach a colour carrying production traffic cannot be checked: {e}"
         found.glassable = kind == "Service"
         return None
+    for prod in prods:
+        if _odd_colour(prod, found, f"this {kind}"):
+            return None
     return [(_route_records(p), p.carrying()) for p in prods]
 
 
@@ -828,6 +928,8 @@ def _assess_k8s_service(args: ResourceValidationArgs, metadata: Any, spec: Any, 
     namespace, name and spec must give the recorded `svc` fingerprint."""
     lives = _stack_carrying(args, known, "Service", found)
     namespace, name = _at(metadata, "namespace"), _at(metadata, "name")
+    if _unreadable_route(lives, f"this Service {name if isinstance(name, str) else '(name not known yet)'}", found):
+        return found
     fingerprint = _fingerprint_or_none(lambda: service_fingerprint(namespace, name, spec))
     for record, color, carries in _carrying_routes(lives):
         if isinstance(name, _Unknown):
@@ -850,9 +952,20 @@ def _carrying_routes(lives: list[tuple[Any, dict[str, int]]] | None) -> list[tup
     return [
         (record, color, f"{color} carries {share}% of live production traffic")
         for record, carrying in lives or []
-        if record is not None
+        if isinstance(record, WorkloadRecord)
         for color, share in sorted(carrying.items())
     ]
+
+
+def _unreadable_route(lives: list[tuple[Any, dict[str, int]]] | None, what: str, found: DeploymentCheck) -> bool:
+    """Refuse (True) when a live production listener of the stack has a record that cannot be read while a colour carries
+    traffic: which colour's Service this object may touch cannot be told from it."""
+    for record, carrying in lives or []:
+        if isinstance(record, UnreadableRecord) and carrying:
+            found.unreadable(record, ", ".join(f"{c} carries {w}% of live production traffic" for c, w in sorted(carrying.items())), what)
+            found.glassable = True
+            return True
+    return False
 
 
 ENDPOINT_TYPES = frozenset({"kubernetes:discovery.k8s.io/v1:EndpointSlice", "kubernetes:discovery.k8s.io/v1beta1:EndpointSlice", "kubernetes:core/v1:Endpoints"})
@@ -868,7 +981,10 @@ def _assess_endpoints(args: ResourceValidationArgs, metadata: Any, found: Deploy
         return None  # an EndpointSlice of no Service
     found.glassable = False
     what = f"{'EndpointSlice for Service' if slice_ else 'Endpoints object'} {name if isinstance(name, str) else '(not known yet)'}"
-    for record, color, carries in _carrying_routes(_stack_carrying(args, False, what, found)):
+    lives = _stack_carrying(args, False, what, found)
+    if _unreadable_route(lives, f"this {what}", found):
+        return found
+    for record, color, carries in _carrying_routes(lives):
         if isinstance(name, _Unknown) or service_identity(name) == record.identities[color]:
             found.problem = (
                 f"the pods behind a colour carrying production traffic come only from its Service's selector: {carries}, and "
@@ -919,10 +1035,11 @@ def _kubernetes_check(args: ResourceValidationArgs) -> DeploymentCheck | None:
 
 
 def _check_frozen(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    _note_rollback(args)
     pods = _kubernetes_check(args)
     if pods is not None:
         if pods.problem and not (pods.glassable and pods.break_glass):
-            report_violation(f"{pods.problem}. {_RELEASE_HINT}.")
+            report_violation(f"{pods.problem}. {_RELEASE_HINT}." if pods.hint else f"{pods.problem}.")
         return
     change = _assess_service(args, _floor(args))
     if change is None or not change.at_risk or change.break_glass:
@@ -941,6 +1058,7 @@ class ListenerWorkload:
     moves_weights: bool
     record_dropped: bool  # the live listener has a record, the proposed one has none: cannot tell
     migrating: str | None = None  # the live record's kind, when the proposed one is of another kind: cannot compare
+    unreadable: UnreadableRecord | None = None  # the live record is there but cannot be read: cannot compare
 
     def moves(self) -> str:
         return " / ".join(f"{c} {self.live_weights.get(c, 0)}% -> {self.weights.get(c, 0)}%" for c in COLORS)
@@ -950,6 +1068,8 @@ class ListenerWorkload:
 
     def problem(self) -> str | None:
         """The violation, or None: the rule of `workload-steady-during-shift`."""
+        if self.unreadable is not None and (self.moves_weights or any(w > 0 for w in self.live_weights.values())):
+            return _unreadable_problem(self.unreadable, f"traffic goes {self.moves()}", "what this update makes each colour run")
         if self.record_dropped and (self.moves_weights or self.live_carrying()):
             return (
                 f"whether a workload changes cannot be told: the proposed production listener has no valid {TAG_WORKLOAD} "
@@ -989,7 +1109,15 @@ def _listener_workload(args: ResourceValidationArgs) -> ListenerWorkload | None:
     route = view.ladder_route  # the recorded listener (or its replacement carrying the same record)
     if route is None:
         return None  # a first deploy or another listener: the traffic policies decide
-    live = parse_workload_record(view.live.listener_tags.get(route.listener_arn, {}).get(TAG_WORKLOAD))
+    live = read_record_tag(view.live.listener_tags.get(route.listener_arn, {}))
+    if isinstance(live, UnreadableRecord):
+        # There but unreadable (damaged out of band): not "no record yet". Nothing can be compared with it, so every
+        # colour counts as changing; only a rollback (returned above) or break-glass passes, and re-records it.
+        weights = view.weights_by_color()
+        if weights is None:
+            return None  # a target group without a live colour: colour-identity refuses it
+        live_weights = view.live_weights_by_color()
+        return ListenerWorkload(view.tags, live_weights, weights, list(COLORS), weights != live_weights, False, unreadable=live)
     if live is None:
         # Deployed before the record existed: nothing to compare with. Not refused (that would hold every
         # stack's next promotion); the service policy still refuses a live colour's change in `pulumi up`.
@@ -1017,11 +1145,18 @@ def _entries(record: Any, color: str) -> tuple[str | None, ...]:
     return (record.fingerprints[color], *((group or {}).get(color) for group in routes))
 
 
+def _note_rollback(args: ResourceValidationArgs) -> None:
+    """Keep this run's verdict on the recorded production listener for the Kubernetes objects judged after it."""
+    if args.resource_type in LISTENER_TYPES:
+        rollback_verdicts.note(route_view(args))
+
+
 def _check_steady(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    _note_rollback(args)
     found = _listener_workload(args)
     problem = found.problem() if found is not None else None
     if problem and not _valid_reason(found.tags.get(TAG_BREAK_GLASS)):
-        report_violation(f"{problem}. {_RELEASE_HINT}.")
+        report_violation(f"{problem}." if found.unreadable else f"{problem}. {_RELEASE_HINT}.")
 
 
 def _valid_reason(value: Any) -> str | None:
@@ -1076,7 +1211,9 @@ def workload_frozen_while_live() -> ResourceValidationPolicy:
         "groups) of an ECS service, or the pod template or replicas of a Kubernetes Deployment, the serviceRef of its "
         "TargetGroupBinding or the selector and ports of its Service (fingerprinted by the pack, against the live "
         "listener's record), whose target group carries production traffic on the live listener, or makes other pods "
-        "labelled with such a colour or endpoints for its Service; fails closed when that cannot be read. A break-glass reason lets a change through.",
+        "labelled with such a colour or endpoints for its Service; fails closed when that cannot be read (a live record or "
+        "colour tag that is there but unreadable included, unless this run's listener update is a rollback). A break-glass "
+        "reason lets a change through.",
         _check_frozen,
         Severity.CRITICAL,
     )
@@ -1086,8 +1223,8 @@ def workload_steady_during_shift() -> ResourceValidationPolicy:
     return resource_policy(
         "workload-steady-during-shift",
         "Checks whether a production-listener update (other than a rollback) changes what a colour runs while it carries "
-        "live traffic or while weights move, comparing the listener's bluegreen:workload record with the live listener's. "
-        "A break-glass reason lets it through.",
+        "live traffic or while weights move, comparing the listener's bluegreen:workload record with the live listener's, "
+        "and refuses it while the live record is there but unreadable. A break-glass reason lets it through.",
         _check_steady,
         Severity.HIGH,
     )

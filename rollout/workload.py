@@ -45,7 +45,9 @@ __all__ = [
     "fingerprints_tag",
     "parse_fingerprints_tag",
     "parse_workload_record",
+    "read_record_tag",
     "WorkloadRecord",
+    "UnreadableRecord",
     "POD_RECORD",
     "CONFIG_RECORD",
     "ANNOTATION_TARGET_GROUP",
@@ -254,11 +256,18 @@ def fingerprints_tag(
 
 def parse_workload_record(value: Any) -> WorkloadRecord | None:
     """The inverse of `fingerprints_tag`; None when the value is not one."""
+    return _parse_record(value)[0]
+
+
+def _parse_record(value: Any) -> tuple[WorkloadRecord | None, str]:
+    """(the record, "") or (None, what is wrong with `value`, in a few words)."""
     if not isinstance(value, str):
-        return None
+        return None, f"a {type(value).__name__}, not text"
     parts = value.split()
+    if not parts:
+        return None, "it is empty"
     kind = CONFIG_RECORD
-    if parts and parts[0] == POD_RECORD:
+    if parts[0] == POD_RECORD:
         kind, parts = POD_RECORD, parts[1:]
     groups: dict[str, dict[str, str]] = {"": {}}
     current = ""
@@ -269,12 +278,47 @@ def parse_workload_record(value: Any) -> WorkloadRecord | None:
             continue
         color, sep, digest = part.partition("=")
         out = groups[current]
-        if not sep or color not in COLORS or color in out or not re.fullmatch(r"[0-9a-f]{12}", digest):
-            return None
+        where = f" in its {current} group" if current else ""
+        if not sep or color not in COLORS or not re.fullmatch(r"[0-9a-f]{12}", digest):
+            return None, f"{_clip(part)!r}{where} is not blue=<12 hex> or green=<12 hex>"
+        if color in out:
+            return None, f"it names {color} twice{where or ' in its first group'}"
         out[color] = digest
-    if any(set(g) != set(COLORS) for g in groups.values()) or list(groups) not in ([""], ["", *_ROUTE_GROUPS]):
-        return None  # every group names both colours; the routes come whole and in order, or not at all
-    return WorkloadRecord(kind, groups[""], groups.get(SERVICE_GROUP), groups.get(BINDING_GROUP), groups.get(IDENTITY_GROUP))
+    for name, group in groups.items():
+        if set(group) != set(COLORS):  # every group names both colours
+            missing = " and ".join(c for c in COLORS if c not in group)
+            return None, f"its {name or 'first'} group lacks {missing}"
+    if list(groups) not in ([""], ["", *_ROUTE_GROUPS]):  # the routes come whole and in order, or not at all
+        return None, f"its groups are {' '.join(g or kind for g in groups)}, not {kind} {' '.join(_ROUTE_GROUPS)}"
+    return WorkloadRecord(kind, groups[""], groups.get(SERVICE_GROUP), groups.get(BINDING_GROUP), groups.get(IDENTITY_GROUP)), ""
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class UnreadableRecord:
+    """A `bluegreen:workload` tag that is there but holds no record `fingerprints_tag` writes (an empty value included):
+    damaged out of band, not a stack that never recorded one. Nothing can be compared with it."""
+
+    raw: str
+    why: str  # what is wrong with it, in a few words
+
+    def shown(self, limit: int = 60) -> str:
+        """The value as found, quoted, on one line and at most `limit` characters, and what is wrong with it."""
+        text = " ".join(self.raw.split()) if self.raw.strip() else self.raw
+        return f"{_clip(text, limit)!r}: {self.why}"
+
+
+def read_record_tag(tags: Mapping[str, Any]) -> WorkloadRecord | UnreadableRecord | None:
+    """The `bluegreen:workload` record among a listener's live tags: the record; `UnreadableRecord` when the tag is
+    there but is not one; None only when there is no such tag (an ECS stack or a stack from before the record)."""
+    if TAG_WORKLOAD not in tags:
+        return None
+    value = tags[TAG_WORKLOAD]
+    record, why = _parse_record(value)
+    return record if record is not None else UnreadableRecord(value if isinstance(value, str) else repr(value), why)
 
 
 def parse_fingerprints_tag(value: Any) -> dict[str, str] | None:

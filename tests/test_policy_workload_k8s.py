@@ -510,3 +510,125 @@ def test_with_ecs_unreadable_a_forged_colour_tag_does_not_pass_a_swap(aws, elb_o
     with aws.enforce_iam():
         result = elb_only_pack.analyze("aws:ecs/service:Service", props, name=name, urn=urn)
     refused(result, POLICY, "what it runs, by its bluegreen:workload record", "AccessDenied")
+
+
+# --------------------------------------------------------------------------- a record that is there but unreadable
+
+
+UNREADABLE = "pod blue=NOT-A-DIGEST green=??"  # damaged out of band: neither "no record yet" nor a record
+
+
+def _record_state(value):
+    from rollout.workload import read_record_tag
+
+    return read_record_tag({TAG_WORKLOAD: value})
+
+
+def test_an_unreadable_record_is_told_from_no_record():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from rollout.workload import UnreadableRecord, WorkloadRecord, read_record_tag
+
+    assert read_record_tag({}) is None  # never recorded: ECS stacks' old listeners, stacks from before the record
+    for value in ("", "   ", UNREADABLE, "pod", "blue=0123456789ab", "pod blue=0123456789ab green=0123456789ab id blue=0123456789ab green=0123456789ab"):
+        found = _record_state(value)
+        assert isinstance(found, UnreadableRecord) and found.why and "\n" not in found.shown(), (value, found)
+    for value in (k8s_record(), workload_tag(), k8s_record(**{"bluegreen:rollout.step": 3})):
+        assert isinstance(_record_state(value), WorkloadRecord), value
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(alphabet="bluegrenpodsvctbid=0123456789abcdef ?", max_size=80))
+    def same_verdict_as_the_parser(value):
+        found = _record_state(value)
+        assert isinstance(found, WorkloadRecord) == (parse_workload_record(value) is not None), value
+        if isinstance(found, UnreadableRecord):
+            assert found.why and len(found.shown()) < 200 and "\n" not in found.shown(), found
+
+    same_verdict_as_the_parser()
+
+
+def _unreadable_alb(aws, step: int, value: str = UNREADABLE, **kw) -> AlbArns:
+    return live_k8s(aws, step=step, since_minutes=1, record=value, **kw) if value else live_alb(
+        aws, step=step, since_minutes=1, extra_tags={TAG_WORKLOAD: value, "bluegreen:stack": "production"}, **kw
+    )
+
+
+def _retire(aws, alb: AlbArns) -> None:
+    """Take a load balancer out of stack `production` (a colour's objects are judged on every one of the stack's)."""
+    aws.client("elbv2").remove_tags(ResourceArns=[alb.load_balancer], TagKeys=["bluegreen:stack"])
+
+
+def test_with_no_record_at_all_the_migration_path_is_unchanged_but_an_empty_one_fails_closed(aws, pack):
+    """No tag: a stack from before the record (the documented migration: nothing to compare, the listener records it).
+    The same tag with an empty value is there but unreadable: a new image on the carrying colour is refused."""
+    edit = {"bluegreen:rollout.step": 3, "bluegreen:colors.blue.image": NEW}
+    never = live_alb(aws, step=3, since_minutes=1, extra_tags={"bluegreen:stack": "production"}, name="bg-never")
+    passes(judge(pack, deployment(never, "blue", **{"bluegreen:rollout.step": 3})))
+    assert listener(pack, never, 3, since=None).of("workload-steady-during-shift") == []
+    _retire(aws, never)
+    empty = _unreadable_alb(aws, 3, "", name="bg-empty")
+    refused(judge(pack, deployment(empty, "blue", **edit)), POLICY, "bluegreen:workload tag cannot be read", "it is empty")
+    refused(listener(pack, empty, 3, since=None, **{"bluegreen:colors.blue.image": NEW}), "workload-steady-during-shift", "it is empty")
+
+
+def test_an_unreadable_record_holds_every_carrying_colours_objects_but_the_idle_colour_is_free(aws, pack):
+    """A hold (nothing moves, nothing changes) cannot be told from a change: every object of a colour carrying traffic
+    is refused, unchanged ones too; the idle colour's release is free."""
+    alb = _unreadable_alb(aws, 3)
+    at = {"bluegreen:rollout.step": 3}
+    for color in ("blue", "green"):
+        refused(judge(pack, deployment(alb, color, **at)), POLICY, "cannot be read", f"{color} carries 50%", "breakGlass")
+        for kind in (K8S_SERVICE, TGB):
+            refused(judge_as(pack, kind, route(alb, color, kind, **at)), POLICY, "cannot be read", "carries 50%")
+    refused(listener(pack, alb, 3, since=None), "workload-steady-during-shift", "cannot be read", "blue 50% -> 50%")
+    _retire(aws, alb)
+    idle = _unreadable_alb(aws, 0, name="bg-idle")
+    passes(judge(pack, deployment(idle, "green", **{"bluegreen:colors.green.image": NEW})))
+    refused(judge(pack, deployment(idle, "blue")), POLICY, "blue carries 100%")
+
+
+def test_an_unreadable_record_passes_this_runs_rollback_and_only_it(aws, pack):
+    """The objects of a rollback pass once the pack has judged this run's listener update a rollback (the engine
+    analyses the listener first: the objects depend on it); without that verdict, on another load balancer, after a
+    later verdict that is no rollback, or once the live weights are no longer those it judged, they are refused."""
+    alb = _unreadable_alb(aws, 3)
+    back = {"bluegreen:rollout.step": 0}
+    refused(judge(pack, deployment(alb, "blue", **back)), POLICY, "cannot be read")  # no verdict yet: fails closed
+    passes(listener(pack, alb, 0))  # the rollback: the pack's own verdict, from live and proposed weights
+    for color in ("blue", "green"):
+        passes(judge(pack, deployment(alb, color, **back)))
+        for kind in (K8S_SERVICE, TGB):
+            passes(judge_as(pack, kind, route(alb, color, kind, **back)))
+    other = _unreadable_alb(aws, 3, name="bg-other")  # the stack's second load balancer: a Deployment is judged on both
+    refused(judge(pack, deployment(alb, "blue", **back)), POLICY, "cannot be read")  # its listener has no verdict
+    refused(judge(pack, deployment(other, "blue", **back)), POLICY, "cannot be read")
+    _retire(aws, other)
+    elbv2 = aws.client("elbv2")
+    action = elbv2.describe_listeners(ListenerArns=[alb.production_listener])["Listeners"][0]["DefaultActions"]
+    for g in action[0]["ForwardConfig"]["TargetGroups"]:
+        g["Weight"] = 60 if g["TargetGroupArn"] == alb.target_groups["blue"] else 40
+    elbv2.modify_listener(ListenerArn=alb.production_listener, DefaultActions=action)
+    refused(judge(pack, deployment(alb, "blue", **back)), POLICY, "cannot be read")  # live moved since the verdict
+    _retire(aws, alb)
+    hold = _unreadable_alb(aws, 3, name="bg-hold")
+    passes(listener(pack, hold, 0))
+    refused(listener(pack, hold, 3, since=None), "workload-steady-during-shift", "cannot be read")  # a later verdict
+    refused(judge(pack, deployment(hold, "blue", **{"bluegreen:rollout.step": 3})), POLICY, "cannot be read")
+
+
+def test_break_glass_re_records_an_unreadable_record(aws, pack, hook):
+    """The way out at step 0, where nothing can be rolled back: one update with a reason, reported and notified."""
+    alb = _unreadable_alb(aws, 0)
+    glass = {"bluegreen:breakGlass.reason": REASON}
+    shift = listener(pack, alb, 0, since=None, **glass)
+    assert shift.of("workload-steady-during-shift") == [], shift
+    notes = shift.of("workload-break-glass")
+    assert notes and "cannot be read" in notes[0].message and REASON in notes[0].message, shift
+    before = len(hook.received)
+    for found in (deployment(alb, "blue", **glass), route(alb, "blue", K8S_SERVICE, **glass), route(alb, "blue", TGB, **glass)):
+        kind = DEPLOYMENT if found[1].endswith("-deployment") else K8S_SERVICE if found[1].endswith("-service") else TGB
+        result = judge_as(pack, kind, found)
+        passes(result)
+        assert result.of("workload-break-glass"), result
+    assert len(hook.received) > before and REASON in hook.received[-1]["text"], hook.received[before:]
