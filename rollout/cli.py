@@ -1091,8 +1091,8 @@ def autopilot(stack: str, load_balancer_arn: str | None, probe_base_url: str | N
     if failed:
         _notify("block", stack, f"autopilot could not commit step {decision.to_step}: {failed}")
         _fail(f"autopilot could not commit or push step {decision.to_step}: {failed}", EXIT_FAILED)
-    if decision.action is Action.APPROVAL:
-        _notify("block", stack, f"approval needed: {decision.reason}")
+    # No notice for an approval here: this runs every watcher round; the approval job notifies once,
+    # when it opens the step's pull request (.github/workflows/watch.yml).
     if decision.action is Action.STOP:
         _notify("block", stack, decision.reason)
         sys.exit(EXIT_FAILED)
