@@ -293,9 +293,12 @@ def test_a_rollback_replaced_in_the_lane_is_deployed_by_the_job_that_replaced_it
     assert _run_step(_job_step("watch.yml", "rollback-commit", "git push"), proj, ABORTED="2026-11-23T10:00:00Z judge green=25").returncode == 0
     rollback = _git(origin, "rev-parse", "main")
     assert rollback != pushed
-    runner = tmp_path / "runner"  # the production job's checkout: the pushed commit (GITHUB_SHA)
-    _git(tmp_path, "clone", "--quiet", str(origin), str(runner))
+    runner = tmp_path / "runner"  # the production job's checkout as actions/checkout makes it: GITHUB_SHA alone, depth 1
+    _git(tmp_path, "init", "--quiet", str(runner))
+    _git(runner, "remote", "add", "origin", f"file://{origin}")
+    _git(runner, "fetch", "--quiet", "--depth", "1", "origin", pushed)
     _git(runner, "checkout", "--quiet", pushed)
+    assert _git(runner, "rev-parse", "--is-shallow-repository") == "true"
     _venv_shim(runner)
     path, log = _recording_pulumi(tmp_path)
     deploy = _job_step("deploy.yml", "production", "rollout deploy")
