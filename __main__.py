@@ -180,6 +180,8 @@ def main() -> None:
                 interval_seconds=cfg.reflex.interval_seconds,
                 breach_checks=cfg.reflex.breach_checks,
                 topic_arn=cfg.reflex.notify_topic_arn,
+                # the gate's synthetic stratum: the probe function publishes it under this stack's name
+                judge_synthetic_stack=stack if cfg.probe.synthetic_per_minute else None,
                 tags=tags,
             ),
         )

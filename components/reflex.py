@@ -116,6 +116,8 @@ class ReflexFunctionArgs:
     interval_seconds: int = 5  # between checks
     breach_checks: int = 2  # consecutive bad checks of one signal that make a breach
     topic_arn: Optional[str] = None  # SNS topic told of rollbacks
+    judge_slow_request_ms: Optional[float] = None  # the gate's slowRequestMs: the reflex's judge counts slow requests too
+    judge_synthetic_stack: Optional[str] = None  # the probe function's stack when it sends synthetic load (the gate's stratum)
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -139,6 +141,8 @@ class ReflexFunction(pulumi.ComponentResource):
             budget_s=float(BUDGET_SECONDS),
             breach_checks=args.breach_checks,
             topic_arn=args.topic_arn,
+            judge_slow_request_ms=args.judge_slow_request_ms,
+            judge_synthetic_stack=args.judge_synthetic_stack,
         ).to_env()
         variables = pulumi.Output.all(args.load_balancer_arn, args.listener_arn).apply(
             lambda a: {**env, ReflexSettings.ENV["load_balancer_arn"]: a[0], ReflexSettings.ENV["listener_arn"]: a[1]}

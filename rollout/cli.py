@@ -1091,8 +1091,8 @@ def autopilot(stack: str, load_balancer_arn: str | None, probe_base_url: str | N
     if failed:
         _notify("block", stack, f"autopilot could not commit step {decision.to_step}: {failed}")
         _fail(f"autopilot could not commit or push step {decision.to_step}: {failed}", EXIT_FAILED)
-    if decision.action is Action.APPROVAL:
-        _notify("block", stack, f"approval needed: {decision.reason}")
+    # No notice for an approval here: this runs every watcher round; the approval job notifies once,
+    # when it opens the step's pull request (.github/workflows/watch.yml).
     if decision.action is Action.STOP:
         _notify("block", stack, decision.reason)
         sys.exit(EXIT_FAILED)
@@ -1154,7 +1154,10 @@ def preflight(stack: str) -> None:
 @click.option("--lock-retries", type=click.IntRange(1, 100), default=6, show_default=True,
               help="Attempts per command while another update holds the stack's lock.")
 @click.option("--lock-wait", type=click.FloatRange(0, 3600), default=30.0, show_default=True, help="Seconds between those attempts.")
-def deploy(stack: str, expect_commit: str | None, branch: str, remote: str, policy_pack: str, lock_retries: int, lock_wait: float) -> None:
+@click.option("--follow-rollback", is_flag=True,
+              help="When the branch moved on by a rollback only (the stack file's step set to 0, nothing else), deploy that head instead of refusing.")
+def deploy(stack: str, expect_commit: str | None, branch: str, remote: str, policy_pack: str, lock_retries: int, lock_wait: float,
+           follow_rollback: bool = False) -> None:
     """Deploy the stack as CI does: preview with the pack, `up`, then `preview --expect-no-changes`.
 
     Refuses (exit 1) when --expect-commit is no longer the branch's head; retries while another update
@@ -1162,15 +1165,22 @@ def deploy(stack: str, expect_commit: str | None, branch: str, remote: str, poli
 
     Example: python -m rollout deploy --stack production --expect-commit "$GITHUB_SHA"
     """
-    from .deploy import check_commit_is_head, deploy_plan, deploy_stack
+    from .deploy import StaleCommitError, check_commit_is_head, deploy_plan, deploy_stack
     from .pulumi_cli import PulumiCli, find_pulumi
 
     _load(stack)  # a broken stack file is exit 2 before anything runs
     root = _obj().project_dir
 
+    expected = [expect_commit]
+
     def still_head() -> None:
-        if expect_commit:
-            check_commit_is_head(root, expect_commit, branch, remote)
+        if expected[0]:
+            try:
+                check_commit_is_head(root, expected[0], branch, remote)
+            except StaleCommitError as stale:
+                if not follow_rollback:
+                    raise
+                expected[0] = _follow_rollback(root, stack, expected[0], branch, remote, stale)
 
     still_head()
     plan = deploy_plan(stack, policy_pack or None, _pack_config(policy_pack or None, stack))
@@ -1180,6 +1190,20 @@ def deploy(stack: str, expect_commit: str | None, branch: str, remote: str, poli
     pulumi = PulumiCli(exe, root, echo=click.echo)
     deploy_stack(pulumi.run, plan, attempts=lock_retries, wait_seconds=lock_wait, before_each=still_head, echo=click.echo)
     click.echo(f"{stack}: deployed and verified (no changes left)")
+
+
+def _follow_rollback(root: Path, stack: str, commit: str, branch: str, remote: str, stale: Exception) -> str:
+    """The branch's head to deploy in place of `commit` when it adds only a rollback (its stack file is then
+    checked out here); otherwise `stale` again, with the reason."""
+    from .deploy import StaleCommitError, main_head
+    from .gitops import take_rollback
+
+    head = main_head(root, branch, remote)
+    why = take_rollback(root, commit, f"refs/remotes/{remote}/{branch}", root / f"Pulumi.{_stack_file_name(stack)}.yaml")
+    if why is not None:
+        raise StaleCommitError(f"{stale}; not a rollback only: {why}")
+    click.echo(f"{stack}: {branch} moved on to {head[:12]} by a rollback only; deploying that (the stack file at step 0)")
+    return head
 
 
 # --------------------------------------------------------------------------- notify

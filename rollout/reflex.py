@@ -116,6 +116,11 @@ class ReflexSettings:
     judge_tolerated_ratio: float = 1.0  # fail only on evidence the candidate is worse than this x stable
     judge_max_minutes: int = 60  # a change within the step: starts this many minutes back at most (the step's verdict reads it all)
     judge_change_alpha: float = 0.0001  # a change after the step began: the judge on every later start, at this alpha
+    # The kinds the gate's judge counts, so the reflex judges what the gate judges: requests slower than
+    # this count as bad (the gate's slowRequestMs; None: errors only) ...
+    judge_slow_request_ms: float | None = None
+    # ... and the probe function's synthetic load (its stack name) as the separate synthetic stratum.
+    judge_synthetic_stack: str | None = None
 
     ENV = {
         "stack": "BLUEGREEN_STACK",
@@ -135,6 +140,8 @@ class ReflexSettings:
         "judge_tolerated_ratio": "BLUEGREEN_REFLEX_JUDGE_TOLERATED_RATIO",
         "judge_max_minutes": "BLUEGREEN_REFLEX_JUDGE_MAX_MINUTES",
         "judge_change_alpha": "BLUEGREEN_REFLEX_JUDGE_CHANGE_ALPHA",
+        "judge_slow_request_ms": "BLUEGREEN_REFLEX_JUDGE_SLOW_REQUEST_MS",
+        "judge_synthetic_stack": "BLUEGREEN_REFLEX_JUDGE_SYNTHETIC_STACK",
     }
     _NUMBERS = {  # attr: (type, low, high)
         "probes": (int, 1, 50),
@@ -148,6 +155,7 @@ class ReflexSettings:
         "judge_tolerated_ratio": (float, 1, 100),
         "judge_max_minutes": (int, 5, 1440),
         "judge_change_alpha": (float, 1e-9, 0.05),
+        "judge_slow_request_ms": (float, 1, 600000),  # the gate's slowRequestMs range
     }
 
     def to_env(self) -> dict[str, str]:
@@ -167,7 +175,7 @@ class ReflexSettings:
             if not value:
                 raise ReflexSetupError(f"{cls.ENV[attr]} is not set")
             values[attr] = value
-        for attr in ("hostname", "topic_arn"):
+        for attr in ("hostname", "topic_arn", "judge_synthetic_stack"):
             values[attr] = (environ.get(cls.ENV[attr]) or "").strip() or None
         raw = (environ.get(cls.ENV["judge"]) or "").strip().lower()
         if raw not in ("", "true", "false"):
@@ -425,10 +433,11 @@ def look_at_judge(
         win = step_window(datetime.fromtimestamp(stamp[0], timezone.utc), datetime.fromtimestamp(at, timezone.utc))
         if win.start is None:
             return JudgeLook(None, None, f"the judge cannot look: {win.problem}; not a breach", at)
-        minutes, kinds, starts = (), ("errors",), ()
+        minutes, kinds, starts = (), ("errors",) + (("slow",) if settings.judge_slow_request_ms is not None else ()), ()
         if win.start < win.end:
             series = read_minutes(cloudwatch, load_balancer_arn=settings.load_balancer_arn, stable_target_group_arn=stable_tg,
-                                  candidate_target_group_arn=candidate_tg, start=win.start, end=win.end)
+                                  candidate_target_group_arn=candidate_tg, start=win.start, end=win.end,
+                                  slow_threshold_ms=settings.judge_slow_request_ms, synthetic_stack=settings.judge_synthetic_stack)
             minutes, kinds, starts = series.minutes, series.kinds, series.starts
         verdict, e_value, reason = judge_step(settings, minutes, kinds, starts, early_look_ready=win.early_look_ready)
     except Exception as exc:  # noqa: BLE001 - a judge that cannot look never rolls back

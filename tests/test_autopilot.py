@@ -250,3 +250,78 @@ def test_a_push_rejected_because_main_moved_fails_loudly_and_forces_nothing(aws,
     r = _run(proj, _live(aws), http_server("healthy"), "--push", "origin")
     expect(r, 1)
     assert "autopilot could not commit or push step 3" in r.output and _git(origin, "rev-parse", "main") == moved
+
+
+# --------------------------------------------------------------------------- the approval notice: once per step
+
+from tests.test_cli import webhook  # noqa: E402,F401 - fixture
+
+# A stand-in `gh` keeping open pull requests' head branches in a file: `pr list --head B ... --jq length`
+# prints how many are open for B, `pr create --head B` opens one.
+_FAKE_GH = """#!{python}
+import os, sys
+args, state = sys.argv[1:], os.environ["GH_STATE"]
+open_heads = open(state).read().split() if os.path.exists(state) else []
+head = args[args.index("--head") + 1]
+if args[:2] == ["pr", "list"]:
+    print(open_heads.count(head))
+elif args[:2] == ["pr", "create"]:
+    open(state, "a").write(head + "\\n")
+    print("https://github.invalid/o/r/pull/1")
+else:
+    sys.exit("unexpected gh call: " + " ".join(args))
+"""
+
+
+def test_the_approval_notice_is_sent_once_per_step_while_its_pull_request_is_open(repo, tmp_path, webhook):
+    """Every watcher round (5 min) decides `approval` again while the human has not answered; the approval
+    job's script, run by bash as GitHub runs it against a bare origin, notifies only in the round that
+    opens the step's pull request. Closing it unmerged asks (and notifies) again."""
+    import os
+    import shutil
+    import sys
+    from pathlib import Path
+
+    from tests.test_workflows import load, steps
+
+    _, origin = repo(step=3)
+    binp = tmp_path / "approvalbin"
+    binp.mkdir()
+    (binp / "gh").write_text(_FAKE_GH.format(python=sys.executable))
+    (binp / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+    for f in ("gh", "python"):
+        (binp / f).chmod(0o755)
+    job = load("watch.yml")["jobs"]["approval"]
+    script = next(s for s in steps(job) if "gh pr create" in s.get("run", ""))["run"]
+    state = tmp_path / "open-prs"
+    env = {**os.environ, "PATH": f"{binp}{os.pathsep}{os.environ['PATH']}", "GH_STATE": str(state), "STACK": "production",
+           "TO_STEP": "4", "REASON": "green passes at step 3", "HAS_PUSH_TOKEN": "true",
+           "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "BLUEGREEN_WEBHOOK_URL": webhook.url}
+    assert job["env"]["BLUEGREEN_WEBHOOK_URL"] == "${{ secrets.BLUEGREEN_WEBHOOK_URL }}"
+
+    rounds = iter(range(100))
+
+    def round_() -> subprocess.CompletedProcess:
+        runner = tmp_path / f"round{next(rounds)}"  # each round is a fresh checkout of main, as on GitHub
+        _git(tmp_path, "clone", "--quiet", "--branch", "main", str(origin), str(runner))
+        res = subprocess.run([shutil.which("bash", path="/usr/bin:/bin"), "-e", "-c", script], cwd=runner, env=env,
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, (res.stdout, res.stderr)
+        return res
+
+    round_()
+    assert _step_in(_git(origin, "show", "autopilot/production-step-4:Pulumi.production.yaml")) == 4
+    assert len(webhook.received) == 1 and "approval needed" in str(webhook.received[0][1])
+    for _ in range(2):
+        assert "already open for approval" in round_().stdout
+    assert len(webhook.received) == 1, "a waiting approval is announced once, not every round"
+    state.write_text("")  # the pull request was closed unmerged
+    round_()
+    assert len(webhook.received) == 2
+
+
+def test_the_autopilot_round_itself_sends_no_approval_notice(aws, repo, http_server, webhook):
+    proj, _ = repo(step=3)
+    r = _run(proj, _live(aws, weight=50), http_server("healthy"))
+    expect(r, 0, "approval: production: green passes at step 3")
+    assert webhook.received == []

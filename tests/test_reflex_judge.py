@@ -255,3 +255,81 @@ def test_the_step_verdict_stands_and_a_change_can_only_add_a_fail(minutes):
                           st.integers(0, 5000), st.integers(0, 2000), st.integers(0, 200)), max_size=20))
 def test_a_candidate_without_bad_events_is_never_failed(minutes):
     assert judge_step(_S, minutes, ("errors",))[0] != "fail"
+
+
+# --------------------------------------------------------------------------- the gate's kinds: synthetic stratum, slow requests
+
+
+def _put_synthetic(aws, rig, stack, *, stable, candidate, ago=range(2, 11)):
+    """The probe function's synthetic load per colour, as it publishes it (rollout.synthetic_load)."""
+    from rollout.synthetic_load import METRIC_SYNTHETIC_FAILED, METRIC_SYNTHETIC_SENT, NAMESPACE, synthetic_dimensions
+
+    now = datetime.now(timezone.utc).replace(second=30, microsecond=0)
+    data = []
+    for colour, (sent, failed) in (("blue", stable), ("green", candidate)):
+        dims = synthetic_dimensions(stack, rig.alb.target_groups[colour])
+        for m in ago:
+            at = now - timedelta(minutes=m)
+            data += [{"MetricName": METRIC_SYNTHETIC_SENT, "Dimensions": dims, "Value": float(sent), "Unit": "Count", "Timestamp": at},
+                     {"MetricName": METRIC_SYNTHETIC_FAILED, "Dimensions": dims, "Value": float(failed), "Unit": "Count", "Timestamp": at}]
+    cw = aws.client("cloudwatch")
+    for i in range(0, len(data), 20):
+        cw.put_metric_data(Namespace=NAMESPACE, MetricData=data[i:i + 20])
+
+
+def test_the_synthetic_stratum_the_gate_judges_is_judged_by_the_reflex_too(aws):
+    """A thin service: too few user requests for any verdict, while the probe function's synthetic load
+    shows the candidate failing. Configured with the probe stack (the gate's stratum), the reflex fails it
+    and rolls back; without it (errors of user traffic only) it has no evidence."""
+    rig = JudgeRig(aws)
+    rig.minutes(stable=(60, 0), candidate=(20, 0))
+    _put_synthetic(aws, rig, "test", stable=(60, 0), candidate=(60, 12))
+    blind = rig.run()
+    assert blind.judge.verdict == "insufficient" and blind.rollback is None, blind.to_dict()
+    report = rig.run(judge_synthetic_stack="test")
+    assert report.judge.verdict == "fail" and report.breach.code == "judge", report.to_dict()
+    assert rig.weights() == {"blue": 100, "green": 0}
+
+
+def test_slow_requests_count_when_the_gate_counts_them(aws):
+    """moto has no trimmed count (TC) statistic, so CloudWatch is botocore's Stubber here (ELBv2 is moto):
+    with the gate's slowRequestMs the reflex asks for TC(<threshold>:) of TargetResponseTime for both
+    colours and a candidate 5x slower fails, where errors alone pass."""
+    from botocore.stub import ANY, Stubber
+
+    from rollout.reflex import look_at_judge, read_listener
+
+    rig = JudgeRig(aws)
+    cw = aws.client("cloudwatch")
+    minutes = 9
+    now = datetime.now(timezone.utc)
+    times = [(now - timedelta(minutes=m)).replace(second=0, microsecond=0) for m in range(minutes + 2, 1, -1)]
+    values = {"s_requests": 2250.0, "c_requests": 750.0, "s_5xx": 2.0, "c_5xx": 1.0, "s_connection": 0.0, "c_connection": 0.0, "elb5xx": 0.0}
+    stub = Stubber(cw)
+    stub.add_response("get_metric_data", {"MetricDataResults": [
+        {"Id": k, "Values": [v] * len(times), "Timestamps": times, "StatusCode": "Complete"} for k, v in values.items()]})
+    slow_query = {"MetricDataQueries": [
+        {"Id": f"{who}_slow", "ReturnData": True, "MetricStat": {"Metric": {"Namespace": "AWS/ApplicationELB", "MetricName": "TargetResponseTime",
+                                                                            "Dimensions": ANY}, "Period": 60, "Stat": "TC(0.8:)"}}
+        for who in ("s", "c")], "StartTime": ANY, "EndTime": ANY, "ScanBy": "TimestampAscending"}
+    stub.add_response("get_metric_data", {"MetricDataResults": [
+        {"Id": "s_slow", "Values": [22.0] * len(times), "Timestamps": times, "StatusCode": "Complete"},
+        {"Id": "c_slow", "Values": [37.0] * len(times), "Timestamps": times, "StatusCode": "Complete"}]}, slow_query)
+    settings = ReflexSettings("test", rig.alb.load_balancer, rig.alb.production_listener, judge_slow_request_ms=800)
+    listener = read_listener(rig.elbv2, rig.alb.production_listener)
+    with stub:
+        look = look_at_judge(settings, elbv2=rig.elbv2, cloudwatch=cw, listener=listener,
+                             stable_tg=rig.alb.target_groups["blue"], candidate_tg=rig.alb.target_groups["green"])
+    stub.assert_no_pending_responses()
+    assert look.verdict == "fail", look
+
+
+def test_the_gate_s_kinds_reach_the_function_through_its_environment():
+    s = ReflexSettings("st", "lb", "l", judge_slow_request_ms=750, judge_synthetic_stack="prod-probe")
+    env = s.to_env()
+    back = ReflexSettings.from_env(env)
+    assert (back.judge_slow_request_ms, back.judge_synthetic_stack) == (750, "prod-probe")
+    from rollout.reflex import ReflexSetupError
+
+    with pytest.raises(ReflexSetupError, match="BLUEGREEN_REFLEX_JUDGE_SLOW_REQUEST_MS must be between"):
+        ReflexSettings.from_env({**env, "BLUEGREEN_REFLEX_JUDGE_SLOW_REQUEST_MS": "0"})

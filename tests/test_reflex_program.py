@@ -162,3 +162,16 @@ def test_the_package_imports_with_the_lambda_runtime_only(tmp_path):
     )
     out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+
+
+def test_the_reflex_judges_the_synthetic_stratum_the_probe_function_publishes():
+    """With synthetic load on, the probe function publishes it under the stack's name and the reflex's
+    judge reads that stratum (as the gate does); without it, the reflex reads none."""
+    plain = ReflexSettings.from_env(sim().one(FN, "-reflex-fn").inputs["environment"]["variables"])
+    assert plain.judge_synthetic_stack is None and plain.judge_slow_request_ms is None
+    s = run_program("production", overrides={"bluegreen:probe": {"syntheticPerMinute": 30}})
+    env = ReflexSettings.from_env(s.one(FN, "-reflex-fn").inputs["environment"]["variables"])
+    from rollout.probe_runner import ProbeSettings
+
+    published = ProbeSettings.from_env(s.one(FN, "-probe-fn").inputs["environment"]["variables"]).stack
+    assert env.judge_synthetic_stack == published == "production", (env, published)

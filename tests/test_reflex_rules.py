@@ -179,11 +179,14 @@ from tests.test_cli import no_pulumi  # noqa: E402,F401 - fixture
 from tests.test_policy_traffic import analyze, configure, live_alb, pack, proposed  # noqa: E402,F401 - fixtures
 
 
-def _aborted_with_header_route(aws):
-    """A live ALB at step 2 with the header route on green; the real reflex rolls green back. (alb, elbv2, rule ARN)"""
+def _aborted_with_header_route(aws, before_abort=None):
+    """A live ALB at step 2 with the header route on green; the real reflex rolls green back. (alb, elbv2, rule ARN)
+    `before_abort(alb)` sets up what was live before the reflex acted."""
     from tests.test_reflex_reconcile import reflex_rolls_back
 
     alb = live_alb(aws, step=2)
+    if before_abort is not None:
+        before_abort(alb)
     elbv2 = aws.client("elbv2")
     elbv2.add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": "bluegreen:stable-tg", "Value": alb.target_groups["blue"]}])
     rule = elbv2.create_rule(ListenerArn=alb.production_listener, Priority=10, Conditions=HEADER,
@@ -263,3 +266,48 @@ def test_from_abort_to_release_the_header_route_stays_on_stable_and_verify_shows
     assert _analyze_rule(pack, alb, "green").mandatory  # ... gated: refused while the candidate fails its probes
     configure("healthy")
     assert not _analyze_rule(pack, alb, "green").mandatory
+
+
+# --------------------------------------------------------------------------- a release while the marker still stands
+
+
+def _green_service(aws, alb):
+    """ECS before the abort: green's service on green's target group, running web:1.0.0 (what the reflex aborts)."""
+    ecs = aws.client("ecs")
+    ecs.create_cluster(clusterName="web")
+    td = ecs.register_task_definition(family="web-green", containerDefinitions=[{"name": "web", "image": "web:1.0.0", "memory": 512}])
+    ecs.create_service(cluster="web", serviceName="web-green", taskDefinition=td["taskDefinition"]["taskDefinitionArn"], desiredCount=2,
+                       loadBalancers=[{"targetGroupArn": alb.target_groups["green"], "containerName": "web", "containerPort": 8080}])
+
+
+def _release_to_green(aws) -> None:
+    """After the abort, a genuine release: a new task definition revision (a new image) deployed on green's service."""
+    ecs = aws.client("ecs")
+    td = ecs.register_task_definition(family="web-green", containerDefinitions=[{"name": "web", "image": "web:9.9.9", "memory": 512}])
+    ecs.update_service(cluster="web", service="web-green", taskDefinition=td["taskDefinition"]["taskDefinitionArn"])
+
+
+def test_a_config_edit_that_only_pretends_to_release_keeps_the_header_route_off_the_aborted_colour(aws, pack, configure):
+    """The attack: while the marker still stands (the converging deploy failed), the stack file is edited to
+    drop the hold (`bluegreen:aborted` removed, step 0) without a new release: the program then declares the
+    header route on green, the colour the reflex just aborted, running what it ran. Refused, by a live fact
+    (the marker on the listener), however healthy green looks and whatever the config says."""
+    from rollout.simulate import run_program
+
+    configure("healthy")
+    alb, _, _ = _aborted_with_header_route(aws, before_abort=lambda a: _green_service(aws, a))
+    pretend = run_program("production", overrides={"bluegreen:rollout.step": 0}, previous_outputs={})
+    assert _rule_target(pretend) == "green"  # what the edited config declares
+    refused = _analyze_rule(pack, alb, "green")
+    assert [v for v in refused.mandatory if v.policy == "abort-marker"], refused
+
+
+@pytest.mark.xfail(strict=True, reason="abort-marker reads only the listener's marker: a genuine new release to the idle "
+                   "colour (a task definition registered after the abort, deployed on its service) is refused like the "
+                   "pretence above until the marker is cleared by a successful step-0 update (docs/reflex.md)")
+def test_a_genuine_release_to_the_idle_colour_passes_while_the_marker_stands(aws, pack, configure):
+    configure("healthy")
+    alb, _, _ = _aborted_with_header_route(aws, before_abort=lambda a: _green_service(aws, a))
+    _release_to_green(aws)
+    result = _analyze_rule(pack, alb, "green")
+    assert not [v for v in result.mandatory if v.policy == "abort-marker"], result

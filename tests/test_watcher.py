@@ -118,6 +118,7 @@ def test_pending_never_rolls_back_and_failure_always_does(step, cand):
 
 # --------------------------------------------------------------------------- the watcher workflow (.github/workflows/watch.yml)
 
+import json  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
 
@@ -173,8 +174,8 @@ def test_the_rollback_commits_the_reflex_marker_with_step_zero():
     wf = load("watch.yml")
     watch, rollback = wf["jobs"]["watch"], wf["jobs"]["rollback"]
     assert watch["outputs"]["aborted"] == "${{ steps.watch.outputs.aborted }}"
-    assert rollback["env"]["ABORTED"] == "${{ needs.watch.outputs.aborted }}"
-    commit = next(s for s in steps(rollback) if "git push" in s.get("run", ""))
+    assert wf["jobs"]["rollback-commit"]["env"]["ABORTED"] == "${{ needs.watch.outputs.aborted }}"
+    commit = next(s for s in steps(wf["jobs"]["rollback-commit"]) if "git push" in s.get("run", ""))
     assert '--to-step 0 --config-only --yes --aborted "$ABORTED"' in commit["run"]
 
 
@@ -185,13 +186,13 @@ def _git(cwd, *args):
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-@pytest.mark.parametrize("step, aborted, commits", [
-    (2, "", True),  # the normal case: step 0 committed and pushed
-    (0, "", False),  # main reached step 0 meanwhile: nothing to commit, and the job goes on
-    (0, "2026-11-23T10:00:00Z target-health green=25", True),  # step 0 by hand: the hold alone is committed
-])
-def test_the_rollback_commit_step_in_a_real_clone(tmp_path, monkeypatch, step, aborted, commits):
-    """The rollback job's commit script, run by bash -e as GitHub runs it, against a bare 'origin'."""
+def _job_step(workflow: str, job: str, text: str) -> dict:
+    return next(s for s in steps(load(workflow)["jobs"][job]) if text in s.get("run", ""))
+
+
+def _project_with_origin(tmp_path, monkeypatch, step: int) -> tuple[Path, Path]:
+    """(origin, clone): a bare 'origin' holding one commit of a project at `step`, and a clone of it
+    whose `.venv/bin/python` is this test's interpreter (as the workflow's `.venv` would be)."""
     from tests.test_cli import make_project
 
     for k, v in {"GIT_AUTHOR_NAME": "w", "GIT_AUTHOR_EMAIL": "w@example.invalid", "GIT_COMMITTER_NAME": "w",
@@ -206,16 +207,34 @@ def test_the_rollback_commit_step_in_a_real_clone(tmp_path, monkeypatch, step, a
     _git(proj, "commit", "--quiet", "-m", f"step {step}")
     _git(proj, "remote", "add", "origin", str(origin))
     _git(proj, "push", "--quiet", "origin", "main")
-    (proj / ".venv" / "bin").mkdir(parents=True)
+    _venv_shim(proj)
+    return origin, proj
+
+
+def _venv_shim(proj: Path) -> None:
+    (proj / ".venv" / "bin").mkdir(parents=True, exist_ok=True)
     shim = proj / ".venv" / "bin" / "python"  # this test's interpreter, with its site-packages
     shim.write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
     shim.chmod(0o755)
+
+
+def _run_step(step: dict, cwd: Path, **env) -> subprocess.CompletedProcess:
+    full = {**os.environ, "STACK": "production", "REASON": "green failed its gate", "ABORTED": "",
+            "GITHUB_SERVER_URL": "https://github.invalid", "GITHUB_REPOSITORY": "o/r", "GITHUB_RUN_ID": "1",
+            "PYTHONPATH": str(ROOT), **env}
+    return subprocess.run(["bash", "-e", "-c", step["run"]], cwd=cwd, env=full, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("step, aborted, commits", [
+    (2, "", True),  # the normal case: step 0 committed and pushed
+    (0, "", False),  # main reached step 0 meanwhile: nothing to commit, and the job goes on
+    (0, "2026-11-23T10:00:00Z target-health green=25", True),  # step 0 by hand: the hold alone is committed
+])
+def test_the_rollback_commit_step_in_a_real_clone(tmp_path, monkeypatch, step, aborted, commits):
+    """The rollback-commit job's script, run by bash -e as GitHub runs it, against a bare 'origin'."""
+    origin, proj = _project_with_origin(tmp_path, monkeypatch, step)
     before = _git(origin, "rev-parse", "main")
-    commit = next(s for s in steps(load("watch.yml")["jobs"]["rollback"]) if "git push" in s.get("run", ""))
-    env = {**os.environ, "STACK": "production", "REASON": "green failed its gate", "ABORTED": aborted,
-           "GITHUB_SERVER_URL": "https://github.invalid", "GITHUB_REPOSITORY": "o/r", "GITHUB_RUN_ID": "1",
-           "PYTHONPATH": str(ROOT), "PATH": os.environ["PATH"]}
-    res = subprocess.run(["bash", "-e", "-c", commit["run"]], cwd=proj, env=env, capture_output=True, text=True, timeout=120)
+    res = _run_step(_job_step("watch.yml", "rollback-commit", "git push"), proj, ABORTED=aborted)
     assert res.returncode == 0, (res.stdout, res.stderr)
     after = _git(origin, "rev-parse", "main")
     assert (after != before) is commits, res.stdout
@@ -224,3 +243,95 @@ def test_the_rollback_commit_step_in_a_real_clone(tmp_path, monkeypatch, step, a
         assert "step: 0" in _git(origin, "show", "main:Pulumi.production.yaml")
     else:
         assert "main already declares step 0" in res.stdout
+
+
+# A `pulumi` on PATH that logs each command with the stack file's rollout as the command saw it.
+_RECORDING_PULUMI = """#!{python}
+import json, os, sys, yaml
+cfg = yaml.safe_load(open("Pulumi.production.yaml"))["config"]
+with open(os.environ["PULUMI_LOG"], "a") as fh:
+    fh.write(json.dumps({{"cmd": sys.argv[1], "rollout": cfg["bluegreen:rollout"], "aborted": cfg.get("bluegreen:aborted")}}) + "\\n")
+"""
+
+
+def _recording_pulumi(tmp_path: Path) -> tuple[str, Path]:
+    bindir, log = tmp_path / "bin", tmp_path / "pulumi.jsonl"
+    bindir.mkdir()
+    (bindir / "pulumi").write_text(_RECORDING_PULUMI.format(python=sys.executable))
+    (bindir / "pulumi").chmod(0o755)
+    return f"{bindir}{os.pathsep}{os.environ['PATH']}", log
+
+
+def _push_change(origin: Path, tmp_path: Path, name: str, change) -> str:
+    """Clone origin, apply `change(clone)`, commit and push; the new head."""
+    clone = tmp_path / name
+    _git(tmp_path, "clone", "--quiet", str(origin), str(clone))
+    change(clone)
+    _git(clone, "commit", "--quiet", "-am", name)
+    _git(clone, "push", "--quiet", "origin", "main")
+    return _git(clone, "rev-parse", "HEAD")
+
+
+def _edit_stack(clone: Path, **rollout) -> None:
+    import yaml as _yaml
+
+    f = clone / "Pulumi.production.yaml"
+    doc = _yaml.safe_load(f.read_text())
+    doc["config"]["bluegreen:rollout"].update(rollout)
+    f.write_text(_yaml.safe_dump(doc, sort_keys=False))
+
+
+def test_a_rollback_replaced_in_the_lane_is_deployed_by_the_job_that_replaced_it(tmp_path, monkeypatch):
+    """The attack: the watcher commits step 0 (outside the lane) while a push's production deploy is
+    approved; GitHub replaces the watcher's pending lane job with that deploy (one pending job per
+    group). The deploy's commit is older than the rollback, so `--expect-commit` alone would refuse it
+    and step 0 would never be deployed. Run as GitHub runs them: the rollback-commit script, then the
+    production job's deploy script in a checkout of the older commit, against a bare origin."""
+    origin, proj = _project_with_origin(tmp_path, monkeypatch, 2)
+    pushed = _push_change(origin, tmp_path, "push", lambda c: (c / "Pulumi.yaml").write_text((c / "Pulumi.yaml").read_text() + "# a change\n"))
+    _git(proj, "pull", "--quiet", "origin", "main")
+    assert _run_step(_job_step("watch.yml", "rollback-commit", "git push"), proj, ABORTED="2026-11-23T10:00:00Z judge green=25").returncode == 0
+    rollback = _git(origin, "rev-parse", "main")
+    assert rollback != pushed
+    runner = tmp_path / "runner"  # the production job's checkout as actions/checkout makes it: GITHUB_SHA alone, depth 1
+    _git(tmp_path, "init", "--quiet", str(runner))
+    _git(runner, "remote", "add", "origin", f"file://{origin}")
+    _git(runner, "fetch", "--quiet", "--depth", "1", "origin", pushed)
+    _git(runner, "checkout", "--quiet", pushed)
+    assert _git(runner, "rev-parse", "--is-shallow-repository") == "true"
+    _venv_shim(runner)
+    path, log = _recording_pulumi(tmp_path)
+    deploy = _job_step("deploy.yml", "production", "rollout deploy")
+    res = _run_step(deploy, runner, GITHUB_SHA=pushed, PATH=path, PULUMI_LOG=str(log))
+    assert res.returncode == 0, (res.stdout, res.stderr)
+    seen = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [c["cmd"] for c in seen] == ["preview", "up", "preview"]
+    assert all(c["rollout"]["step"] == 0 and c["aborted"] == "2026-11-23T10:00:00Z judge green=25" for c in seen), seen
+    assert "by a rollback only" in res.stdout
+
+
+@pytest.mark.parametrize("later, why", [
+    (lambda c: _edit_stack(c, step=3), "not step 0 of the same rollout"),  # a step forward after the rollback
+    (lambda c: _edit_stack(c, step=0, stable="green"), "not step 0 of the same rollout"),  # a finish, not a rollback
+    (lambda c: (c / "Pulumi.yaml").write_text((c / "Pulumi.yaml").read_text() + "# code\n"), "files other than"),
+])
+def test_a_deploy_never_follows_main_past_its_commit_unless_that_is_a_rollback_only(tmp_path, monkeypatch, later, why):
+    """An approval is for its commit: what main gained since is deployed only when it is step 0 of the same
+    rollout and nothing else (read from git's trees, not from commit messages)."""
+    origin, proj = _project_with_origin(tmp_path, monkeypatch, 2)
+    approved = _git(origin, "rev-parse", "main")
+    _push_change(origin, tmp_path, "later", later)
+    path, log = _recording_pulumi(tmp_path)
+    res = _run_step(_job_step("deploy.yml", "production", "rollout deploy"), proj, GITHUB_SHA=approved, PATH=path, PULUMI_LOG=str(log))
+    assert res.returncode == 1 and "no longer main's head" in res.stdout + res.stderr and why in res.stdout + res.stderr, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr and not log.exists(), "nothing was deployed"
+    assert "step: 2" in (proj / "Pulumi.production.yaml").read_text(), "the checkout is untouched"
+
+
+def test_the_lane_jobs_that_can_replace_a_pending_rollback_follow_it():
+    """Every job in the production lane deploys a main that moved past its commit by a rollback only."""
+    for workflow, job in (("deploy.yml", "production"), ("watch.yml", "rollback"), ("watch.yml", "advance")):
+        assert "--follow-rollback" in _job_step(workflow, job, "rollout deploy")["run"], (workflow, job)
+    wf = load("watch.yml")
+    assert "concurrency" not in wf["jobs"]["rollback-commit"], "the commit must not wait in (and be replaceable in) the lane"
+    assert wf["jobs"]["rollback"]["needs"] == ["watch", "rollback-commit"]

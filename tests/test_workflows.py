@@ -143,21 +143,22 @@ def test_watcher_decides_without_the_lane_and_commits_before_it_deploys():
     assert "concurrency" not in watch and watch["permissions"]["contents"] == "read"
     step = next(s for s in steps(watch) if s.get("id") == "watch")
     assert "python -m rollout watch --stack" in step["run"] and step["continue-on-error"] is True
-    assert rollback["needs"] == "watch" and rollback["if"] == "needs.watch.outputs.action == 'rollback'"
-    assert rollback["permissions"]["contents"] == "write"
-    assert rollback["environment"] != "production", "an automatic rollback must not wait for the production approval"
-    names = [s.get("name", s.get("uses", "")) for s in steps(rollback)]
-    commit = next(s for s in steps(rollback) if "git push" in s.get("run", ""))
+    committer = wf["jobs"]["rollback-commit"]  # git first, outside the lane (tests/test_watcher.py: a replaced lane job)
+    assert committer["needs"] == "watch" and committer["if"] == rollback["if"] == "needs.watch.outputs.action == 'rollback'"
+    assert rollback["needs"] == ["watch", "rollback-commit"], "the deploy runs after the commit"
+    assert committer["permissions"]["contents"] == "write"
+    assert "production" not in (rollback["environment"], committer["environment"]), "an automatic rollback must not wait for the production approval"
+    commit = next(s for s in steps(committer) if "git push" in s.get("run", ""))
     assert 'rollback --stack "$STACK" --to-step 0 --config-only' in commit["run"]
     # A moved main: start from its newest head each attempt, push only a fast-forward, retry.
     assert "git reset --quiet --hard origin/main" in commit["run"] and "for attempt in" in commit["run"]
     assert "--force" not in commit["run"]
     deploy = next(s for s in steps(rollback) if "rollout deploy" in s.get("run", ""))
-    assert names.index(commit["name"]) < names.index(deploy["name"]), "git first, then the deploy of that commit"
+    assert "git push" not in runs(rollback) and "--follow-rollback" in deploy["run"]
     report = next(s for s in steps(rollback) if "--event rollback" in s.get("run", ""))
     assert "$REASON" in report["run"], "the notice carries its cause"
     # Untrusted text (the reason) reaches shell only through env, never through ${{ }} in `run`.
-    for job in (watch, rollback):
+    for job in (watch, committer, rollback):
         for s in steps(job):
             assert not re.search(r"\$\{\{\s*(steps\.watch|needs\.watch)\.outputs\.reason", s.get("run", "")), s
 
