@@ -255,7 +255,7 @@ def _run_gate(cfg, color: str, live, lb_arn: str | None, elbv2, probe_base_url: 
     """The gate of one colour: probes through the test listener (or --probe-base-url), target health, metrics."""
     from .gate import GateTarget, run_gate
     from .live import cloudwatch_client
-    from .probe_evidence import in_vpc_probe_stack
+    from .probe_evidence import in_vpc_probe_stack, synthetic_representative
 
     path = (live.health_paths.get(color) if live else None) or cfg.service.health_path
     probe_url = None
@@ -269,6 +269,7 @@ def _run_gate(cfg, color: str, live, lb_arn: str | None, elbv2, probe_base_url: 
         tg = (live.production.target_groups.get(color) if live.production else None) or (live.test.target_groups.get(color) if live.test else None)
     target = GateTarget(color, probe_url=probe_url, target_group_arn=tg, load_balancer_arn=lb_arn if tg else None,
                         probe_stack=None if probe_base_url else in_vpc_probe_stack(live),
+                        synthetic_representative=not probe_base_url and synthetic_representative(live),
                         **_judge_context(cfg, color, live))
     return run_gate(target, thresholds, elbv2=elbv2, cloudwatch=cloudwatch_client(cfg.region) if tg else None, checks=checks)
 
@@ -304,6 +305,8 @@ def _judge_line(verdict) -> str | None:
         return None
     text = f"judge: {j['verdict']} · e-value {j['eValue'] if j['eValue'] is not None else 'inf'} (alarm at {j['threshold']:g})"
     text += f" · {j['minutes']} min · candidate {j['candidateRequests']:g} / stable {j['stableRequests']:g} requests"
+    if j.get("passBasis") == "synthetic":
+        text += " · PASS ON SYNTHETIC EVIDENCE (bluegreen:probe.syntheticRepresentative): user traffic alone has not shown it"
     if j["verdict"] == "insufficient":
         needed = j.get("minutesNeeded")
         text += " · " + (f"~{math.ceil(needed)} more min at current traffic" if needed is not None else "time needed unknown")
@@ -389,7 +392,7 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
     from .simulate import ROOT
 
     project_dir = _obj().project_dir
-    raw, _ = _load(stack)  # one line and exit 2 for a missing file, a YAML syntax error or invalid config
+    raw, stack_cfg = _load(stack)  # one line and exit 2 for a missing file, a YAML syntax error or invalid config
     from .config import decode_raw
 
     config = {k: (decode_raw(v) if k.startswith("bluegreen:") else v) for k, v in raw.items()}  # JSON-string objects too
@@ -419,7 +422,8 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
     if fmt == "json":
         click.echo(render_json(result))
     elif fmt == "markdown":
-        click.echo(render_markdown(result))
+        probe = stack_cfg.probe
+        click.echo(render_markdown(result, synthetic_path=probe.synthetic_path if probe.synthetic_representative else None))
     else:
         render_text(result, _console())
     refused = [

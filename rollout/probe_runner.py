@@ -68,11 +68,17 @@ __all__ = [
     "round_problem",
     "probe_round",
     "publish_round",
+    "TAG_SYNTHETIC",
+    "SYNTHETIC_REPRESENTATIVE",
 ]
 
 NAMESPACE = "bluegreen"
 TAG_PROBE = "bluegreen:probe"  # on the test listener: "in-vpc" when the probe function judges it
 PROBE_IN_VPC = "in-vpc"
+# On the test listener, with bluegreen:probe.syntheticRepresentative: the operator declared the synthetic path
+# representative of user requests, so the judge may rest a pass on the synthetic load's evidence.
+TAG_SYNTHETIC = "bluegreen:synthetic"
+SYNTHETIC_REPRESENTATIVE = "representative"
 METRIC_SENT = "ProbesSent"  # Count, per colour
 METRIC_FAILED = "ProbesFailed"  # Count, per colour; with a Reason dimension too, per reason
 METRIC_P95 = "ProbeLatencyP95"  # Milliseconds: the round's p95 latency, per colour
