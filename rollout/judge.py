@@ -49,6 +49,14 @@ little synthetic load, with a few failures a minute, delay every pass).
 Pooling the strata would not be valid either: with unequal weights, a synthetic path whose error
 rate differs from the users' would bias the pooled ratio (Simpson).
 
+**A representative synthetic path** (``synthetic_representative``, the operator's
+``bluegreen:probe.syntheticRepresentative``): the operator declares that a candidate at least pass_ratio x
+worse for users is at least that much worse on the synthetic path. Under that assumption H0' holds in both
+strata, so the product of both strata's pass likelihood ratios is a test supermartingale: a kind may pass on
+that joint e-process (at alpha/K, one e-process for the whole step: it equals the users' own until the
+synthetic stratum's first event), provided the users show no fail evidence (their own fail mixture <= 1 and
+their own pass mixture >= 1) or pass on their own. The fail side is unchanged. A regression only user requests hit is the blind spot.
+
 Verdicts: ``fail`` (evidence of a regression), ``pass`` (at least ``min_minutes`` of data and the
 evidence above), ``insufficient`` (with an estimate of how many more minutes at the current
 traffic it needs). See docs/health-gate.md.
@@ -219,6 +227,7 @@ class Judgement:
                     "ePass": _finite(math.exp(min(k.log_e_pass, 700))),
                     "ratio": k.ratio,
                     "ratioUpper": k.ratio_upper,
+                    "ePassJoint": None if k.log_e_pass_joint is None else _finite(math.exp(min(k.log_e_pass_joint, 700))),
                     "syntheticPass": k.synthetic_pass,
                 }
                 for k in self.kinds
@@ -355,7 +364,8 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
     requests (``bluegreen:probe.syntheticRepresentative``: a candidate at least ``pass_ratio`` x worse for
     users is at least that much worse on the synthetic path). A kind's pass e-process is then both strata's
     pass likelihood ratios multiplied (one e-process, still at ``alpha/K``), and a pass that the users' own
-    evidence does not reach also needs the users to show no fail evidence (their own fail mixture <= 1).
+    evidence does not reach also needs the users to show no fail evidence (their own fail mixture <= 1 and
+    pass mixture >= 1).
     Without it a pass rests on user traffic alone.
     """
     cfg = config
@@ -452,12 +462,13 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
         if e.log_e_pass_joint is not None:
             # Representative synthetic path with events of this kind: the joint e-process must pass, and where the
             # users' own evidence does not, they must at least show no fail evidence.
-            if e.log_e_pass_joint >= level and (user_ok or e.user_log_e_fail <= 0.0):
+            if e.log_e_pass_joint >= level and (user_ok or _users_show_no_fail_evidence(e)):
                 if not user_ok:
                     evidence[i] = e = _with_synthetic_pass(e)
                 continue
-            why = ("users show fail evidence (their own e-value "
-                   f"{math.exp(min(e.user_log_e_fail, 700)):.3g} > 1)") if e.log_e_pass_joint >= level else (
+            why = ("users show fail evidence (their own fail e-value "
+                   f"{math.exp(min(e.user_log_e_fail, 700)):.3g}, pass e-value {math.exp(min(e.log_e_pass, 700)):.3g}: "
+                   "a pass on synthetic evidence needs <= 1 and >= 1)") if e.log_e_pass_joint >= level else (
                 f"ratio not yet shown below {cfg.pass_ratio:g}x on user and synthetic traffic together")
             pending.append(f"{e.kind}: {why}")
             continue
@@ -495,6 +506,12 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
     return Judgement(INSUFFICIENT, f"not enough evidence yet ({more}): " + "; ".join(pending), minutes_needed=needed, **base)
 
 
+def _users_show_no_fail_evidence(e: KindEvidence) -> bool:
+    """The guard of a pass on synthetic evidence: the users' own data lean neither towards a regression (their fail
+    mixture <= 1) nor towards one at least pass_ratio x worse (their pass mixture >= 1). Both are 1 without user events."""
+    return e.user_log_e_fail <= 0.0 and e.log_e_pass >= 0.0
+
+
 def _with_synthetic_pass(e: KindEvidence) -> KindEvidence:
     return replace(e, synthetic_pass=True)
 
@@ -519,7 +536,7 @@ def _minutes_needed(window: Sequence[Minute], evidence: Sequence[KindEvidence], 
             worst = max(worst, (cfg.min_candidate_requests - total[0][0]) / now[0][0])
         log_pass = e.log_e_pass_joint if joint else e.stratum_log_e_pass[0] if e.stratum_log_e_pass else None
         user_pass = e.stratum_log_e_pass[0] if e.stratum_log_e_pass else None
-        if joint and e.user_log_e_fail > 0 and (user_pass is None or user_pass < math.log(K / cfg.alpha)):
+        if joint and not _users_show_no_fail_evidence(e) and (user_pass is None or user_pass < math.log(K / cfg.alpha)):
             return None  # the users show fail evidence: no pass on synthetic evidence while they do, and when they stop is unknown
         if log_pass is None or log_pass >= math.log(K / cfg.alpha):
             continue

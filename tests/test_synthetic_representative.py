@@ -243,3 +243,15 @@ def test_the_gate_passes_on_synthetic_evidence_only_when_the_live_test_listener_
     from rollout.cli import _judge_line
 
     assert "PASS ON SYNTHETIC EVIDENCE" in _judge_line(v)
+
+
+def test_the_pull_request_comment_says_when_a_pass_may_rest_on_synthetic_evidence(tmp_path):
+    from tests.test_cli import invoke, make_project
+
+    on = make_project(tmp_path / "on", step=1, probe={"syntheticPerMinute": 300, "syntheticPath": "/api/ping", "syntheticRepresentative": True})
+    r = invoke("--project-dir", str(on), "plan", "--stack", "production", "--format", "markdown", "--no-policy")
+    assert r.exit_code == 0, r.output
+    assert "`/api/ping` representative of user" in r.output and "PASS ON SYNTHETIC EVIDENCE" in r.output, r.output
+    off = make_project(tmp_path / "off", step=1, probe={"syntheticPerMinute": 300, "syntheticPath": "/api/ping"})
+    r = invoke("--project-dir", str(off), "plan", "--stack", "production", "--format", "markdown", "--no-policy")
+    assert r.exit_code == 0 and "Synthetic evidence" not in r.output, r.output
