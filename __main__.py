@@ -20,7 +20,7 @@ from components.reflex import ReflexFunction, ReflexFunctionArgs  # noqa: E402
 from rollout.config import NAMESPACE, StackConfig, check_secrets_are_secret, parse_stack_config  # noqa: E402
 from rollout.desired import TAG_SINCE, TAG_STABLE_TG, listener_plan, since_stamp, stamp_clock  # noqa: E402
 from rollout.errors import ConfigError  # noqa: E402
-from rollout.probe_runner import PROBE_IN_VPC, SYNTHETIC_REPRESENTATIVE, TAG_PROBE, TAG_SYNTHETIC  # noqa: E402
+from rollout.probe_runner import PROBE_IN_VPC, TAG_PROBE  # noqa: E402
 from rollout.rules import COLORS  # noqa: E402
 from rollout.pod_template import pod_template_for  # noqa: E402
 from rollout.workload import stack_fingerprints  # noqa: E402
@@ -143,8 +143,7 @@ def main() -> None:
             internal=cfg.traffic.internal,
             tags={"bluegreen:service": name},
             test_security_group_ids=[probe_sg.id] if probe_sg else [],
-            test_listener_tags={TAG_PROBE: PROBE_IN_VPC, **({TAG_SYNTHETIC: SYNTHETIC_REPRESENTATIVE} if cfg.probe.synthetic_representative
-                                                            else {})} if probe_sg else {},
+            test_listener_tags={TAG_PROBE: PROBE_IN_VPC} if probe_sg else {},
             weights_since_from=lambda alb_arn: weights_since(plan, alb_arn),
         ),
     )
@@ -162,6 +161,7 @@ def main() -> None:
                 expected_status=cfg.probe.expected_status,
                 synthetic_per_minute=cfg.probe.synthetic_per_minute,
                 synthetic_path=cfg.probe.synthetic_path,
+                synthetic_representative=cfg.probe.synthetic_representative,
                 tags=tags,
             ),
         )

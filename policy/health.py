@@ -14,7 +14,7 @@ from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValid
 
 from rollout.errors import ConfigError, GateError
 from rollout.gate import GateTarget, GateThresholds, run_gate
-from rollout.probe_evidence import in_vpc_probe_stack, synthetic_representative
+from rollout.probe_evidence import in_vpc_probe_stack
 from rollout.desired import TAG_STABLE_TG, parse_since
 
 import pack_config
@@ -77,7 +77,6 @@ def gate_colour(view: RouteView, color: str, cfg: Mapping[str, Any], target_grou
         load_balancer_arn=view.load_balancer_arn,
         verify_tls=bool(cfg.get("verifyTls", True)),
         probe_stack=probe_stack,
-        synthetic_representative=probe_stack is not None and synthetic_representative(view.live),
         **_judge_context(view, target_group_arn or view.arn_of(color), gain, finish),
     )
     try:

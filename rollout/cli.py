@@ -255,7 +255,7 @@ def _run_gate(cfg, color: str, live, lb_arn: str | None, elbv2, probe_base_url: 
     """The gate of one colour: probes through the test listener (or --probe-base-url), target health, metrics."""
     from .gate import GateTarget, run_gate
     from .live import cloudwatch_client
-    from .probe_evidence import in_vpc_probe_stack, synthetic_representative
+    from .probe_evidence import in_vpc_probe_stack
 
     path = (live.health_paths.get(color) if live else None) or cfg.service.health_path
     probe_url = None
@@ -269,7 +269,6 @@ def _run_gate(cfg, color: str, live, lb_arn: str | None, elbv2, probe_base_url: 
         tg = (live.production.target_groups.get(color) if live.production else None) or (live.test.target_groups.get(color) if live.test else None)
     target = GateTarget(color, probe_url=probe_url, target_group_arn=tg, load_balancer_arn=lb_arn if tg else None,
                         probe_stack=None if probe_base_url else in_vpc_probe_stack(live),
-                        synthetic_representative=not probe_base_url and synthetic_representative(live),
                         **_judge_context(cfg, color, live))
     return run_gate(target, thresholds, elbv2=elbv2, cloudwatch=cloudwatch_client(cfg.region) if tg else None, checks=checks)
 

@@ -246,9 +246,6 @@ class GateTarget:
     # Set: the http-probes evidence is this stack's in-VPC probe function's CloudWatch metrics for
     # target_group_arn (rollout.probe_evidence), not probes sent from here; probe_url is not used.
     probe_stack: str | None = None
-    # With probe_stack: the live test listener declares the synthetic path representative of user requests
-    # (rollout.probe_evidence.synthetic_representative), so the judge may rest a pass on the synthetic load.
-    synthetic_representative: bool = False
     # The baseline and the traffic context. Left None, they are read from the production listener
     # (rollout.live) when the load balancer ARN is known.
     baseline_target_group_arn: str | None = None  # the other (stable) colour's target group
@@ -839,8 +836,11 @@ def _judge_check(cloudwatch, target: GateTarget, ctx: _Context, th: GateThreshol
             synthetic_stack=target.probe_stack,  # the in-VPC probe function's synthetic load, when it sends any
         )
         minutes, kinds = series.minutes, series.kinds
+    # A pass may rest on the synthetic load only when the probe function declared its path representative in every
+    # minute it sent load (bluegreen:probe.syntheticRepresentative): published evidence, which no update can backdate.
+    representative = bool(minutes) and series.synthetic_representative
     j = judge_minutes(minutes, cfg, kinds=kinds, from_step_start=win.from_step_start, early_look_ready=win.early_look_ready,
-                      synthetic_representative=bool(target.synthetic_representative and target.probe_stack))
+                      synthetic_representative=representative)
     ok = j.verdict == PASS or th.judge == "advisory"
     text = f"judge: {j.verdict}: {j.reason}"
     if th.judge == "advisory" and j.verdict != PASS:

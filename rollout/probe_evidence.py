@@ -29,16 +29,13 @@ from rollout.probe_runner import (
     NAMESPACE,
     PROBE_IN_VPC,
     REASONS,
-    SYNTHETIC_REPRESENTATIVE,
     TAG_PROBE,
-    TAG_SYNTHETIC,
     colour_dimensions,
     stack_dimensions,
     target_group_dimension,
 )
 
-__all__ = ["WINDOW_MINUTES", "MIN_ROUNDS", "probe_stack_from_tags", "in_vpc_probe_stack", "in_vpc_probe_check",
-           "synthetic_representative"]
+__all__ = ["WINDOW_MINUTES", "MIN_ROUNDS", "probe_stack_from_tags", "in_vpc_probe_stack", "in_vpc_probe_check"]
 
 WINDOW_MINUTES = 3  # rounds older than this are not evidence about the colour now
 MIN_ROUNDS = 2  # rounds (minutes with probes) the window must hold: one round is one look
@@ -67,15 +64,6 @@ def in_vpc_probe_stack(live: Any) -> str | None:
     """:func:`probe_stack_from_tags` of a `rollout.live.LiveState`'s test listener (None without one)."""
     test = getattr(live, "test", None)
     return probe_stack_from_tags(test.tags if test is not None else None)
-
-
-def synthetic_representative(live: Any) -> bool:
-    """Whether the live test listener declares the synthetic path representative of user requests (tag
-    bluegreen:synthetic=representative, written by the program for bluegreen:probe.syntheticRepresentative) next
-    to the in-VPC probe tags. Read from AWS, so the update being judged cannot declare it for itself."""
-    test = getattr(live, "test", None)
-    tags = test.tags if test is not None else None
-    return probe_stack_from_tags(tags) is not None and (tags or {}).get(TAG_SYNTHETIC) == SYNTHETIC_REPRESENTATIVE
 
 
 def _query(qid: str, metric: str, dims: list[dict[str, str]], stat: str) -> dict[str, Any]:

@@ -172,7 +172,8 @@ def test_the_longest_synthetic_path_the_validator_accepts_fits_the_lambda_enviro
     # every other variable at the longest value the program can give it (the names are the function's own)
     assert set(LONGEST_OTHER_VALUES) == set(ProbeSettings.ENV.values()) - {"BLUEGREEN_SYNTHETIC_PATH"}
     worst = ProbeSettings(stack="s" * 100, load_balancer_arn=LONGEST_OTHER_VALUES["BLUEGREEN_LOAD_BALANCER_ARN"], hostname="h" * 253,
-                          probes=50, timeout_s=10.0, expected_status=599, synthetic_per_minute=1000, synthetic_path=longest).to_env()
+                          probes=50, timeout_s=10.0, expected_status=599, synthetic_per_minute=1000, synthetic_path=longest,
+                          synthetic_representative=True).to_env()
     assert set(worst) == set(ProbeSettings.ENV.values()) and all(len(worst[k]) == len(v) for k, v in LONGEST_OTHER_VALUES.items()), worst
     assert environment_size(worst) <= LAMBDA_ENVIRONMENT_LIMIT, environment_size(worst)
     assert environment_size({**worst, "BLUEGREEN_SYNTHETIC_PATH": longest + "p" * 1400}) > LAMBDA_ENVIRONMENT_LIMIT  # the measure bites

@@ -4,8 +4,9 @@ representative of user requests.
 Attacks first: the opt-in must not weaken the fail side at all, must keep the false-pass bound when its assumption
 holds (a regression that hits user and synthetic requests alike), must not pass while the users themselves show
 fail evidence, must change nothing without it, and must be refused where it cannot mean anything (no synthetic
-load, the health check as the synthetic path). Then the seam: the program writes the declaration as a tag on the
-test listener, the gate reads it from live AWS (moto_server) and says when a pass rests on synthetic evidence.
+load, the health check as the synthetic path). Then the seams: the program hands the declaration to the probe
+function, the function publishes it with each round's synthetic counts, and the gate reads both back from CloudWatch
+(moto_server) and says when a pass rests on synthetic evidence, only for load sent under the declaration.
 """
 
 from __future__ import annotations
@@ -180,27 +181,35 @@ def test_a_meaningless_opt_in_is_one_line_naming_the_key_before_any_resource(pro
     assert [(a.typ, a.name) for a, _ in mocks.records] == [], "resources registered before the error"
 
 
-def _test_listener_tags(s) -> dict:
-    listeners = [r for r in s.by_type("aws:lb/listener:Listener") if (r.inputs.get("tags") or {}).get("bluegreen:listener") == "test"]
-    assert len(listeners) == 1, [r.name for r in s.by_type("aws:lb/listener:Listener")]
-    return listeners[0].inputs["tags"]
+def _env(s) -> dict:
+    return s.one("aws:lambda/function:Function", "-probe-fn").inputs["environment"]["variables"]
 
 
-def test_the_program_declares_the_opt_in_on_the_test_listener_and_nothing_else_moves():
+def test_the_program_hands_the_declaration_to_the_probe_function_and_nothing_else_moves():
     on = run_program("production", _cfg(syntheticRepresentative=True, syntheticPerMinute=300, syntheticPath="/api/ping"))
     off = run_program("production", _cfg(syntheticPerMinute=300, syntheticPath="/api/ping"))
-    assert _test_listener_tags(on).get("bluegreen:synthetic") == "representative"
-    assert "bluegreen:synthetic" not in _test_listener_tags(off)
+    assert _env(on)["BLUEGREEN_SYNTHETIC_REPRESENTATIVE"] == "true" and "BLUEGREEN_SYNTHETIC_REPRESENTATIVE" not in _env(off)
     assert sorted((r.type, r.name) for r in on.resources) == sorted((r.type, r.name) for r in off.resources)
     step = run_program("production", set_path(_cfg(syntheticRepresentative=True, syntheticPerMinute=300, syntheticPath="/api/ping"),
                                               "bluegreen:rollout.step", 2))
-    assert _test_listener_tags(step) == _test_listener_tags(on)  # a traffic step never touches the declaration
+    assert _env(step) == _env(on)  # a traffic step never touches the declaration
+
+
+def test_the_function_reads_the_declaration_and_names_a_bad_value():
+    from rollout.probe_runner import ProbeSettings, ProbeSetupError
+
+    on = ProbeSettings(stack="p", load_balancer_arn="arn:x", synthetic_per_minute=300, synthetic_path="/api/ping", synthetic_representative=True)
+    assert ProbeSettings.from_env(on.to_env()) == on
+    with pytest.raises(ProbeSetupError, match="BLUEGREEN_SYNTHETIC_REPRESENTATIVE must be true or false"):
+        ProbeSettings.from_env({**on.to_env(), "BLUEGREEN_SYNTHETIC_REPRESENTATIVE": "yes"})
 
 
 # --------------------------------------------------------------------------- the gate reads it from live AWS
 
 
-def _publish(aws, alb, minutes: range) -> None:
+def _publish(aws, alb, minutes: range, *, declared: range = range(0)) -> None:
+    """The probe function's synthetic rounds (1,000 requests a colour, 5 and 4 failed); ``declared``: the minutes it ran
+    with the declaration in its environment."""
     from rollout.synthetic_load import SyntheticColour, SyntheticRound, publish_synthetic
 
     now = datetime.now(timezone.utc).replace(second=30, microsecond=0)
@@ -208,36 +217,35 @@ def _publish(aws, alb, minutes: range) -> None:
         publish_synthetic(aws.client("cloudwatch"), SyntheticRound("production", now - timedelta(minutes=ago), (
             SyntheticColour("blue", alb.target_groups["blue"], 1000, 5),
             SyntheticColour("green", alb.target_groups["green"], 1000, 4),
-        )))
+        ), representative=ago in declared))
 
 
 def _gate(aws, alb):
-    """What `python -m rollout gate` and the pack do: the test listener's live tags decide the probe stack and the opt-in."""
+    """What `python -m rollout gate` and the pack run: the judge over the step (it began 12 minutes ago), the in-VPC
+    probe stack's synthetic load read from CloudWatch."""
     from rollout.desired import TAG_SINCE, format_since
     from rollout.gate import GateTarget, GateThresholds, run_gate
-    from rollout.live import read_live_state
-    from rollout.probe_evidence import in_vpc_probe_stack, synthetic_representative
 
     elbv2 = aws.client("elbv2")
     since = format_since(datetime.now(timezone.utc).timestamp() - 12 * 60, {"blue": 90, "green": 10})
     elbv2.add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": TAG_SINCE, "Value": since}])
-    live = read_live_state(elbv2, alb.load_balancer)
-    target = GateTarget("green", target_group_arn=alb.target_groups["green"], load_balancer_arn=alb.load_balancer,
-                        probe_stack=in_vpc_probe_stack(live), synthetic_representative=synthetic_representative(live))
+    target = GateTarget("green", target_group_arn=alb.target_groups["green"], load_balancer_arn=alb.load_balancer, probe_stack="production")
     return run_gate(target, GateThresholds(), elbv2=elbv2, cloudwatch=aws.client("cloudwatch"), checks=("judge",))
 
 
-def test_the_gate_passes_on_synthetic_evidence_only_when_the_live_test_listener_declares_it(aws):
+@pytest.mark.parametrize("declared, passes", [
+    (range(0), False),  # never declared
+    (range(2, 6), False),  # declared mid-step (say, by the update being judged): the earlier load is not covered
+    (range(2, 12), True),  # every minute of synthetic load was sent under the declaration
+])
+def test_the_gate_passes_on_synthetic_evidence_only_for_load_published_under_the_declaration(aws, declared, passes):
     alb = aws.build_alb()
     aws.put_minutes(alb, stable=(270, 1), candidate=(30, 0), ago=range(2, 12))
-    _publish(aws, alb, range(2, 12))
-    elbv2 = aws.client("elbv2")
-    elbv2.add_tags(ResourceArns=[alb.test_listener], Tags=[{"Key": "bluegreen:probe", "Value": "in-vpc"},
-                                                            {"Key": "bluegreen:stack", "Value": "production"}])
+    _publish(aws, alb, range(2, 12), declared=declared)
     v = _gate(aws, alb)
-    assert v.pending and v.judge["verdict"] == "insufficient" and v.judge["passBasis"] is None, v.to_dict()
-    elbv2.add_tags(ResourceArns=[alb.test_listener], Tags=[{"Key": "bluegreen:synthetic", "Value": "representative"}])
-    v = _gate(aws, alb)
+    if not passes:
+        assert v.pending and v.judge["verdict"] == "insufficient" and v.judge["passBasis"] is None, v.to_dict()
+        return
     assert v.passed and v.judge["passBasis"] == "synthetic", v.to_dict()
     assert "ON SYNTHETIC EVIDENCE" in v.message(), v.message()
     from rollout.cli import _judge_line
@@ -255,3 +263,25 @@ def test_the_pull_request_comment_says_when_a_pass_may_rest_on_synthetic_evidenc
     off = make_project(tmp_path / "off", step=1, probe={"syntheticPerMinute": 300, "syntheticPath": "/api/ping"})
     r = invoke("--project-dir", str(off), "plan", "--stack", "production", "--format", "markdown", "--no-policy")
     assert r.exit_code == 0 and "Synthetic evidence" not in r.output, r.output
+
+
+def test_the_function_publishes_the_declaration_with_its_synthetic_counts(aws):
+    from rollout.metrics import read_minutes
+    from rollout.synthetic_load import SyntheticColour, SyntheticRound, publish_synthetic
+
+    alb = aws.build_alb()
+    now = datetime.now(timezone.utc).replace(second=30, microsecond=0)
+    cw = aws.client("cloudwatch")
+    for ago, declared in ((3, False), (2, True)):
+        n = publish_synthetic(cw, SyntheticRound("production", now - timedelta(minutes=ago), (
+            SyntheticColour("blue", alb.target_groups["blue"], 10, 0), SyntheticColour("green", alb.target_groups["green"], 10, 1)),
+            representative=declared))
+        assert n == (6 if declared else 4)
+    series = read_minutes(cw, load_balancer_arn=alb.load_balancer, stable_target_group_arn=alb.target_groups["blue"],
+                          candidate_target_group_arn=alb.target_groups["green"], start=now - timedelta(minutes=3),
+                          end=now - timedelta(minutes=1), synthetic_stack="production")
+    assert series.declared == (False, True) and not series.synthetic_representative
+    later = read_minutes(cw, load_balancer_arn=alb.load_balancer, stable_target_group_arn=alb.target_groups["blue"],
+                         candidate_target_group_arn=alb.target_groups["green"], start=now - timedelta(minutes=2),
+                         end=now - timedelta(minutes=1), synthetic_stack="production")
+    assert later.declared == (True,) and later.synthetic_representative
