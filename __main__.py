@@ -161,6 +161,7 @@ def main() -> None:
                 expected_status=cfg.probe.expected_status,
                 synthetic_per_minute=cfg.probe.synthetic_per_minute,
                 synthetic_path=cfg.probe.synthetic_path,
+                synthetic_representative=cfg.probe.synthetic_representative,
                 tags=tags,
             ),
         )

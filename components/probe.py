@@ -139,6 +139,7 @@ class ProbeFunctionArgs:
     expected_status: int = 200  # what a healthy health path answers
     synthetic_per_minute: int = 0  # synthetic requests to each colour's targets a round (0: none)
     synthetic_path: Optional[str] = None  # what they GET; None: the health path
+    synthetic_representative: bool = False  # publish the operator's declaration that the path is representative
     tags: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -160,6 +161,7 @@ class ProbeFunction(pulumi.ComponentResource):
             expected_status=args.expected_status,
             synthetic_per_minute=args.synthetic_per_minute,
             synthetic_path=args.synthetic_path,
+            synthetic_representative=args.synthetic_representative,
         ).to_env()
         variables = pulumi.Output.from_input(args.load_balancer_arn).apply(
             lambda arn: {**env, ProbeSettings.ENV["load_balancer_arn"]: arn}

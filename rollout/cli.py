@@ -304,6 +304,8 @@ def _judge_line(verdict) -> str | None:
         return None
     text = f"judge: {j['verdict']} · e-value {j['eValue'] if j['eValue'] is not None else 'inf'} (alarm at {j['threshold']:g})"
     text += f" · {j['minutes']} min · candidate {j['candidateRequests']:g} / stable {j['stableRequests']:g} requests"
+    if j.get("passBasis") == "synthetic":
+        text += " · PASS ON SYNTHETIC EVIDENCE (bluegreen:probe.syntheticRepresentative): user traffic alone has not shown it"
     if j["verdict"] == "insufficient":
         needed = j.get("minutesNeeded")
         text += " · " + (f"~{math.ceil(needed)} more min at current traffic" if needed is not None else "time needed unknown")
@@ -389,7 +391,7 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
     from .simulate import ROOT
 
     project_dir = _obj().project_dir
-    raw, _ = _load(stack)  # one line and exit 2 for a missing file, a YAML syntax error or invalid config
+    raw, stack_cfg = _load(stack)  # one line and exit 2 for a missing file, a YAML syntax error or invalid config
     from .config import decode_raw
 
     config = {k: (decode_raw(v) if k.startswith("bluegreen:") else v) for k, v in raw.items()}  # JSON-string objects too
@@ -419,7 +421,8 @@ def plan(stack: str, to_step: int | None, fmt: str, no_policy: bool) -> None:
     if fmt == "json":
         click.echo(render_json(result))
     elif fmt == "markdown":
-        click.echo(render_markdown(result))
+        probe = stack_cfg.probe
+        click.echo(render_markdown(result, synthetic_path=probe.synthetic_path if probe.synthetic_representative else None))
     else:
         render_text(result, _console())
     refused = [

@@ -325,6 +325,7 @@ class ProbeConfig:
     expected_status: int = 200  # the status a healthy colour's health path answers
     synthetic_per_minute: int = 0  # synthetic requests to each colour's targets a minute, judged apart (0: off)
     synthetic_path: str | None = None  # what the synthetic requests GET; None: the health path
+    synthetic_representative: bool = False  # the operator declares syntheticPath representative of user requests
 
 
 @dataclass(frozen=True)
@@ -614,8 +615,15 @@ def _check_hostname(v: str) -> str | None:
     return None
 
 
-def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig) -> ProbeConfig:
-    s = _Section(_k("probe"), raw, ("enabled", "subnetIds", "probes", "timeoutSeconds", "expectedStatus", "syntheticPerMinute", "syntheticPath"))
+def _check_synthetic_path(v: str) -> str | None:
+    from .probe_path import synthetic_path_problem
+
+    return synthetic_path_problem(v)
+
+
+def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig, health_path: str = "/healthz") -> ProbeConfig:
+    s = _Section(_k("probe"), raw, ("enabled", "subnetIds", "probes", "timeoutSeconds", "expectedStatus", "syntheticPerMinute",
+                                    "syntheticPath", "syntheticRepresentative"))
     enabled = s.bool("enabled", traffic.https)
     subnets = s.str_list("subnetIds", None, _check_prefix("subnet-", "a subnet id"))
     probe = ProbeConfig(
@@ -625,8 +633,10 @@ def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig) -> ProbeCon
         timeout_seconds=s.int("timeoutSeconds", 2, 1, 10),
         expected_status=s.int("expectedStatus", 200, 100, 599),
         synthetic_per_minute=s.int("syntheticPerMinute", 0, 0, 1000),
-        synthetic_path=s.str("syntheticPath", None, _check_path),
+        synthetic_path=s.str("syntheticPath", None, _check_synthetic_path),
+        synthetic_representative=s.bool("syntheticRepresentative", False),
     )
+    _check_synthetic_representative(s, probe, health_path)
     if probe.synthetic_per_minute and not enabled:
         raise ConfigError(
             s.sub("syntheticPerMinute"),
@@ -648,6 +658,23 @@ def _probe(raw: Any, network: NetworkConfig, traffic: TrafficConfig) -> ProbeCon
             "or VPC endpoints for elasticloadbalancing, ec2 and monitoring; or set probe.enabled: false",
         )
     return probe
+
+
+def _check_synthetic_representative(s: _Section, probe: ProbeConfig, health_path: str) -> None:
+    """`syntheticRepresentative: true` lets a pass rest on the synthetic requests: only with synthetic load on and a
+    path of its own (the health check earns nothing: it passes whatever the users' requests do)."""
+    if not probe.synthetic_representative:
+        return
+    key, allowed = s.sub("syntheticRepresentative"), "allowed: false, or true with syntheticPerMinute > 0 and a syntheticPath"
+    if not probe.synthetic_per_minute:
+        raise ConfigError(key, f"is true but {_k('probe', 'syntheticPerMinute')} is 0: there is no synthetic load to rest a pass on; "
+                               f"{allowed} that is not the health check")
+    from .probe_path import same_endpoint
+
+    if probe.synthetic_path is None or same_endpoint(probe.synthetic_path, health_path):
+        what = "is unset (the health path)" if probe.synthetic_path is None else f"is the health path {health_path}"
+        raise ConfigError(key, f"is true but {_k('probe', 'syntheticPath')} {what}: a health ping is not representative of user "
+                               f"requests; {allowed} that runs the code users run (e.g. /api/ping)")
 
 
 def _autopilot(raw: Any) -> AutopilotConfig:
@@ -824,7 +851,7 @@ def parse_stack_config(raw: Mapping[str, Any], region: str | None = None) -> Sta
     network = _network(values.get("network"))
     traffic = _traffic(values.get("traffic"), service)
     idle = _idle(values.get("idle"), rollout)
-    probe = _probe(values.get("probe"), network, traffic)
+    probe = _probe(values.get("probe"), network, traffic, service.health_path)
     reflex = _reflex(values.get("reflex"), probe)
     kubernetes = None
     if platform == "kubernetes":

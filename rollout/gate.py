@@ -836,7 +836,11 @@ def _judge_check(cloudwatch, target: GateTarget, ctx: _Context, th: GateThreshol
             synthetic_stack=target.probe_stack,  # the in-VPC probe function's synthetic load, when it sends any
         )
         minutes, kinds = series.minutes, series.kinds
-    j = judge_minutes(minutes, cfg, kinds=kinds, from_step_start=win.from_step_start, early_look_ready=win.early_look_ready)
+    # A pass may rest on the synthetic load only when the probe function declared its path representative in every
+    # minute it sent load (bluegreen:probe.syntheticRepresentative): published evidence, which no update can backdate.
+    representative = bool(minutes) and series.synthetic_representative
+    j = judge_minutes(minutes, cfg, kinds=kinds, from_step_start=win.from_step_start, early_look_ready=win.early_look_ready,
+                      synthetic_representative=representative)
     ok = j.verdict == PASS or th.judge == "advisory"
     text = f"judge: {j.verdict}: {j.reason}"
     if th.judge == "advisory" and j.verdict != PASS:

@@ -49,6 +49,14 @@ little synthetic load, with a few failures a minute, delay every pass).
 Pooling the strata would not be valid either: with unequal weights, a synthetic path whose error
 rate differs from the users' would bias the pooled ratio (Simpson).
 
+**A representative synthetic path** (``synthetic_representative``, the operator's
+``bluegreen:probe.syntheticRepresentative``): the operator declares that a candidate at least pass_ratio x
+worse for users is at least that much worse on the synthetic path. Under that assumption H0' holds in both
+strata, so the product of both strata's pass likelihood ratios is a test supermartingale: a kind may pass on
+that joint e-process (at alpha/K, one e-process for the whole step: it equals the users' own until the
+synthetic stratum's first event), provided the users show no fail evidence (their own fail mixture <= 1 and
+their own pass mixture >= 1) or pass on their own. The fail side is unchanged. A regression only user requests hit is the blind spot.
+
 Verdicts: ``fail`` (evidence of a regression), ``pass`` (at least ``min_minutes`` of data and the
 evidence above), ``insufficient`` (with an estimate of how many more minutes at the current
 traffic it needs). See docs/health-gate.md.
@@ -57,7 +65,7 @@ traffic it needs). See docs/health-gate.md.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from statistics import NormalDist
 from typing import Iterable, Mapping, Sequence
@@ -173,6 +181,9 @@ class KindEvidence:
     ratio_upper: float | None  # confidence-sequence upper bound of the ratio (None: not yet bounded)
     user_events: float = 0.0  # events of this kind in the user stratum (both colours)
     stratum_log_e_pass: tuple[float | None, ...] = ()  # per stratum (user, synthetic); None: no events there
+    user_log_e_fail: float = 0.0  # log of the user stratum's own fail mixture (<= 0: the users show no fail evidence)
+    log_e_pass_joint: float | None = None  # with a representative synthetic path: both strata's pass evidence together
+    synthetic_pass: bool = False  # this kind's pass rests on synthetic evidence (the users' own evidence is not enough)
 
 
 @dataclass(frozen=True)
@@ -190,6 +201,9 @@ class Judgement:
     minutes_needed: float | None = None
     stable_synthetic: float = 0.0  # synthetic requests over the window (a separate stratum)
     candidate_synthetic: float = 0.0
+    # "user" | "synthetic": what a pass rests on ("synthetic": on the synthetic requests' evidence, which
+    # the operator declared representative of user requests, bluegreen:probe.syntheticRepresentative); None: no pass.
+    pass_basis: str | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -203,6 +217,7 @@ class Judgement:
             "minutesNeeded": None if self.minutes_needed is None else round(self.minutes_needed, 1),
             "stableSyntheticRequests": self.stable_synthetic,
             "candidateSyntheticRequests": self.candidate_synthetic,
+            "passBasis": self.pass_basis,
             "kinds": [
                 {
                     "kind": k.kind,
@@ -212,6 +227,8 @@ class Judgement:
                     "ePass": _finite(math.exp(min(k.log_e_pass, 700))),
                     "ratio": k.ratio,
                     "ratioUpper": k.ratio_upper,
+                    "ePassJoint": None if k.log_e_pass_joint is None else _finite(math.exp(min(k.log_e_pass_joint, 700))),
+                    "syntheticPass": k.synthetic_pass,
                 }
                 for k in self.kinds
             ],
@@ -328,7 +345,7 @@ def _clean(x: float | None) -> float:
 
 
 def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kinds: Iterable[str] | None = None,
-          from_step_start: bool = False, early_look_ready: bool = True) -> Judgement:
+          from_step_start: bool = False, early_look_ready: bool = True, synthetic_representative: bool = False) -> Judgement:
     """Judge the candidate on these minutes (oldest first, all of them).
 
     The minutes must begin at a point fixed before anyone looked -- the step's start (``step_window``) --
@@ -343,6 +360,13 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
     the early look (the first ``EARLY_LOOK_MINUTES``) may be used; without it the look is never taken.
     ``early_look_ready`` False: those minutes may still be revised by CloudWatch, so the look is not
     taken yet (its bet counts 0, a lower bound; ``step_window`` says when it is ready).
+    ``synthetic_representative``: the operator declared the synthetic path representative of user
+    requests (``bluegreen:probe.syntheticRepresentative``: a candidate at least ``pass_ratio`` x worse for
+    users is at least that much worse on the synthetic path). A kind's pass e-process is then both strata's
+    pass likelihood ratios multiplied (one e-process, still at ``alpha/K``), and a pass that the users' own
+    evidence does not reach also needs the users to show no fail evidence (their own fail mixture <= 1 and
+    pass mixture >= 1).
+    Without it a pass rests on user traffic alone.
     """
     cfg = config
     window = list(minutes)
@@ -361,9 +385,10 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
     level = math.log(threshold * K)
     for k in ks:
         fail_alts = [0.0] * len(FAIL_GRID)
-        # Pass evidence per stratum (user, synthetic): each stratum must pass on its own (see the module docstring).
-        pass_alts = [[0.0] * len(PASS_GRID) for _ in range(2)]
-        upper_alts = [{b: [0.0] * len(PASS_GRID) for b in bounds} for _ in range(2)]
+        user_fail_alts = [0.0] * len(FAIL_GRID)  # the users' own fail evidence (the guard of a synthetic pass)
+        # Pass evidence per stratum (user, synthetic), and both together (index 2: used only when representative).
+        pass_alts = [[0.0] * len(PASS_GRID) for _ in range(3)]
+        upper_alts = [{b: [0.0] * len(PASS_GRID) for b in bounds} for _ in range(3)]
         events = [[0.0, 0.0] for _ in range(2)]  # per stratum: candidate, stable events
         for m in window:
             for st, (c, s, n_c, n_s) in enumerate(m.strata(k)):  # the user stratum, then the synthetic one
@@ -372,12 +397,19 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
                 if c + s <= 0 or n_c <= 0 or n_s <= 0:
                     continue
                 for i, g in enumerate(FAIL_GRID):
-                    fail_alts[i] += _minute_log_lr(c, s, n_c, n_s, cfg.tolerated_ratio, cfg.tolerated_ratio * g)
+                    lr = _minute_log_lr(c, s, n_c, n_s, cfg.tolerated_ratio, cfg.tolerated_ratio * g)
+                    fail_alts[i] += lr
+                    if st == 0:
+                        user_fail_alts[i] += lr
                 for i, g in enumerate(PASS_GRID):
-                    pass_alts[st][i] += _minute_log_lr(c, s, n_c, n_s, cfg.pass_ratio, cfg.pass_ratio * g)
+                    lr = _minute_log_lr(c, s, n_c, n_s, cfg.pass_ratio, cfg.pass_ratio * g)
+                    pass_alts[st][i] += lr
+                    pass_alts[2][i] += lr
                 for b in bounds:
                     for i, g in enumerate(PASS_GRID):
-                        upper_alts[st][b][i] += _minute_log_lr(c, s, n_c, n_s, b, b * g)
+                        lr = _minute_log_lr(c, s, n_c, n_s, b, b * g)
+                        upper_alts[st][b][i] += lr
+                        upper_alts[2][b][i] += lr
         c_tot = events[0][0] + events[1][0]
         s_tot = events[0][1] + events[1][1]
         shown = [st for st in range(2) if events[st][0] + events[st][1] > 0]  # strata with events of this kind
@@ -394,41 +426,73 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
                 [cell for m in window[:EARLY_LOOK_MINUTES] for cell in m.strata(k)], cfg.tolerated_ratio, EARLY_LOOK_SHARE * cfg.alpha)
         log_fail = fail_log_evalue(mixture(fail_alts), early, cfg.alpha)
         log_pass = mixture(pass_alts[0]) if 0 in shown else 0.0
+        joint = None
+        if synthetic_representative and 1 in shown:
+            # Until the synthetic stratum's first event this product equals the user stratum's own e-process, so one
+            # e-process decides a pass throughout the step: no second chance, no alpha spent twice.
+            joint = mixture(pass_alts[2])
+            joint_upper = next((b for b in bounds if mixture(upper_alts[2][b]) >= level), None)
+            if joint_upper is not None and (upper is None or joint_upper < upper) and joint >= level and log_pass < level:
+                upper = joint_upper  # the bound a synthetic pass shows (under the declared assumption)
         evidence.append(KindEvidence(k, s_tot, c_tot, log_fail, log_pass, ratio, upper,
                                      user_events=events[0][0] + events[0][1],
-                                     stratum_log_e_pass=tuple(mixture(pass_alts[st]) if st in shown else None for st in range(2))))
+                                     stratum_log_e_pass=tuple(mixture(pass_alts[st]) if st in shown else None for st in range(2)),
+                                     user_log_e_fail=mixture(user_fail_alts), log_e_pass_joint=joint))
 
     log_e = _logsumexp_mean([e.log_e_fail for e in evidence])
     e_value = math.exp(min(log_e, 700.0))
     n = len(window)
     base = dict(minutes=n, stable_requests=n_s_total, candidate_requests=n_c_total, e_value=e_value,
-                threshold=threshold, kinds=tuple(evidence), stable_synthetic=syn_s_total, candidate_synthetic=syn_c_total)
+                threshold=threshold, stable_synthetic=syn_s_total, candidate_synthetic=syn_c_total)
 
     if log_e >= math.log(threshold):
         worst = max(evidence, key=lambda e: e.log_e_fail)
         what = f"{worst.candidate_events:g} {_LABELS.get(worst.kind, worst.kind)} from the candidate vs {worst.stable_events:g} from stable"
         ratio = f" (observed ratio {worst.ratio:g}x)" if worst.ratio is not None else ""
         return Judgement(FAIL, f"evidence of a regression: e-value {e_value:.3g} >= {threshold:g}; {what}{ratio} "
-                               f"over {n} min, tolerated ratio {cfg.tolerated_ratio:g}x", **base)
+                               f"over {n} min, tolerated ratio {cfg.tolerated_ratio:g}x", kinds=tuple(evidence), **base)
 
     if n_c_total + syn_c_total <= 0:
-        return Judgement(INSUFFICIENT, f"no candidate requests in {n} min: nothing to judge yet", minutes_needed=None, **base)
+        return Judgement(INSUFFICIENT, f"no candidate requests in {n} min: nothing to judge yet", minutes_needed=None,
+                         kinds=tuple(evidence), **base)
 
     pending: list[str] = []
-    for e in evidence:
+    for i, e in enumerate(evidence):
+        user_ok = (e.log_e_pass >= level) if e.user_events > 0 else n_c_total >= cfg.min_candidate_requests
+        if e.log_e_pass_joint is not None:
+            # Representative synthetic path with events of this kind: the joint e-process must pass, and where the
+            # users' own evidence does not, they must at least show no fail evidence.
+            if e.log_e_pass_joint >= level and (user_ok or _users_show_no_fail_evidence(e)):
+                if not user_ok:
+                    evidence[i] = e = _with_synthetic_pass(e)
+                continue
+            why = ("users show fail evidence (their own fail e-value "
+                   f"{math.exp(min(e.user_log_e_fail, 700)):.3g}, pass e-value {math.exp(min(e.log_e_pass, 700)):.3g}: "
+                   "a pass on synthetic evidence needs <= 1 and >= 1)") if e.log_e_pass_joint >= level else (
+                f"ratio not yet shown below {cfg.pass_ratio:g}x on user and synthetic traffic together")
+            pending.append(f"{e.kind}: {why}")
+            continue
         # The user stratum: a kind it never showed is quiet only after enough *user* requests (synthetic
         # requests never count towards it: a synthetic path that cannot fail would make any service quiet).
-        if e.user_events <= 0 and n_c_total < cfg.min_candidate_requests:
+        if e.user_events <= 0 and not user_ok:
             pending.append(f"{e.kind}: none yet in {n_c_total:g} candidate user requests (needs {cfg.min_candidate_requests})")
             continue
         # The user stratum must pass on its own; the synthetic stratum only adds fail evidence.
-        if e.user_events > 0 and e.log_e_pass < level:
+        if not user_ok:
             pending.append(f"{e.kind}: ratio not yet shown below {cfg.pass_ratio:g}x on user traffic")
+    base["kinds"] = tuple(evidence)
     if not pending and n >= cfg.min_minutes:
+        on_synthetic = [e.kind for e in evidence if e.synthetic_pass]
         bounds_text = ", ".join(f"{e.kind} < {e.ratio_upper:g}x" for e in evidence if e.ratio_upper is not None)
-        synthetic = f", {syn_c_total:g} synthetic candidate requests judged apart" if syn_c_total else ""
+        if on_synthetic:
+            basis = (f" ON SYNTHETIC EVIDENCE ({', '.join(on_synthetic)}: {syn_c_total:g} synthetic candidate requests, "
+                     "declared representative of user requests by bluegreen:probe.syntheticRepresentative; "
+                     "user traffic alone has not shown it, and shows no fail evidence)")
+        else:
+            basis = f", {syn_c_total:g} synthetic candidate requests judged apart" if syn_c_total else ""
         return Judgement(PASS, f"no regression: over {n} min the candidate's rates are below {cfg.pass_ratio:g}x stable's"
-                               + (f" ({bounds_text})" if bounds_text else "") + f"; e-value {e_value:.3g} < {threshold:g}{synthetic}", **base)
+                               + (f" ({bounds_text})" if bounds_text else "") + f"; e-value {e_value:.3g} < {threshold:g}{basis}",
+                         pass_basis="synthetic" if on_synthetic else "user", **base)
     try:
         needed = _minutes_needed(window, evidence, cfg, K)
     except (ArithmeticError, ValueError):  # extreme counts: an estimate is not worth an exception
@@ -442,9 +506,19 @@ def judge(minutes: Sequence[Minute], config: JudgeConfig = JudgeConfig(), *, kin
     return Judgement(INSUFFICIENT, f"not enough evidence yet ({more}): " + "; ".join(pending), minutes_needed=needed, **base)
 
 
+def _users_show_no_fail_evidence(e: KindEvidence) -> bool:
+    """The guard of a pass on synthetic evidence: the users' own data lean neither towards a regression (their fail
+    mixture <= 1) nor towards one at least pass_ratio x worse (their pass mixture >= 1). Both are 1 without user events."""
+    return e.user_log_e_fail <= 0.0 and e.log_e_pass >= 0.0
+
+
+def _with_synthetic_pass(e: KindEvidence) -> KindEvidence:
+    return replace(e, synthetic_pass=True)
+
+
 def _minutes_needed(window: Sequence[Minute], evidence: Sequence[KindEvidence], cfg: JudgeConfig, K: int) -> float | None:
-    """Expected minutes until every pending kind passes on user traffic, if the recent traffic and the
-    observed rates hold."""
+    """Expected minutes until every pending kind passes, if the recent traffic and the observed rates hold:
+    on user traffic, or (a representative synthetic path) on both strata together."""
     recent = list(window)[-5:]
     if not recent:
         return None
@@ -455,16 +529,24 @@ def _minutes_needed(window: Sequence[Minute], evidence: Sequence[KindEvidence], 
     level = math.log(K / cfg.alpha) + math.log(len(PASS_GRID))
     worst = 0.0
     for e in evidence:
-        if e.user_events <= 0 and total[0][0] < cfg.min_candidate_requests:
+        joint = e.log_e_pass_joint is not None
+        if not joint and e.user_events <= 0 and total[0][0] < cfg.min_candidate_requests:
             if now[0][0] <= 0:
                 return None
             worst = max(worst, (cfg.min_candidate_requests - total[0][0]) / now[0][0])
-        for st, log_pass in enumerate(e.stratum_log_e_pass[:1]):  # the user stratum: the only one a pass needs
-            if log_pass is None or log_pass >= math.log(K / cfg.alpha):
-                continue
+        log_pass = e.log_e_pass_joint if joint else e.stratum_log_e_pass[0] if e.stratum_log_e_pass else None
+        user_pass = e.stratum_log_e_pass[0] if e.stratum_log_e_pass else None
+        if joint and not _users_show_no_fail_evidence(e) and (user_pass is None or user_pass < math.log(K / cfg.alpha)):
+            return None  # the users show fail evidence: no pass on synthetic evidence while they do, and when they stop is unknown
+        if log_pass is None or log_pass >= math.log(K / cfg.alpha):
+            continue
+        drift = [0.0] * len(PASS_GRID)  # expected log likelihood ratio per minute of each alternative
+        for st in ((0, 1) if joint else (0,)):
             n_c, n_s = now[st]
             if n_c <= 0 or n_s <= 0:
-                return None
+                if st == 0 and not joint:
+                    return None
+                continue
             c = sum(m.strata(e.kind)[st][0] for m in window)
             s = sum(m.strata(e.kind)[st][1] for m in window)
             rate_s = max(s, 0.5) / max(total[st][1], 1.0)
@@ -473,10 +555,12 @@ def _minutes_needed(window: Sequence[Minute], evidence: Sequence[KindEvidence], 
                 return None
             events = rate_s * n_s + rate_c * n_c
             p0 = _share(cfg.pass_ratio, n_c, n_s)
-            best = max(events * _kl(rate_c * n_c / events, _share(cfg.pass_ratio * g, n_c, n_s), p0) for g in PASS_GRID)
-            if best <= 0:
-                return None
-            worst = max(worst, max(0.0, level - max(log_pass, 0.0)) / best)
+            for i, g in enumerate(PASS_GRID):
+                drift[i] += events * _kl(rate_c * n_c / events, _share(cfg.pass_ratio * g, n_c, n_s), p0)
+        best = max(drift)
+        if best <= 0:
+            return None
+        worst = max(worst, max(0.0, level - max(log_pass, 0.0)) / best)
     return worst
 
 

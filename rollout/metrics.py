@@ -11,7 +11,9 @@ The judge's ``errors`` kind is target 5xx + target connection errors (both are r
 With ``synthetic_stack`` set, the same call also reads the probe function's synthetic load per colour
 (namespace ``bluegreen``, ``SyntheticRequests`` and ``SyntheticFailed`` Sum, dimensions Stack and
 TargetGroup; ``rollout.synthetic_load``): requests sent straight to the targets, so never part of the
-ALB counts above; they become the judge's separate synthetic stratum (kind ``errors``).
+ALB counts above; they become the judge's separate synthetic stratum (kind ``errors``). And
+``SyntheticRepresentative``: the minutes whose load was sent under the operator's declaration that the
+synthetic path is representative of user requests (``MinuteSeries.synthetic_representative``).
 
 A minute with no datapoint is zero (the ALB publishes nothing when nothing happened), never unknown.
 The client is passed in; every AWS fault propagates to the caller (the gate turns it into a reason).
@@ -25,12 +27,13 @@ from typing import Any, Mapping
 
 from .judge import Minute
 from .probe_runner import NAMESPACE as SYNTHETIC_NAMESPACE
-from .synthetic_load import METRIC_SYNTHETIC_FAILED, METRIC_SYNTHETIC_SENT
+from .synthetic_load import METRIC_SYNTHETIC_FAILED, METRIC_SYNTHETIC_REPRESENTATIVE, METRIC_SYNTHETIC_SENT
 
 __all__ = ["NAMESPACE", "MinuteSeries", "dimension_value", "read_minutes", "read_traffic_summary", "slow_stat"]
 
 NAMESPACE = "AWS/ApplicationELB"
-_SYNTHETIC = (("synthetic", METRIC_SYNTHETIC_SENT), ("synthetic_failed", METRIC_SYNTHETIC_FAILED))
+_SYNTHETIC = (("synthetic", METRIC_SYNTHETIC_SENT), ("synthetic_failed", METRIC_SYNTHETIC_FAILED),
+              ("synthetic_representative", METRIC_SYNTHETIC_REPRESENTATIVE))
 _COUNTS = (("requests", "RequestCount"), ("5xx", "HTTPCode_Target_5XX_Count"), ("connection", "TargetConnectionErrorCount"))
 
 
@@ -57,6 +60,16 @@ class MinuteSeries:
     minutes: tuple[Minute, ...]
     elb_5xx: tuple[float, ...]
     kinds: tuple[str, ...]  # the bad-event kinds that were counted
+    # per minute: the probe function published, for both colours, that its synthetic path was declared representative
+    declared: tuple[bool, ...] = ()
+
+    @property
+    def synthetic_representative(self) -> bool:
+        """Every minute with synthetic load in it was sent under the declaration (bluegreen:probe.syntheticRepresentative),
+        and there is at least one: a declaration made mid-step, by the update being judged or later, covers no minute
+        before it, so it cannot vouch for load sent without it."""
+        loaded = [i for i, m in enumerate(self.minutes) if m.stable_synthetic or m.candidate_synthetic]
+        return bool(loaded) and all(i < len(self.declared) and self.declared[i] for i in loaded)
 
     def totals(self) -> dict[str, float]:
         out = {"stable_requests": 0.0, "candidate_requests": 0.0, "elb_5xx": sum(self.elb_5xx)}
@@ -165,7 +178,8 @@ def read_minutes(
         )
         for m in starts
     )
-    return MinuteSeries(tuple(starts), minutes, tuple(at("elb5xx", m) for m in starts), tuple(kinds))
+    declared = tuple(at("s_synthetic_representative", m) > 0 and at("c_synthetic_representative", m) > 0 for m in starts)
+    return MinuteSeries(tuple(starts), minutes, tuple(at("elb5xx", m) for m in starts), tuple(kinds), declared)
 
 
 

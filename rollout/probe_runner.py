@@ -100,6 +100,9 @@ class ProbeSettings:
     expected_status: int = 200
     synthetic_per_minute: int = 0  # synthetic requests to each colour per round (0: none)
     synthetic_path: str | None = None  # what they GET; None: the colour's health path
+    # bluegreen:probe.syntheticRepresentative: publish, with each round's synthetic counts, that the operator declared
+    # the path representative of user requests (the gate then lets a pass rest on those minutes' synthetic evidence)
+    synthetic_representative: bool = False
 
     ENV = {
         "stack": "BLUEGREEN_STACK",
@@ -110,6 +113,7 @@ class ProbeSettings:
         "expected_status": "BLUEGREEN_EXPECTED_STATUS",
         "synthetic_per_minute": "BLUEGREEN_SYNTHETIC_PER_MINUTE",
         "synthetic_path": "BLUEGREEN_SYNTHETIC_PATH",
+        "synthetic_representative": "BLUEGREEN_SYNTHETIC_REPRESENTATIVE",
     }
 
     def to_env(self) -> dict[str, str]:
@@ -117,7 +121,10 @@ class ProbeSettings:
         out = {}
         for attr, var in self.ENV.items():
             value = getattr(self, attr)
-            if value not in (None, "") and not (attr == "synthetic_per_minute" and value == 0):
+            if isinstance(value, bool):
+                if value:
+                    out[var] = "true"
+            elif value not in (None, "") and not (attr == "synthetic_per_minute" and value == 0):
                 out[var] = format(value, "g") if isinstance(value, float) else str(value)
         return out
 
@@ -152,7 +159,15 @@ class ProbeSettings:
             expected_status=number("expected_status", int, 100, 599, 200),
             synthetic_per_minute=number("synthetic_per_minute", int, 0, SYNTHETIC_MAX_PER_MINUTE, 0),
             synthetic_path=_path(environ.get(cls.ENV["synthetic_path"]), cls.ENV["synthetic_path"]),
+            synthetic_representative=_flag(environ.get(cls.ENV["synthetic_representative"]), cls.ENV["synthetic_representative"]),
         )
+
+
+def _flag(raw: str | None, var: str) -> bool:
+    value = (raw or "").strip().lower()
+    if value not in ("", "true", "false"):
+        raise ProbeSetupError(f"{var} must be true or false, got {raw!r}")
+    return value == "true"
 
 
 def _path(raw: str | None, var: str) -> str | None:

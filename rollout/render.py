@@ -126,7 +126,9 @@ _JUDGE_NOTE = (
 )
 
 
-def render_markdown(plan: Plan) -> str:
+def render_markdown(plan: Plan, *, synthetic_path: str | None = None) -> str:
+    """The plan as a pull-request comment. ``synthetic_path``: the stack declares it representative of user
+    requests (bluegreen:probe.syntheticRepresentative), so the comment says a pass may rest on synthetic evidence."""
     r = plan.rollout
     lines = [
         PLAN_MARKER,
@@ -149,6 +151,11 @@ def render_markdown(plan: Plan) -> str:
         lines.append(cell)
     lines += ["", "_Simulated offline: the real program under Pulumi's mock runtime with the real stack file._"]
     lines += ["", _JUDGE_NOTE]
+    if synthetic_path:
+        lines += ["", f"_Synthetic evidence: this stack declares the synthetic requests to `{synthetic_path}` representative of user "
+                      "requests (`bluegreen:probe.syntheticRepresentative`), so a step's `pass` may rest on them when user traffic is "
+                      "too thin to show it; `python -m rollout gate` and `status` say **PASS ON SYNTHETIC EVIDENCE** when it does. A "
+                      "regression that only user requests hit is then not guarded against._"]
     if plan.verdicts:
         lines += ["", _POLICY_NOTE]
         if skipped:

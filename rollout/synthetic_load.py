@@ -30,6 +30,7 @@ from rollout.probe_runner import NAMESPACE, ProbeSettings, probe_once, round_pro
 __all__ = [
     "METRIC_SYNTHETIC_SENT",
     "METRIC_SYNTHETIC_FAILED",
+    "METRIC_SYNTHETIC_REPRESENTATIVE",
     "SyntheticColour",
     "SyntheticRound",
     "synthetic_dimensions",
@@ -40,6 +41,9 @@ __all__ = [
 
 METRIC_SYNTHETIC_SENT = "SyntheticRequests"  # Count, per target group: synthetic requests sent straight to its targets
 METRIC_SYNTHETIC_FAILED = "SyntheticFailed"  # Count, per target group: those answered 5xx or not at all
+# Count (1 a round), per target group, only with bluegreen:probe.syntheticRepresentative: the operator declared the
+# synthetic path representative of user requests while this round ran (the gate reads it with the counts).
+METRIC_SYNTHETIC_REPRESENTATIVE = "SyntheticRepresentative"
 _SYNTHETIC_BUDGET_S = 20.0  # a synthetic round stops starting pairs after this (the function's timeout is 30 s)
 _SYNTHETIC_WORKERS = 32
 
@@ -63,6 +67,7 @@ class SyntheticRound:
     at: datetime
     colours: tuple[SyntheticColour, ...] = ()
     skipped: str | None = None  # why nothing was sent (not an error: e.g. no traffic split)
+    representative: bool = False  # sent under the operator's declaration that the path is representative
 
     def summary(self) -> str:
         if self.skipped:
@@ -151,7 +156,7 @@ def synthetic_round(
     for c in colours:
         failures = Counter(p[c] for p in pairs if p[c])
         result.append(SyntheticColour(c, prod.target_groups[c], len(pairs), sum(failures.values()), dict(failures)))
-    return SyntheticRound(settings.stack, at, tuple(result))
+    return SyntheticRound(settings.stack, at, tuple(result), representative=settings.synthetic_representative)
 
 
 def publish_synthetic(cloudwatch, round_: SyntheticRound) -> int:
@@ -162,6 +167,9 @@ def publish_synthetic(cloudwatch, round_: SyntheticRound) -> int:
         dims = synthetic_dimensions(round_.stack, c.target_group_arn)
         data.append({"MetricName": METRIC_SYNTHETIC_SENT, "Dimensions": dims, "Value": float(c.sent), "Unit": "Count", "Timestamp": round_.at})
         data.append({"MetricName": METRIC_SYNTHETIC_FAILED, "Dimensions": dims, "Value": float(c.failed), "Unit": "Count", "Timestamp": round_.at})
+        if round_.representative:
+            data.append({"MetricName": METRIC_SYNTHETIC_REPRESENTATIVE, "Dimensions": dims, "Value": 1.0, "Unit": "Count",
+                         "Timestamp": round_.at})
     if data:
         cloudwatch.put_metric_data(Namespace=NAMESPACE, MetricData=data)
     return len(data)

@@ -124,7 +124,9 @@ def test_the_longest_aborted_marker_the_validator_accepts_leaves_every_tag_and_t
 
 
 def _env_bytes(env: dict) -> int:
-    return sum(len(k.encode()) + len(str(v).encode()) for k, v in env.items())
+    from rollout.probe_path import environment_size
+
+    return environment_size(env)  # as Lambda measures it: one compact JSON object
 
 
 @pytest.mark.parametrize("per_minute", [1, 1000])
@@ -155,19 +157,26 @@ def test_with_synthetic_load_every_security_group_rule_description_is_one_ec2_ac
     assert bad == [], bad
 
 
-@pytest.mark.xfail(strict=True, reason="bluegreen:probe.syntheticPath has no length bound: a path the validator accepts "
-                                       "overflows the probe function's 4 KB Lambda environment, so AWS refuses the function")
 def test_the_longest_synthetic_path_the_validator_accepts_fits_the_lambda_environment():
-    path = "/" + "p" * 4100
-    cfg = set_path(load_stack_file("production"), "bluegreen:probe.syntheticPerMinute", 60)
-    cfg = set_path(cfg, "bluegreen:probe.syntheticPath", path)
-    try:
-        parse_stack_config(_raw(cfg))
-    except Exception:  # refused with a config error: the promise holds
-        return
+    """Lambda measures all variables together as one JSON object (its error quotes the "String measured") against
+    4 KB: the longest path the validator accepts, next to the longest value of every other variable, fits."""
+    from rollout.probe_path import LAMBDA_ENVIRONMENT_LIMIT, LONGEST_OTHER_VALUES, SYNTHETIC_PATH_MAX_LENGTH, environment_size
+    from rollout.probe_runner import ProbeSettings
+
+    longest = "/" + "p" * (SYNTHETIC_PATH_MAX_LENGTH - 1)
+    assert _accepted(longest) and not _accepted(longest + "p") and not _accepted("/" + "p" * 4100)
+    cfg = set_path(set_path(load_stack_file("production"), "bluegreen:probe.syntheticPerMinute", 60), "bluegreen:probe.syntheticPath", longest)
     s = run_program("production", cfg)
     env = s.one("aws:lambda/function:Function", "-probe-fn").inputs["environment"]["variables"]
-    assert _env_bytes(env) <= 4096, f"{_env_bytes(env)} bytes of environment"
+    assert env["BLUEGREEN_SYNTHETIC_PATH"] == longest and environment_size(env) <= LAMBDA_ENVIRONMENT_LIMIT, environment_size(env)
+    # every other variable at the longest value the program can give it (the names are the function's own)
+    assert set(LONGEST_OTHER_VALUES) == set(ProbeSettings.ENV.values()) - {"BLUEGREEN_SYNTHETIC_PATH"}
+    worst = ProbeSettings(stack="s" * 100, load_balancer_arn=LONGEST_OTHER_VALUES["BLUEGREEN_LOAD_BALANCER_ARN"], hostname="h" * 253,
+                          probes=50, timeout_s=10.0, expected_status=599, synthetic_per_minute=1000, synthetic_path=longest,
+                          synthetic_representative=True).to_env()
+    assert set(worst) == set(ProbeSettings.ENV.values()) and all(len(worst[k]) == len(v) for k, v in LONGEST_OTHER_VALUES.items()), worst
+    assert environment_size(worst) <= LAMBDA_ENVIRONMENT_LIMIT, environment_size(worst)
+    assert environment_size({**worst, "BLUEGREEN_SYNTHETIC_PATH": longest + "p" * 1400}) > LAMBDA_ENVIRONMENT_LIMIT  # the measure bites
 
 
 # --------------------------------------------------------------------------- 2. the CLI prints no traceback
@@ -270,7 +279,7 @@ def test_a_step_0_rollback_passes_with_a_garbled_kubernetes_record_on_the_live_l
 
 # --------------------------------------------------------------------------- the reflex's own marker is one the validator accepts
 
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from rollout.reflex import REASON_JUDGE, REASONS, abort_value  # noqa: E402
@@ -315,12 +324,19 @@ def test_a_plain_synthetic_path_reaches_a_healthy_target(healthy_url, path):
     assert _healthy_target_answers(healthy_url, path) == "", path
 
 
-@pytest.mark.xfail(strict=True, reason="bluegreen:probe.syntheticPath refuses a space but accepts tabs, newlines and non-ASCII: "
-                                       "every synthetic request then fails before it is sent, on both colours")
-@pytest.mark.parametrize("path", ["/ping\tx", "/ping\nx", "/pïng"])
+@pytest.mark.parametrize("path", ["/ping\tx", "/ping\nx", "/pïng", "/ping\x7f", "/ping%zz", "/ping x", "/a\"b", "/a<b>"])
 def test_a_synthetic_path_with_control_or_non_ascii_characters_is_refused_or_requestable(healthy_url, path):
     if _accepted(path):
         assert _healthy_target_answers(healthy_url, path) == "", f"{path!r}: a healthy target's synthetic request fails"
+    assert not _accepted(path), path  # none of these is a URL path as it stands: refused, with the key named
+
+
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(tail=st.text(st.characters(min_codepoint=0, max_codepoint=0x17F), max_size=40))
+def test_every_synthetic_path_the_validator_accepts_reaches_a_healthy_target(healthy_url, tail):
+    path = "/" + tail
+    if _accepted(path):
+        assert _healthy_target_answers(healthy_url, path) == "", f"{path!r}: accepted, but a healthy target's synthetic request fails"
 
 
 def test_autopilot_without_a_load_balancer_arn_or_pulumi_is_a_usage_error(tmp_path, no_pulumi):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from rollout.probe_runner import ColourRound, ProbeOutcome, ProbeRound, publish_round
 from tests.test_policy_traffic import analyze, expect, expect_clean, live_alb, pack, proposed  # noqa: F401 - fixture
 
@@ -94,3 +96,35 @@ def test_production_takes_the_probe_source_from_its_pack_config_not_from_a_tag(a
     expect(analyze(pack, props, name, urn), "healthy-promotion", "green")
     refused = [v for v in analyze(pack, props, name, urn).mandatory if v.policy == "healthy-promotion"]
     assert refused and "in-VPC" in refused[0].message, refused
+
+
+def _thin_step_with_synthetic_load(aws, declared: bool):
+    """Step 1 live for 12 minutes on a thin service (5 req/s, 10 %: users too few for a pass on their own), healthy
+    in-VPC probes, and 1,000 synthetic requests a minute to each colour, sent with or without the declaration."""
+    from rollout.synthetic_load import SyntheticColour, SyntheticRound, publish_synthetic
+    from tests.test_policy_traffic import SINCE, stamp, weights_at
+
+    w = weights_at(1)
+    alb = aws.build_alb(stable="blue", candidate_weight=w["green"])
+    aws.put_minutes(alb, stable=(270, 1), candidate=(30, 0), ago=range(2, 12))
+    aws.client("elbv2").add_tags(ResourceArns=[alb.production_listener], Tags=[
+        {"Key": "bluegreen:steps", "Value": "10/25/50/75/100"}, {"Key": SINCE, "Value": stamp(w, 12)}])
+    in_vpc(aws, alb)
+    publish(aws, alb, "green")
+    now = datetime.now(timezone.utc).replace(second=30, microsecond=0)
+    for ago in range(2, 12):
+        publish_synthetic(aws.client("cloudwatch"), SyntheticRound(STACK, now - timedelta(minutes=ago), (
+            SyntheticColour("blue", alb.target_groups["blue"], 1000, 5),
+            SyntheticColour("green", alb.target_groups["green"], 1000, 4)), representative=declared))
+    return alb
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_the_pack_lets_a_thin_service_through_on_synthetic_load_sent_under_the_declaration(aws, pack, declared):
+    configure_in_vpc(pack)
+    alb = _thin_step_with_synthetic_load(aws, declared=declared)
+    props, name, urn = proposed(alb, step=2)
+    if declared:
+        expect_clean(analyze(pack, props, name, urn))
+    else:
+        expect(analyze(pack, props, name, urn), "healthy-promotion", "ratio not yet shown below 2x on user traffic")
