@@ -23,6 +23,24 @@ def pytest_configure(config: pytest.Config) -> None:
         config.option.dist = "loadfile"
 
 
+# Files with the longest total time, longest first (measured with --durations and junit per-file totals).
+# Under `--dist loadfile` a worker takes a whole file; a long file started last leaves the other worker idle
+# for its whole length, so they go out first and the short files fill the end.
+LONG_FILES_FIRST = (
+    "test_policy_workload_k8s.py", "test_policy_workload.py", "test_hardening.py", "test_policy_traffic.py",
+    "test_policy_attacks.py", "test_gate.py", "test_cli.py", "test_policy_workload_k8s_attacks.py", "test_reflex.py",
+    "test_reflex_judge.py", "test_reflex_rules.py", "test_attacks_late.py", "test_probe_pack.py", "test_policy_guard.py",
+    "test_policy_stateful.py", "test_operator_cli.py", "test_secrets.py", "test_autopilot.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Long files first (LONG_FILES_FIRST), then the rest in collection order; the order is the same in every
+    worker, as pytest-xdist requires."""
+    rank = {name: i for i, name in enumerate(LONG_FILES_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 settings.register_profile("ci", max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.register_profile("dev", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")

@@ -21,7 +21,12 @@ from hypothesis import strategies as st
 from rollout.errors import ConfigError, GateError
 from rollout.gate import CheckResult, GateTarget, GateThresholds, GateVerdict, run_gate
 
-EPSILON_S = 1.0  # correctness bound on top of the deadline, not a benchmark
+# Scheduling slack on top of a deadline or timeout under test. What these tests prove is which cut ended
+# the wait (the message names it) and that the gate did not wait for the slow server: every bound below
+# stays under what the gate would take without that cut (the per-probe timeout, the server's delay, the
+# hung endpoint). How close to the deadline a verdict lands is a latency target for bench/, not a test;
+# 1 s of slack failed on a machine at load 5+.
+EPSILON_S = 3.0
 
 
 @pytest.fixture
@@ -91,10 +96,10 @@ def test_twenty_probes_against_hung_server_answer_within_deadline(hung_url, sess
     t0 = time.monotonic()
     v = probe(hung_url, session, probes=20, probe_timeout_s=10.0, deadline_s=3.0)
     elapsed = time.monotonic() - t0
-    assert elapsed < 4.0, f"gate took {elapsed:.2f} s with a 3 s deadline"
+    assert elapsed < 3.0 + EPSILON_S < 10.0, f"gate took {elapsed:.2f} s with a 3 s deadline (and 10 s probe timeouts)"
     assert not v.passed, explain(v)
     assert "20/20 probes of /healthz: no answer within the 3 s gate deadline" in v.message()
-    assert v.elapsed_s < 4.0
+    assert v.elapsed_s < 3.0 + EPSILON_S
 
 
 @pytest.mark.parametrize(

@@ -43,6 +43,7 @@ def _null_run(rng: random.Random, traffic: list[int], weights: list[int], rate: 
     return False
 
 
+@pytest.mark.explore  # one fixed sequence runs by default: tests/test_judge_representative.py
 @settings(max_examples=8, deadline=None, derandomize=True)
 @given(
     traffic=st.lists(st.integers(0, 20000), min_size=20, max_size=20),
@@ -197,6 +198,7 @@ def _two_strata_run(rng: random.Random, traffic: list[int], weights: list[int], 
     return fired, pooled_fired
 
 
+@pytest.mark.explore  # one fixed sequence runs by default: tests/test_judge_representative.py
 @settings(max_examples=6, deadline=None, derandomize=True)
 @given(
     traffic=st.lists(st.integers(0, 3000), min_size=15, max_size=15),
@@ -287,10 +289,10 @@ def _user_regression_passes(rng: random.Random, ratio: float, syn: int, syn_stab
 
 @pytest.mark.parametrize("ratio, syn, syn_stable, syn_candidate", [
     (4.0, 60, 0.10, 0.10),  # a synthetic path failing 10 % on both colours (the reproduction: passed 57 % before)
-    (3.0, 120, 0.20, 0.20),
-    (2.0, 300, 0.05, 0.0),  # a candidate *better* on the synthetic path: still no help to the user stratum
-    (2.0, 1000, 0.01, 0.01),
-    (2.0, 60, 0.0, 0.0),  # a path that never fails: no synthetic events at all
+    pytest.param(3.0, 120, 0.20, 0.20, marks=pytest.mark.explore),
+    pytest.param(2.0, 300, 0.05, 0.0, marks=pytest.mark.explore),  # a candidate *better* on the synthetic path: still no help to the user stratum
+    pytest.param(2.0, 1000, 0.01, 0.01, marks=pytest.mark.explore),
+    pytest.param(2.0, 60, 0.0, 0.0, marks=pytest.mark.explore),  # a path that never fails: no synthetic events at all
 ])
 def test_a_user_only_regression_is_not_passed_whatever_the_synthetic_path_does(ratio, syn, syn_stable, syn_candidate):
     """H0' of the pass side holds in the user stratum (ratio >= the pass ratio): however the synthetic stratum

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -35,13 +36,25 @@ def _aws_names(simulation) -> dict[str, tuple[str, str]]:
     return out
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=2, deadline=None)  # the named cases and two drawn names; 25 drawn under -m explore (below)
 @given(name=service_names)
 @example(name="a" * 24)
 @example(name="internal-api")
 @example(name="sg-web")
 @example(name="abcdefgh")  # 8 characters: the target group's autoname was 33
 def test_every_aws_name_is_valid_for_every_accepted_service_name(name):
+    _check_every_aws_name(name)
+
+
+@pytest.mark.explore
+@settings(max_examples=25, deadline=None)
+@given(name=service_names)
+def test_every_aws_name_is_valid_for_every_accepted_service_name_explored(name):
+    _check_every_aws_name(name)
+
+
+def _check_every_aws_name(name: str) -> None:
+    """Two program runs (both stacks) with service name `name`: every name AWS gets is valid, target groups distinct."""
     parse_stack_config({**_bluegreen(load_stack_file("production")), "service": {"name": name}})  # the validator accepts it
     for stack in ("production", "staging"):
         s = run_program(stack, overrides={"bluegreen:service.name": name})
