@@ -1059,6 +1059,7 @@ class ListenerWorkload:
     record_dropped: bool  # the live listener has a record, the proposed one has none: cannot tell
     migrating: str | None = None  # the live record's kind, when the proposed one is of another kind: cannot compare
     unreadable: UnreadableRecord | None = None  # the live record is there but cannot be read: cannot compare
+    rollback: bool = False  # a rollback whose record changes a colour that carries traffic after it
 
     def moves(self) -> str:
         return " / ".join(f"{c} {self.live_weights.get(c, 0)}% -> {self.weights.get(c, 0)}%" for c in COLORS)
@@ -1068,6 +1069,13 @@ class ListenerWorkload:
 
     def problem(self) -> str | None:
         """The violation, or None: the rule of `workload-steady-during-shift`."""
+        if self.rollback:
+            shares = ", ".join(f"{c} {self.weights.get(c, 0)}%" for c in self.changing)
+            return (
+                f"a rollback must not change what {' and '.join(self.changing)} runs: this update moves {self.moves()} and "
+                f"writes another {TAG_WORKLOAD} entry for the colour that keeps {shares} of live traffic. Roll back first "
+                f"(`python -m rollout rollback` changes only the step), then change it through a release to the idle colour"
+            )
         if self.unreadable is not None and (self.moves_weights or any(w > 0 for w in self.live_weights.values())):
             return _unreadable_problem(self.unreadable, f"traffic goes {self.moves()}", "what this update makes each colour run")
         if self.record_dropped and (self.moves_weights or self.live_carrying()):
@@ -1104,9 +1112,9 @@ def _listener_workload(args: ResourceValidationArgs) -> ListenerWorkload | None:
     view: RouteView | None = route_view(args)
     if view is None or view.kind != "listener" or view.offline or view.problem is not None or view.live is None:
         return None  # a fault, a rule, a plan: the traffic policies and the service policy decide
-    if view.passes_unconditionally():
-        return None  # rollbacks are never refused
     route = view.ladder_route  # the recorded listener (or its replacement carrying the same record)
+    if view.passes_unconditionally():
+        return _rollback_workload(view, route)  # the rollback passes; a change to what keeps traffic does not ride on it
     if route is None:
         return None  # a first deploy or another listener: the traffic policies decide
     live = read_record_tag(view.live.listener_tags.get(route.listener_arn, {}))
@@ -1139,6 +1147,24 @@ def _listener_workload(args: ResourceValidationArgs) -> ListenerWorkload | None:
     return ListenerWorkload(view.tags, live_weights, proposed_weights, changing, moves, record_dropped=False)
 
 
+def _rollback_workload(view: RouteView, route: Any) -> ListenerWorkload | None:
+    """A rollback's listener is never refused for its weights, but it must not vet a new workload for a colour that
+    still carries traffic after it: in `up` the listener is applied first, and the Deployments are then compared with
+    the record it wrote. Judged only where both records can be read and compared; otherwise the rollback passes (an
+    unreadable or old-shape record is the case the object checks and `rollback_verdicts` handle)."""
+    if route is None:
+        return None
+    live = read_record_tag(view.live.listener_tags.get(route.listener_arn, {}))
+    proposed = parse_workload_record(view.tags.get(TAG_WORKLOAD))
+    weights = view.weights_by_color()
+    if not isinstance(live, WorkloadRecord) or proposed is None or proposed.shape != live.shape or weights is None:
+        return None
+    keeps = [c for c in COLORS if weights.get(c, 0) > 0 and _entries(proposed, c) != _entries(live, c)]
+    if not keeps:
+        return None
+    return ListenerWorkload(view.tags, view.live_weights_by_color(), weights, keeps, True, False, rollback=True)
+
+
 def _entries(record: Any, color: str) -> tuple[str | None, ...]:
     """What a record says about one colour: what it runs and, on Kubernetes, the route to its pods."""
     routes = (record.services, record.bindings, record.identities)
@@ -1156,7 +1182,7 @@ def _check_steady(args: ResourceValidationArgs, report_violation: ReportViolatio
     found = _listener_workload(args)
     problem = found.problem() if found is not None else None
     if problem and not _valid_reason(found.tags.get(TAG_BREAK_GLASS)):
-        report_violation(f"{problem}." if found.unreadable else f"{problem}. {_RELEASE_HINT}.")
+        report_violation(f"{problem}." if found.unreadable or found.rollback else f"{problem}. {_RELEASE_HINT}.")
 
 
 def _valid_reason(value: Any) -> str | None:

@@ -424,6 +424,30 @@ def test_a_rollback_passes_every_workload_check(aws, pack):
     assert result.of("workload-steady-during-shift") == [], result
 
 
+def test_a_rollback_that_also_changes_the_stable_colours_pods_is_refused(aws, pack):
+    """The attack: step 3 -> 0 with a new image for blue, the colour the rollback returns all traffic to. In
+    `up --skip-preview` the listener is applied first and writes the new record, and the Deployment would then be
+    compared with that record: the listener itself must not vet a change to a colour that carries traffic after it."""
+    alb = live_k8s(aws, step=3, since_minutes=1)
+    rollback = {"bluegreen:rollout.step": 0, "bluegreen:colors.blue.image": NEW}
+    refused(listener(pack, alb, 0, **{"bluegreen:colors.blue.image": NEW}), "workload-steady-during-shift",
+            "a rollback must not change what blue runs", "Roll back first")
+    refused(judge(pack, deployment(alb, "blue", **rollback)), POLICY, f"image {NEW}")
+
+
+def test_a_rollback_may_change_the_colour_it_takes_all_traffic_from(aws, pack):
+    """Green goes to 0 % in the rollback: what it runs next is the idle colour's business (a release)."""
+    alb = live_k8s(aws, step=3, since_minutes=1)
+    result = listener(pack, alb, 0, **{"bluegreen:colors.green.image": NEW})
+    assert result.of("workload-steady-during-shift") == [], result
+
+
+def test_break_glass_lets_a_rollback_re_record_the_stable_colour(aws, pack):
+    alb = live_k8s(aws, step=3, since_minutes=1)
+    result = listener(pack, alb, 0, **{"bluegreen:colors.blue.image": NEW, "bluegreen:breakGlass.reason": REASON})
+    assert result.of("workload-steady-during-shift") == [], result
+
+
 def test_unchanged_deployments_pass_while_aws_is_unreadable(aws, pack):
     """AWS down for the pack (its credentials rejected): a known template passes, as a rollback must."""
     alb = live_k8s(aws, step=3)
