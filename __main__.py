@@ -20,7 +20,7 @@ from components.reflex import ReflexFunction, ReflexFunctionArgs  # noqa: E402
 from rollout.config import NAMESPACE, StackConfig, check_secrets_are_secret, parse_stack_config  # noqa: E402
 from rollout.desired import TAG_SINCE, TAG_STABLE_TG, listener_plan, since_stamp, stamp_clock  # noqa: E402
 from rollout.errors import ConfigError  # noqa: E402
-from rollout.probe_runner import PROBE_IN_VPC, TAG_PROBE  # noqa: E402
+from rollout.probe_settings import PROBE_IN_VPC, TAG_PROBE  # noqa: E402
 from rollout.rules import COLORS  # noqa: E402
 from rollout.pod_template import pod_template_for  # noqa: E402
 from rollout.workload import stack_fingerprints  # noqa: E402

@@ -21,7 +21,7 @@ import pulumi_aws as aws
 
 from rollout.names import explicit_name
 from components.scheduled import LOG_RETENTION_DAYS, RUNTIME, SCHEDULE, scheduled_vpc_function
-from rollout.probe_runner import NAMESPACE, ProbeSettings
+from rollout.probe_settings import NAMESPACE, ProbeSettings
 
 __all__ = ["ProbeFunction", "ProbeFunctionArgs", "probe_security_group", "LAMBDA_MODULES", "lambda_code", "SCHEDULE", "probe_policy", "VPC_ACCESS_ACTIONS", "RUNTIME", "LOG_RETENTION_DAYS"]
 
@@ -31,7 +31,9 @@ LAMBDA_MODULES = (
     "rollout/__init__.py",
     "rollout/errors.py",
     "rollout/live.py",
+    "rollout/probe_path.py",  # rollout.probe_settings checks the synthetic path with it
     "rollout/probe_runner.py",
+    "rollout/probe_settings.py",
     "rollout/synthetic_load.py",
     "rollout/probe_lambda.py",
 )

@@ -20,7 +20,7 @@ import pulumi
 
 from components.probe import VPC_ACCESS_ACTIONS, lambda_code
 from components.scheduled import scheduled_vpc_function
-from rollout.reflex import ReflexSettings
+from rollout.reflex_settings import ReflexSettings
 
 __all__ = ["ReflexFunction", "ReflexFunctionArgs", "reflex_policy", "REFLEX_MODULES", "REFLEX_HANDLER", "TIMEOUT_SECONDS", "BUDGET_SECONDS"]
 
@@ -33,9 +33,12 @@ REFLEX_MODULES = (
     "rollout/judge.py",
     "rollout/live.py",
     "rollout/metrics.py",
+    "rollout/probe_path.py",
     "rollout/probe_runner.py",
+    "rollout/probe_settings.py",
     "rollout/reflex.py",
     "rollout/reflex_lambda.py",
+    "rollout/reflex_settings.py",
     "rollout/rules.py",
     "rollout/synthetic_load.py",  # rollout.metrics reads its metric names
     "rollout/workload.py",

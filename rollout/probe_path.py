@@ -32,7 +32,7 @@ __all__ = [
 LAMBDA_ENVIRONMENT_LIMIT = 4096  # bytes: all of a function's environment variables together (Lambda quotas)
 SYNTHETIC_PATH_VARIABLE = "BLUEGREEN_SYNTHETIC_PATH"
 
-# The longest value each other variable of the probe function can hold (rollout.probe_runner.ProbeSettings.ENV;
+# The longest value each other variable of the probe function can hold (rollout.probe_settings.ProbeSettings.ENV;
 # a test keeps the names equal).
 LONGEST_OTHER_VALUES: Mapping[str, str] = {
     "BLUEGREEN_STACK": "s" * 100,  # Pulumi refuses stack names longer than 100 characters

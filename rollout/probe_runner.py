@@ -35,7 +35,7 @@ import socket
 import ssl
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -43,6 +43,7 @@ from typing import Any
 
 from rollout.errors import RolloutError
 from rollout.live import read_live_state
+from rollout.probe_settings import NAMESPACE, PROBE_IN_VPC, TAG_PROBE, ProbeSettings, ProbeSetupError  # re-exported
 
 __all__ = [
     "NAMESPACE",
@@ -70,113 +71,14 @@ __all__ = [
     "publish_round",
 ]
 
-NAMESPACE = "bluegreen"
-TAG_PROBE = "bluegreen:probe"  # on the test listener: "in-vpc" when the probe function judges it
-PROBE_IN_VPC = "in-vpc"
 METRIC_SENT = "ProbesSent"  # Count, per colour
 METRIC_FAILED = "ProbesFailed"  # Count, per colour; with a Reason dimension too, per reason
 METRIC_P95 = "ProbeLatencyP95"  # Milliseconds: the round's p95 latency, per colour
 METRIC_ROUND_ERRORS = "ProbeRoundErrors"  # Count, per stack: rounds that could not probe at all
-SYNTHETIC_MAX_PER_MINUTE = 1000  # synthetic requests to each colour per round (rollout.synthetic_load)
 # Why a probe failed: a small fixed set, so the metrics (each one billed) stay few.
 REASONS = ("tls", "connect", "timeout", "status", "protocol")
 _USER_AGENT = "bluegreen-probe/1"
 _MAX_BODY = 65536
-
-
-class ProbeSetupError(ValueError):
-    """The probe function's settings (environment) are missing or invalid."""
-
-
-@dataclass(frozen=True)
-class ProbeSettings:
-    """What one round probes and how. Built by the handler from its environment."""
-
-    stack: str  # the Stack dimension of every metric
-    load_balancer_arn: str
-    hostname: str | None = None  # SNI, Host and the name TLS is verified against; None: the ALB's DNS name
-    probes: int = 10  # per round, spread over the ALB's addresses
-    timeout_s: float = 2.0  # per probe: connect, TLS, headers and body
-    expected_status: int = 200
-    synthetic_per_minute: int = 0  # synthetic requests to each colour per round (0: none)
-    synthetic_path: str | None = None  # what they GET; None: the colour's health path
-    # bluegreen:probe.syntheticRepresentative: publish, with each round's synthetic counts, that the operator declared
-    # the path representative of user requests (the gate then lets a pass rest on those minutes' synthetic evidence)
-    synthetic_representative: bool = False
-
-    ENV = {
-        "stack": "BLUEGREEN_STACK",
-        "load_balancer_arn": "BLUEGREEN_LOAD_BALANCER_ARN",
-        "hostname": "BLUEGREEN_TEST_HOSTNAME",
-        "probes": "BLUEGREEN_PROBES",
-        "timeout_s": "BLUEGREEN_PROBE_TIMEOUT_SECONDS",
-        "expected_status": "BLUEGREEN_EXPECTED_STATUS",
-        "synthetic_per_minute": "BLUEGREEN_SYNTHETIC_PER_MINUTE",
-        "synthetic_path": "BLUEGREEN_SYNTHETIC_PATH",
-        "synthetic_representative": "BLUEGREEN_SYNTHETIC_REPRESENTATIVE",
-    }
-
-    def to_env(self) -> dict[str, str]:
-        """The environment the program gives the function (empty values left out)."""
-        out = {}
-        for attr, var in self.ENV.items():
-            value = getattr(self, attr)
-            if isinstance(value, bool):
-                if value:
-                    out[var] = "true"
-            elif value not in (None, "") and not (attr == "synthetic_per_minute" and value == 0):
-                out[var] = format(value, "g") if isinstance(value, float) else str(value)
-        return out
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> ProbeSettings:
-        """Read the settings from `environ`; ProbeSetupError names the variable that is wrong."""
-
-        def need(attr: str) -> str:
-            value = (environ.get(cls.ENV[attr]) or "").strip()
-            if not value:
-                raise ProbeSetupError(f"{cls.ENV[attr]} is not set")
-            return value
-
-        def number(attr: str, kind: type, lo: float, hi: float, default: float) -> Any:
-            raw = (environ.get(cls.ENV[attr]) or "").strip()
-            if not raw:
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise ProbeSetupError(f"{cls.ENV[attr]} must be a number, got {raw!r}") from None
-            if not lo <= value <= hi:
-                raise ProbeSetupError(f"{cls.ENV[attr]} must be between {lo:g} and {hi:g}, got {raw!r}")
-            return value
-
-        return cls(
-            stack=need("stack"),
-            load_balancer_arn=need("load_balancer_arn"),
-            hostname=(environ.get(cls.ENV["hostname"]) or "").strip() or None,
-            probes=number("probes", int, 1, 100, 10),
-            timeout_s=number("timeout_s", float, 0.1, 10, 2.0),
-            expected_status=number("expected_status", int, 100, 599, 200),
-            synthetic_per_minute=number("synthetic_per_minute", int, 0, SYNTHETIC_MAX_PER_MINUTE, 0),
-            synthetic_path=_path(environ.get(cls.ENV["synthetic_path"]), cls.ENV["synthetic_path"]),
-            synthetic_representative=_flag(environ.get(cls.ENV["synthetic_representative"]), cls.ENV["synthetic_representative"]),
-        )
-
-
-def _flag(raw: str | None, var: str) -> bool:
-    value = (raw or "").strip().lower()
-    if value not in ("", "true", "false"):
-        raise ProbeSetupError(f"{var} must be true or false, got {raw!r}")
-    return value == "true"
-
-
-def _path(raw: str | None, var: str) -> str | None:
-    value = (raw or "").strip()
-    if not value:
-        return None
-    if not value.startswith("/") or any(ch.isspace() for ch in value):
-        raise ProbeSetupError(f"{var} must be an absolute URL path such as /healthz, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)

@@ -99,3 +99,25 @@ def test_build_plan_leaves_the_callers_garbage_collector_as_it_found_it(monkeypa
         assert not gc.isenabled()  # a caller that had it off keeps it off
     finally:
         gc.enable()
+
+
+def test_the_program_imports_none_of_the_functions_aws_sdk():
+    """The program declares the probe and reflex functions but never runs their code: importing the component
+    modules and every `rollout` / `components` module `__main__.py` imports loads no boto3 / botocore / requests
+    (the handlers' SDK, which the program would otherwise pay for on every run)."""
+    import ast
+
+    tree = ast.parse((ROOT / "__main__.py").read_text())
+    modules = sorted({"components.probe", "components.reflex"} | {
+        node.module for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("rollout", "components")
+    })
+    assert "rollout.config" in modules and len(modules) > 5, modules  # the walk found the program's imports
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {modules!r}: importlib.import_module(m)\n"
+        "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules} & {'boto3', 'botocore', 'requests'})))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == [], f"{out.stdout} imported by one of {modules}"

@@ -181,6 +181,11 @@ def test_the_gate_fails_a_candidate_the_synthetic_load_shows_broken(aws):
         ({"BLUEGREEN_SYNTHETIC_PER_MINUTE": "1001"}, "BLUEGREEN_SYNTHETIC_PER_MINUTE must be between 0 and 1000"),
         ({"BLUEGREEN_SYNTHETIC_PER_MINUTE": "lots"}, "BLUEGREEN_SYNTHETIC_PER_MINUTE must be a number"),
         ({"BLUEGREEN_SYNTHETIC_PATH": "api/items"}, "BLUEGREEN_SYNTHETIC_PATH must be an absolute URL path"),
+        # the validator's rule (rollout.probe_path), not only "no whitespace": what cannot go in a request line as it is
+        ({"BLUEGREEN_SYNTHETIC_PATH": "/caf\u00e9"}, "BLUEGREEN_SYNTHETIC_PATH must be an absolute URL path .* or non-ASCII"),
+        ({"BLUEGREEN_SYNTHETIC_PATH": "/a%zz"}, "BLUEGREEN_SYNTHETIC_PATH must be an absolute URL path"),
+        ({"BLUEGREEN_SYNTHETIC_PATH": "/a<b>"}, "BLUEGREEN_SYNTHETIC_PATH must be an absolute URL path"),
+        ({"BLUEGREEN_SYNTHETIC_PATH": "/" + "a" * 2048}, "of at most 2048 characters"),
     ],
 )
 def test_the_function_names_the_synthetic_variable_it_cannot_use(env, words):
