@@ -64,8 +64,11 @@ def render() -> str:
         "process started as the engine starts it; the real program's production listener at step 3 (a",
         "promotion) and at step 0 (a full rollback) against a moto ALB live at step 2; the candidate's probes",
         f"hit the faulty loopback server (`probeBaseUrl`). Gate deadline {test_hardening.DEADLINE_S:g} s; every",
-        f"Analyze call must answer within {test_hardening.DEADLINE_S + test_hardening.MARGIN_S:g} s and never",
+        f"Analyze call must answer within {test_hardening.DEADLINE_S + test_hardening.MARGIN_S:g} s on a quiet machine and never",
         "raise a gRPC error. The gate's own unit-level faults are in `tests/test_gate.py`.",
+        f"The test allows {test_hardening.SLACK_S:g} s more for a loaded CI machine "
+        f"({test_hardening.HEALTH_BOUND_S:g} s): still far from a verdict the deadline did not cut (a hung probe",
+        "never ends; botocore's retries took about 30 s). `bench/verdict_latency.py` measures the quiet-machine bounds.",
         "",
         "| Fault | Candidate's health endpoint | The `healthy-promotion` violation contains | Promotion | Full rollback | Test id |",
         "|---|---|---|---|---|---|",
@@ -78,12 +81,14 @@ def render() -> str:
         "",
         "`tests/test_hardening.py::test_aws_fault_blocks_promotion_and_lets_rollback_through`: one pack per",
         "fault, its boto3 environment faulty (endpoint, credentials or IAM policy); probes healthy.",
+        f"\"Answer within\" is the bound on a quiet machine; the test allows the same {test_hardening.SLACK_S:g} s of "
+        "scheduling slack on top.",
         "",
         "| Fault | What happens | Fails at | The `healthy-promotion` violation contains | Promotion | Full rollback | Answer within | Test id |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for f in test_hardening.AWS_FAULTS:
-        within = f"{test_hardening.AWS_BOUND_S:g} s"
+        within = f"{test_hardening.AWS_BOUND_S - test_hardening.SLACK_S:g} s"
         out.append(f"| {f.id} | {f.fault} | {f.where} | {_cell(f.reason)} | blocked (mandatory) | passes | {within} | `[{f.id}]` |")
     out += [
         "",

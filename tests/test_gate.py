@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -103,17 +104,22 @@ def test_twenty_probes_against_hung_server_answer_within_deadline(hung_url, sess
 
 
 @pytest.mark.parametrize(
-    ("max_p95_ms", "passed", "reason"),
-    [(100.0, False, "p95 3"), (2000.0, True, "10/10 probes of /healthz passed, p95 3")],
+    ("max_p95_ms", "passed", "shape"),
+    [(100.0, False, r"p95 (\d+ ms|\d+\.\d s) > 100 ms over 10 probes of /healthz"),
+     (2000.0, True, r"10/10 probes of /healthz passed, p95 (\d+ ms|\d+\.\d s)")],
 )
-def test_slow_server_is_judged_on_p95(slow_url, session, max_p95_ms, passed, reason):
+def test_slow_server_is_judged_on_p95(slow_url, session, max_p95_ms, passed, shape):
+    """The server answers after 300 ms; how much later depends on the machine's load, so the message
+    is checked against the p95 the gate measured, not a fixed number."""
     v = probe(slow_url, session, max_p95_ms=max_p95_ms)
     assert v.passed is passed, explain(v)
     text = check(v, "http-probes").reason
-    assert reason in text, text
-    if not passed:
-        assert "ms > 100 ms over 10 probes of /healthz" in text
-    assert 300 <= check(v, "http-probes").data["p95_ms"] < 2000
+    m = re.search(shape, text)
+    assert m, text
+    p95_ms = check(v, "http-probes").data["p95_ms"]
+    assert 300 <= p95_ms < 2000
+    said = float(m.group(1).split()[0]) * (1 if m.group(1).endswith("ms") else 1000)
+    assert abs(said - p95_ms) <= (1 if p95_ms < 1000 else 50), (said, p95_ms)
 
 
 def test_slower_than_probe_timeout_is_a_timeout(http_server, session):
