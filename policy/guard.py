@@ -86,12 +86,20 @@ _LIBRARY_PATHS = tuple(
 
 
 def _is_rollback(args: ResourceValidationArgs) -> bool:
-    """Whether this update only returns traffic to the live-recorded stable target group (never raises)."""
+    """Whether this update only returns traffic to the live-recorded stable target group (never raises). A listener
+    or rule answers from its own route view; a Kubernetes object -- judged after its listener, in the same process
+    (`rollback_verdicts`) -- from this run's verdict on the production listener."""
     try:
         from routes import route_view
 
         view = route_view(args)
-        return view is not None and view.passes_unconditionally()
+        if view is not None:
+            return view.passes_unconditionally()
+        if args.resource_type.startswith("kubernetes:"):
+            import rollback_verdicts
+
+            return rollback_verdicts.rolled_back_in_run()
+        return False
     except Exception:  # noqa: BLE001 - cannot tell: not a rollback
         return False
 

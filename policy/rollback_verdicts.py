@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from rollout.workload import TAG_WORKLOAD
 
-__all__ = ["note", "rolling_back", "TTL_SECONDS"]
+__all__ = ["note", "rolled_back_in_run", "rolling_back", "TTL_SECONDS"]
 
 TTL_SECONDS = 1800.0  # one engine run: the objects follow their listener within it
 
@@ -70,3 +70,13 @@ def rolling_back(listener_arn: str, workload: str | None, shares: Mapping[str, f
     if verdict is None or not verdict.rollback or time.monotonic() - verdict.at > TTL_SECONDS:
         return False
     return _state(workload, shares) in verdict.states
+
+
+def rolled_back_in_run() -> bool:
+    """Whether the latest verdict on some recorded production listener in this run is a rollback, within
+    `TTL_SECONDS`. For the guard alone: a Kubernetes object whose check raised cannot be tied to its listener (the
+    fault may be in that very lookup), and a rollback is never refused for a fault (invariant 5). Anything that can
+    read its listener uses `rolling_back`, which also checks the live state."""
+    now = time.monotonic()
+    with _LOCK:
+        return any(v.rollback and now - v.at <= TTL_SECONDS for v in _VERDICTS.values())

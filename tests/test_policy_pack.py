@@ -123,7 +123,7 @@ def pack_modules():
     """The pack's modules imported in-process (as `python policy` would find them)."""
     sys.path.insert(0, str(POLICY_DIR))
     try:
-        yield {m: importlib.import_module(m) for m in ("guard", "props", "security")}
+        yield {m: importlib.import_module(m) for m in ("guard", "props", "rollback_verdicts", "security")}
     finally:
         sys.path.remove(str(POLICY_DIR))
 
@@ -138,6 +138,47 @@ def test_an_unexpected_exception_becomes_a_violation_naming_it(pack_modules):
     guard.guarded("valid-weights", boom)(object(), reported.append)
     assert len(reported) == 1, reported
     assert "valid-weights could not finish its check, so it fails closed: unexpected KeyError: 'defaultActions'" in reported[0]
+
+
+def _listener_verdict(verdicts, *, rollback: bool, arn: str = "arn:aws:elasticloadbalancing:us-east-1:1:listener/app/a/b/c"):
+    """Record a verdict on a production listener as `note` does from a `routes.RouteView` (the fields it reads)."""
+    from types import SimpleNamespace
+
+    route = SimpleNamespace(listener_arn=arn, shares={"tg-blue": 1.0})
+    view = SimpleNamespace(kind="listener", offline=False, problem=None, recorded=True, live_route=route,
+                           live=SimpleNamespace(listener_tags={arn: {}}), tags={}, shares={"tg-blue": 1.0},
+                           is_rollback=lambda: rollback)
+    verdicts.note(view)
+
+
+@pytest.mark.parametrize("noted", [None, "promotion", "rollback", "stale rollback"])
+def test_a_fault_in_a_kubernetes_objects_check_refuses_it_unless_this_run_rolls_back(pack_modules, monkeypatch, capsys, noted):
+    """A Deployment's check cannot see its listener; a fault in it fails closed, except when this run's verdict on the
+    production listener was a rollback (invariant 5: a rollback is never refused for a fault)."""
+    guard, verdicts = pack_modules["guard"], pack_modules["rollback_verdicts"]
+    monkeypatch.setattr(verdicts, "_VERDICTS", {})
+    if noted is not None:
+        _listener_verdict(verdicts, rollback=noted != "promotion")
+    if noted == "stale rollback":
+        monkeypatch.setattr(verdicts, "TTL_SECONDS", -1.0)
+
+    def boom(args, report):
+        raise KeyError("template")
+
+    from types import SimpleNamespace
+
+    deployment = SimpleNamespace(resource_type="kubernetes:apps/v1:Deployment", props={}, urn="urn:pulumi:p::b::kubernetes:apps/v1:Deployment::web-blue")
+    reported: list[str] = []
+    guard.guarded("workload-frozen-while-live", boom)(deployment, reported.append)
+    if noted == "rollback":
+        assert reported == []
+        assert "workload-frozen-while-live failed on a rollback, which passes anyway: KeyError" in capsys.readouterr().err
+    else:
+        assert len(reported) == 1 and "fails closed: unexpected KeyError: 'template'" in reported[0], reported
+    other = SimpleNamespace(resource_type="aws:ecs/taskDefinition:TaskDefinition", props={}, urn="urn:x")
+    reported.clear()
+    guard.guarded("workload-frozen-while-live", boom)(other, reported.append)
+    assert len(reported) == 1, "only Kubernetes objects read the run's verdict; others fail closed on their own"
 
 
 def test_unknown_values_propagate_as_the_sdks_advisory_skip(pack_modules):
