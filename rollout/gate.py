@@ -38,6 +38,7 @@ import requests.adapters
 import urllib3.exceptions
 
 from rollout.errors import ConfigError, GateError
+from rollout.gate_settings import FIELD_BY_KEY as _FIELD_BY_KEY, SPECS as _SPECS, check_value as _check_value
 from rollout.judge import FAIL, INSUFFICIENT, PASS, JudgeConfig, judge as judge_minutes, step_window
 from rollout.live import aws_fault_reason, client_config, cloudwatch_client, elbv2_client
 
@@ -58,83 +59,6 @@ _USER_AGENT = "bluegreen-health-gate/1"
 
 
 # --------------------------------------------------------------------------- thresholds
-
-
-@dataclass(frozen=True)
-class _Spec:
-    key: str  # camelCase config key
-    kind: type  # int | float | str
-    lo: float | None = None
-    hi: float | None = None
-    lo_open: bool = False  # lo is exclusive
-    nullable: bool = False
-    choices: tuple[str, ...] = ()  # for strings: the allowed values (empty: any)
-
-
-_SPECS: dict[str, _Spec] = {
-    "probes": _Spec("probes", int, 1, 100),
-    "probe_timeout_s": _Spec("probeTimeoutSeconds", float, 0, 300, lo_open=True),
-    "deadline_s": _Spec("deadlineSeconds", float, 0, 900, lo_open=True),
-    "min_success_ratio": _Spec("minSuccessRatio", float, 0, 1),
-    "expected_status": _Spec("expectedStatus", int, 100, 599),
-    "expected_body": _Spec("expectedBody", str, nullable=True),
-    "max_body_bytes": _Spec("maxBodyBytes", int, 1, 64 * 1024 * 1024),
-    "max_p95_ms": _Spec("maxP95Ms", float, 0, None, lo_open=True),
-    "min_healthy_targets": _Spec("minHealthyTargets", int, 0, None),
-    "max_unhealthy_targets": _Spec("maxUnhealthyTargets", int, 0, None),
-    "max_5xx_ratio": _Spec("max5xxRatio", float, 0, 1),
-    "max_target_p95_ms": _Spec("maxTargetP95Ms", float, 0, None, lo_open=True),
-    "metrics_window_min": _Spec("metricsWindowMinutes", int, 1, 1440),
-    "min_requests": _Spec("minRequests", int, 0, None),
-    "probe_retries": _Spec("probeRetries", int, 0, 5),
-    "min_healthy_fraction": _Spec("minHealthyFraction", float, 0, 1),
-    "share_capacity_ratio": _Spec("shareCapacityRatio", float, 0, 10),
-    "judge": _Spec("judge", str, choices=("required", "advisory", "off")),
-    "judge_alpha": _Spec("judgeAlpha", float, 0, 0.5, lo_open=True),
-    "judge_tolerated_ratio": _Spec("judgeToleratedRatio", float, 1, 100),
-    "judge_pass_ratio": _Spec("judgePassRatio", float, 1, 100, lo_open=True),
-    "judge_min_minutes": _Spec("judgeMinMinutes", int, 1, 1440),
-    "judge_max_minutes": _Spec("judgeMaxMinutes", int, 1, 1440),
-    "judge_min_requests": _Spec("judgeMinRequests", int, 0, None),
-    "slow_request_ms": _Spec("slowRequestMs", float, 0, 600000, lo_open=True, nullable=True),
-}
-_FIELD_BY_KEY = {spec.key: name for name, spec in _SPECS.items()}
-
-
-def _check_value(spec: _Spec, value: Any, key: str) -> Any:
-    """Return the value coerced to the spec's type, or raise ConfigError naming ``key``."""
-    if value is None:
-        if spec.nullable:
-            return None
-        raise ConfigError(key, "must be set (got null)")
-    if spec.kind is str:
-        if not isinstance(value, str):
-            raise ConfigError(key, f"must be a string, got {type(value).__name__}")
-        if value == "":
-            raise ConfigError(key, "must not be empty (leave it unset to skip the body check)")
-        if spec.choices and value not in spec.choices:
-            raise ConfigError(key, f"must be {' | '.join(spec.choices)}; got {value!r}")
-        return value
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(key, f"must be a number, got {type(value).__name__}")
-    if spec.kind is int:
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise ConfigError(key, f"must be a whole number, got {value!r}")
-            value = int(value)
-    else:
-        try:
-            value = float(value)
-        except OverflowError:
-            raise ConfigError(key, "is too large") from None
-        if not math.isfinite(value):
-            raise ConfigError(key, f"must be a finite number, got {value!r}")
-    if spec.lo is not None and (value <= spec.lo if spec.lo_open else value < spec.lo):
-        bound = "greater than" if spec.lo_open else "at least"
-        raise ConfigError(key, f"must be {bound} {spec.lo:g}, got {value!r}")
-    if spec.hi is not None and value > spec.hi:
-        raise ConfigError(key, f"must be at most {spec.hi:g}, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
