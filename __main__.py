@@ -99,9 +99,24 @@ def make_platform(cfg: StackConfig, name: str, tags: dict, vpc_id):
     return EcsPlatform(f"{name}-ecs", EcsPlatformArgs(tags=tags))
 
 
+def read_gate_slow_request_ms(cfg: StackConfig, stack: str) -> float | None:
+    """The gate's `slowRequestMs` from the pack's config file of this stack, for the reflex to judge the same kinds."""
+    if not cfg.reflex.enabled:
+        return None
+    from pathlib import Path
+
+    from rollout.pack_settings import gate_slow_request_ms
+
+    try:
+        return gate_slow_request_ms(Path(__file__).resolve().parent / "policy", stack)
+    except ConfigError as e:
+        raise pulumi.RunError(f"invalid policy pack config: {e}") from None
+
+
 def main() -> None:
     cfg = read_config()  # every check happens here, before the first resource
     stack = pulumi.get_stack()
+    slow_request_ms = read_gate_slow_request_ms(cfg, stack)
     name = cfg.service.name
     tags = {"bluegreen:stack": stack, "bluegreen:service": name}
     plan = listener_plan(cfg, stack)
@@ -183,6 +198,7 @@ def main() -> None:
                 topic_arn=cfg.reflex.notify_topic_arn,
                 # the gate's synthetic stratum: the probe function publishes it under this stack's name
                 judge_synthetic_stack=stack if cfg.probe.synthetic_per_minute else None,
+                judge_slow_request_ms=slow_request_ms,  # the gate's: the reflex judges what the gate judges
                 tags=tags,
             ),
         )

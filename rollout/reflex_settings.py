@@ -84,7 +84,7 @@ class ReflexSettings:
         "judge_tolerated_ratio": (float, 1, 100),
         "judge_max_minutes": (int, 5, 1440),
         "judge_change_alpha": (float, 1e-9, 0.05),
-        "judge_slow_request_ms": (float, 1, 600000),  # the gate's slowRequestMs range
+        "judge_slow_request_ms": (float, 1e-9, 600000),  # the gate's slowRequestMs range: above 0, at most 600000
     }
 
     def to_env(self) -> dict[str, str]:

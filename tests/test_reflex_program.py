@@ -5,12 +5,14 @@ production, and no traffic step, rollback or finish changes it."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
 
 import boto3
+import pulumi
 import pytest
 
 from components.reflex import BUDGET_SECONDS, REFLEX_HANDLER, REFLEX_MODULES, TIMEOUT_SECONDS
@@ -18,7 +20,7 @@ from components.probe import lambda_code
 from rollout.config import parse_stack_config
 from rollout.errors import ConfigError
 from rollout.reflex import ReflexSettings
-from rollout.simulate import diff_resources, load_stack_file, run_program
+from rollout.simulate import diff_resources, load_stack_file, run_program, set_path
 
 FN = "aws:lambda/function:Function"
 LISTENER = "aws:lb/listener:Listener"
@@ -175,3 +177,63 @@ def test_the_reflex_judges_the_synthetic_stratum_the_probe_function_publishes():
 
     published = ProbeSettings.from_env(s.one(FN, "-probe-fn").inputs["environment"]["variables"]).stack
     assert env.judge_synthetic_stack == published == "production", (env, published)
+
+
+# --------------------------------------------------------------------------- the gate's slowRequestMs reaches the reflex
+
+
+def _project_with_pack_config(tmp_path: Path, gate: dict | str | None, text: str | None = None) -> Path:
+    """A copy of the program whose `policy/production.json` is the repository's with `healthy-promotion` replaced."""
+    from rollout.simulate import ROOT
+
+    shutil.copy(ROOT / "__main__.py", tmp_path / "__main__.py")
+    (tmp_path / "policy").mkdir()
+    doc = json.loads((ROOT / "policy" / "production.json").read_text())
+    if gate is None:
+        doc.pop("healthy-promotion")
+    else:
+        doc["healthy-promotion"] = gate
+    (tmp_path / "policy" / "production.json").write_text(text if text is not None else json.dumps(doc))
+    return tmp_path
+
+
+@pytest.mark.parametrize(("gate", "judged"), [
+    ({"enforcementLevel": "mandatory", "probeSource": "in-vpc", "slowRequestMs": 750}, 750.0),
+    ({"enforcementLevel": "mandatory", "slowRequestMs": 0.25}, 0.25),
+    ({"enforcementLevel": "mandatory", "slowRequestMs": None}, None),
+    ("mandatory", None),
+    (None, None),
+])
+def test_the_reflex_judges_slow_requests_exactly_when_the_gate_does(tmp_path, gate, judged):
+    """The gate's `slowRequestMs` lives in the pack's config file of the stack; the program reads that same file, so
+    the reflex's judge counts the same slow requests as the gate's (or none, when the gate counts none)."""
+    root = _project_with_pack_config(tmp_path, gate)
+    s = run_program("production", load_stack_file("production"), root=root)
+    env = ReflexSettings.from_env(s.one(FN, "-reflex-fn").inputs["environment"]["variables"])
+    assert env.judge_slow_request_ms == judged, env
+
+
+@pytest.mark.parametrize(("gate", "text", "words"), [
+    ({"slowRequestMs": 0}, None, "policy/production.json: healthy-promotion.slowRequestMs: must be greater than 0, got 0"),
+    ({"slowRequestMs": "fast"}, None, "policy/production.json: healthy-promotion.slowRequestMs: must be a number, got str"),
+    ({"slowRequestMs": 600001}, None, "healthy-promotion.slowRequestMs: must be at most 600000, got 600001"),
+    (None, "{not json", "policy/production.json: is not valid JSON"),
+    (None, "[1, 2]", "policy/production.json: must be a JSON object of policy settings, got list"),
+])
+def test_a_slow_request_threshold_the_gate_refuses_stops_the_program_before_any_resource(tmp_path, gate, text, words):
+    from rollout.simulate import RecordingMocks
+
+    root = _project_with_pack_config(tmp_path, gate, text)
+    mocks = RecordingMocks()
+    with pytest.raises(pulumi.RunError) as err:
+        run_program("production", load_stack_file("production"), root=root, mocks=mocks)
+    message = str(err.value)
+    assert message.startswith("invalid policy pack config: ") and words in message and "\n" not in message, message
+    assert mocks.records == []
+
+
+def test_without_the_reflex_the_program_does_not_read_the_pack_config(tmp_path):
+    root = _project_with_pack_config(tmp_path, None, "{not json")
+    cfg = set_path(load_stack_file("production"), "bluegreen:reflex.enabled", False)
+    s = run_program("production", cfg, root=root)
+    assert not reflex_resources(s)
