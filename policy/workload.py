@@ -55,6 +55,7 @@ from pulumi_policy import ReportViolation, ResourceValidationArgs, ResourceValid
 from pulumi_policy.deserialize import serialize_properties
 from pulumi_policy.proxy import UnknownValueError
 
+import abort_run
 import pack_config
 from clients import aws_client, region_of
 from guard import resource_policy
@@ -138,7 +139,7 @@ def _productions(elbv2, load_balancer_arns: list[str]) -> list["_Production"]:
             continue
         shares: dict[str, float] = {}
         for route in live.routes:
-            if route.listener_arn == listener and not _opt_in_route(route.conditions if route.rule_arn else None):
+            if route.listener_arn == listener and not opt_in_route(route.conditions if route.rule_arn else None):
                 for arn, share in route.shares.items():
                     shares[arn] = max(shares.get(arn, 0.0), share)
         members = frozenset(arn for route in live.routes if route.listener_arn == listener for arn in route.shares)
@@ -168,7 +169,7 @@ def _stack_productions(stack: str) -> list["_Production"]:
     return [p for p in _productions(elbv2, mine) if p.tags.get(TAG_STACK) in (None, stack)]
 
 
-def _opt_in_route(conditions: str | None) -> bool:
+def opt_in_route(conditions: str | None) -> bool:
     """A rule that only requests carrying an exact header reach (the header route, `X-Canary: always`):
     opt-in test traffic to the candidate, not users' traffic, so it does not freeze the idle colour's
     workload (a release goes there). Any other rule -- a path, host or query condition, or a header
@@ -407,6 +408,8 @@ def _assess(args: ResourceValidationArgs, floor: int) -> WorkloadChange:
     name, name_known = _known(lambda: props.get("name"))
     task_def, td_known = _known(lambda: props.get("taskDefinition"))
     desired = as_weight(_known(lambda: props.get("desiredCount"))[0])
+    if not td_known and proposed_tgs:
+        abort_run.note_pending(proposed_tgs)  # a preview of a new task definition: a release `abort-marker` may let the header route follow
 
     region = _region(proposed_tgs[0]) if proposed_tgs else None
     try:

@@ -12,6 +12,7 @@ import pytest
 from components.reflex import reflex_policy
 from rollout.reflex import TAG_ABORTED, parse_abort, run
 from tests.fixtures.candidate import CandidateServer
+from tests.policy_harness import UNKNOWN
 from tests.test_reflex import Rig, _declared_actions
 
 HEADER = [{"Field": "http-header", "HttpHeaderConfig": {"HttpHeaderName": "X-Canary", "Values": ["always"]}}]
@@ -262,6 +263,7 @@ def test_from_abort_to_release_the_header_route_stays_on_stable_and_verify_shows
     expect(invoke(*cli, "release", "--stack", "production", "--image", "web:9.9.9", "--config-only", "--yes"), 0, "clears bluegreen:aborted")
     assert not load_stack_file("production", proj).get("bluegreen:aborted")
     assert declared() == "green"  # back on the new candidate ...
+    assert not analyze(pack, *proposed(alb, step=0)).mandatory  # the release's run begins with its listener: no marker now
     configure("unhealthy")
     assert _analyze_rule(pack, alb, "green").mandatory  # ... gated: refused while the candidate fails its probes
     configure("healthy")
@@ -302,12 +304,112 @@ def test_a_config_edit_that_only_pretends_to_release_keeps_the_header_route_off_
     assert [v for v in refused.mandatory if v.policy == "abort-marker"], refused
 
 
-@pytest.mark.xfail(strict=True, reason="abort-marker reads only the listener's marker: a genuine new release to the idle "
-                   "colour (a task definition registered after the abort, deployed on its service) is refused like the "
-                   "pretence above until the marker is cleared by a successful step-0 update (docs/reflex.md)")
-def test_a_genuine_release_to_the_idle_colour_passes_while_the_marker_stands(aws, pack, configure):
+def _marker_refusals(result) -> list:
+    return [v for v in result.mandatory if v.policy == "abort-marker"]
+
+
+def _up(aws, pack, alb, between=None):
+    """One `pulumi up --refresh` of a step-0 config whose header route goes to green, in the engine's order: the
+    listener is judged, then applied (the program never declares bluegreen:aborted, so the tag goes); then the colours'
+    workloads are updated (`between`); the header route, registered after both, is judged last."""
+    assert not analyze(pack, *proposed(alb, step=0)).mandatory  # all on stable: the listener itself always passes
+    aws.client("elbv2").remove_tags(ResourceArns=[alb.production_listener], TagKeys=[TAG_ABORTED])
+    if between is not None:
+        between()
+    return _analyze_rule(pack, alb, "green")
+
+
+def test_up_skipping_the_preview_cannot_drop_the_hold_by_applying_the_listener_first(aws, pack, configure):
+    """The attack in `up --skip-preview`: the listener's step removes the live marker before the header route is
+    judged; the marker the run began with still holds the route on stable."""
     configure("healthy")
     alb, _, _ = _aborted_with_header_route(aws, before_abort=lambda a: _green_service(aws, a))
-    _release_to_green(aws)
-    result = _analyze_rule(pack, alb, "green")
-    assert not [v for v in result.mandatory if v.policy == "abort-marker"], result
+    result = _up(aws, pack, alb)
+    assert _marker_refusals(result), result
+    assert "may follow only a new release of that colour" in _marker_refusals(result)[0].message
+
+
+def test_a_genuine_release_to_the_idle_colour_passes_while_the_marker_stands(aws, pack, configure):
+    """The converging step-0 update failed, the marker still stands, and a release goes to green: in the same `up`, green's
+    service gets a task definition with new containers before the header route is judged, so the route may follow."""
+    configure("healthy")
+    alb, _, _ = _aborted_with_header_route(aws, before_abort=lambda a: _green_service(aws, a))
+    result = _up(aws, pack, alb, between=lambda: _release_to_green(aws))
+    assert not _marker_refusals(result), result
+
+
+def _redeploy_green(aws, **container) -> None:
+    ecs = aws.client("ecs")
+    spec = {"name": "web", "image": "web:1.0.0", "memory": 512, **container}
+    td = ecs.register_task_definition(family="web-green", containerDefinitions=[spec])
+    ecs.update_service(cluster="web", service="web-green", taskDefinition=td["taskDefinition"]["taskDefinitionArn"])
+
+
+@pytest.mark.parametrize("pretence", ["same containers, new revision", "another family, same containers", "no change"])
+def test_a_release_that_runs_what_was_aborted_does_not_move_the_header_route(aws, pack, configure, pretence):
+    configure("healthy")
+    alb, _, _ = _aborted_with_header_route(aws, before_abort=lambda a: _green_service(aws, a))
+    ecs = aws.client("ecs")
+
+    def redeploy():
+        if pretence == "same containers, new revision":
+            _redeploy_green(aws)
+        elif pretence == "another family, same containers":
+            td = ecs.register_task_definition(family="web-green-2", containerDefinitions=[{"name": "web", "image": "web:1.0.0", "memory": 512}])
+            ecs.update_service(cluster="web", service="web-green", taskDefinition=td["taskDefinition"]["taskDefinitionArn"])
+
+    refused = _marker_refusals(_up(aws, pack, alb, between=redeploy))
+    assert refused and "its ECS services still run containers it ran when this update began" in refused[0].message, (pretence, refused)
+
+
+def test_without_an_ecs_service_on_the_aborted_colour_the_route_stays_held_and_says_why(aws, pack, configure):
+    """A Kubernetes colour (nothing in ECS on its target group): the pack cannot see a release, so the hold stands."""
+    configure("healthy")
+    alb, _, _ = _aborted_with_header_route(aws)
+    refused = _marker_refusals(_up(aws, pack, alb))
+    assert refused and "no ECS service runs on its target group" in refused[0].message, refused
+
+
+def test_a_release_to_the_stable_colour_does_not_free_the_route_to_the_aborted_one(aws, pack, configure):
+    """Only what runs behind the colour the route gains counts: a new release of blue does not let it go to green."""
+    configure("healthy")
+
+    def services(alb):
+        _green_service(aws, alb)
+        ecs = aws.client("ecs")
+        td = ecs.register_task_definition(family="web-blue", containerDefinitions=[{"name": "web", "image": "web:0.9.0", "memory": 512}])
+        ecs.create_service(cluster="web", serviceName="web-blue", taskDefinition=td["taskDefinition"]["taskDefinitionArn"], desiredCount=2,
+                           loadBalancers=[{"targetGroupArn": alb.target_groups["blue"], "containerName": "web", "containerPort": 8080}])
+
+    alb, _, _ = _aborted_with_header_route(aws, before_abort=services)
+
+    def release_blue():
+        ecs = aws.client("ecs")
+        td = ecs.register_task_definition(family="web-blue", containerDefinitions=[{"name": "web", "image": "web:9.9.9", "memory": 512}])
+        ecs.update_service(cluster="web", service="web-blue", taskDefinition=td["taskDefinition"]["taskDefinitionArn"])
+
+    assert _marker_refusals(_up(aws, pack, alb, between=release_blue))
+
+
+def test_an_environment_change_is_a_release_of_other_containers(aws, pack, configure):
+    """What the colour runs changes with its containers, not only its image: a fix by environment alone counts."""
+    configure("healthy")
+    alb, _, _ = _aborted_with_header_route(aws, before_abort=lambda a: _green_service(aws, a))
+    fixed = _up(aws, pack, alb, between=lambda: _redeploy_green(aws, environment=[{"name": "FEATURE_X", "value": "off"}]))
+    assert not _marker_refusals(fixed), fixed
+
+
+def test_the_preview_of_a_genuine_release_passes_and_up_judges_what_ecs_then_runs(aws, pack, configure):
+    """In the preview nothing has run: green's service declares a new task definition (unknown until `up` creates it), so
+    the header route passes there; `up` judges it again against ECS, and a service left on the aborted containers fails."""
+    configure("healthy")
+    alb, _, _ = _aborted_with_header_route(aws, before_abort=lambda a: _green_service(aws, a))
+    service = {"cluster": "web", "name": "web-green", "taskDefinition": UNKNOWN, "desiredCount": 2, "launchType": "FARGATE",
+               "loadBalancers": [{"targetGroupArn": alb.target_groups["green"], "containerName": "web", "containerPort": 8080}]}
+    urn = "urn:pulumi:production::bluegreen::bluegreen:index:ColorEnvironment$aws:ecs/service:Service::web-green-service"
+    # preview: listener, then green's service (a new revision to come), then the header route; nothing is applied
+    assert not analyze(pack, *proposed(alb, step=0)).mandatory
+    pack.analyze("aws:ecs/service:Service", service, name="web-green-service", urn=urn)
+    assert not _marker_refusals(_analyze_rule(pack, alb, "green"))
+    # the `up` that follows, judged in the same process: its listener's call clears the preview's note
+    assert _marker_refusals(_up(aws, pack, alb))
