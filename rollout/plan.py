@@ -350,6 +350,7 @@ class OfflinePack:
         self._rows: queue.Queue[tuple[int, PlanRow, Simulation | None] | None] = queue.Queue()
         self._submitted: dict[int, PlanRow] = {}
         self._verdicts: dict[int, list[dict[str, Any]]] = {}
+        self._unchanged: dict[str, Any] = {}  # verdicts of resources that read nothing of the previous row (`_judge`)
         self._worker = threading.Thread(target=self._work, name="bluegreen-plan-pack", daemon=True)
         self._worker.start()
 
@@ -399,18 +400,35 @@ class OfflinePack:
                 for name in policies:
                     reconciled[name]["properties"]["offline"] = section
                 self._client.send_config(reconciled)
-                self._verdicts[i] = _judge(self._client, row.simulation, descriptions)
+                self._verdicts[i] = _judge(self._client, row.simulation, descriptions, self._unchanged)
             except BaseException as e:  # noqa: BLE001
                 self._error = e
 
 
-def _judge(client: Any, sim: Simulation, descriptions: Mapping[str, str]) -> list[dict[str, Any]]:
+# Only these read the offline section's content (the previous row standing in for live AWS, `policy/routes.py`);
+# every other resource's verdict offline is a function of its type, URN, name and inputs alone.
+_READS_PREVIOUS_ROW = ("aws:lb/listener:Listener", "aws:alb/listener:Listener", "aws:lb/listenerRule:ListenerRule",
+                       "aws:alb/listenerRule:ListenerRule")
+
+
+def _judge(client: Any, sim: Simulation, descriptions: Mapping[str, str], unchanged: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """One row: each custom resource through `Analyze` (as the engine does during preview), then all
-    of them through `AnalyzeStack`; violations deduplicated and sorted."""
+    of them through `AnalyzeStack`; violations deduplicated and sorted. `unchanged` (kept across the rows of one
+    plan): a resource that reads nothing of the previous row and has the same inputs as in an earlier row is not
+    sent again; its verdict is that row's."""
     names = {r.urn: r.name for r in sim.custom}
     found: list[dict[str, Any]] = []
     seen: set[tuple[str, str, str]] = set()
-    results = [(r.urn, client.analyze(r.type, r.inputs, urn=r.urn, name=r.name)) for r in sim.custom]
+
+    def analyze(r: Any) -> Any:
+        if unchanged is None or r.type in _READS_PREVIOUS_ROW:
+            return client.analyze(r.type, r.inputs, urn=r.urn, name=r.name)
+        key = json.dumps([r.type, r.urn, r.name, r.inputs], sort_keys=True, default=repr)
+        if key not in unchanged:
+            unchanged[key] = client.analyze(r.type, r.inputs, urn=r.urn, name=r.name)
+        return unchanged[key]
+
+    results = [(r.urn, analyze(r)) for r in sim.custom]
     results.append(("", client.analyze_stack({"type": r.type, "props": r.inputs, "name": r.name, "urn": r.urn} for r in sim.custom)))
     for urn, result in results:
         for v in result.violations:

@@ -208,3 +208,23 @@ def test_no_policy_skips_the_pack():
 def test_the_cli_does_not_import_the_tests():
     for path in (ROOT / "rollout").glob("*.py"):
         assert "from tests" not in path.read_text() and "import tests" not in path.read_text(), path.name
+
+
+def test_a_resource_whose_inputs_change_between_rows_is_judged_again():
+    """The plan sends a resource that reads nothing of the previous row only when its inputs differ from an earlier
+    row's (`rollout.plan._judge`): the same load balancer gets the same verdict, a changed one its own."""
+    from types import SimpleNamespace
+
+    from rollout.plan import OfflinePack, PlanRow
+    from rollout.simulate import load_stack_file, run_program, set_path
+
+    protected = set_path(load_stack_file("staging"), "bluegreen:traffic.deletionProtection", True)
+    rows = [run_program("staging"), run_program("staging"), run_program("staging", protected), run_program("staging")]
+    plan = SimpleNamespace(rows=[PlanRow(0, f"row {i}", {"blue": 100, "green": 0}, "", "step", (), simulation=s) for i, s in enumerate(rows)])
+    pack = OfflinePack("staging")
+    try:
+        verdicts = pack.verdicts(plan)  # submits every row, in order
+    finally:
+        pack.close()
+    unprotected = [any(v["policyName"] == "alb-deletion-protection" for v in verdicts[i]) for i in range(len(rows))]
+    assert unprotected == [True, True, False, True], unprotected
