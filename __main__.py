@@ -22,7 +22,6 @@ from rollout.desired import TAG_SINCE, TAG_STABLE_TG, listener_plan, since_stamp
 from rollout.errors import ConfigError  # noqa: E402
 from rollout.probe_settings import PROBE_IN_VPC, TAG_PROBE  # noqa: E402
 from rollout.rules import COLORS  # noqa: E402
-from rollout.pod_template import pod_template_for  # noqa: E402
 from rollout.workload import stack_fingerprints  # noqa: E402
 
 
@@ -86,6 +85,15 @@ def weights_since(plan, alb_arn: pulumi.Output) -> pulumi.Output:
         return since_stamp(plan.weights, None, stamp_clock())
 
     return alb_arn.apply(stamp)
+
+
+def _pod_template(cfg: StackConfig, color: str):
+    """A Kubernetes colour's pod template (None on ECS, which does not load the module)."""
+    if cfg.platform != "kubernetes":
+        return None
+    from rollout.pod_template import pod_template_for
+
+    return pod_template_for(cfg, color)
 
 
 def make_platform(cfg: StackConfig, name: str, tags: dict, vpc_id):
@@ -222,7 +230,7 @@ def main() -> None:
                 secrets=cfg.service.secrets,
                 break_glass=cfg.break_glass_reason,
                 workload_fingerprint=fingerprints[color],
-                pod_template=pod_template_for(cfg, color) if cfg.platform == "kubernetes" else None,
+                pod_template=_pod_template(cfg, color),
                 vpc_id=net.vpc_id,
                 subnet_ids=net.task_subnet_ids,
                 assign_public_ip=net.assign_public_ip,

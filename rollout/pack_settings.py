@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from rollout.errors import ConfigError
-from rollout.gate_settings import SPECS, check_value
 
 __all__ = ["GATE_POLICY", "pack_config_path", "gate_slow_request_ms"]
 
@@ -48,5 +47,7 @@ def gate_slow_request_ms(policy_dir: Path, stack: str) -> float | None:
     settings = doc.get(GATE_POLICY)
     if not isinstance(settings, dict) or settings.get("slowRequestMs") is None:
         return None  # "mandatory", {"enforcementLevel": ...} or unset: the gate's default, errors only
+    from rollout.gate_settings import SPECS, check_value  # only when the key is set: most stacks do not set it
+
     spec = SPECS["slow_request_ms"]
     return check_value(spec, settings["slowRequestMs"], f"{where}: {GATE_POLICY}.{spec.key}")

@@ -4,18 +4,20 @@ The program (`components/reflex.py`) needs ``ReflexSettings`` to declare the fun
 (`rollout/reflex.py`, which re-exports it) needs it to run. It lives here, apart from the handler, so that
 declaring the function imports neither the handler nor its SDK (boto3/botocore).
 
-Pure, standard library only (and the pure `rollout.judge` and `rollout.probe_settings`); packaged with the
-reflex function.
+Pure, standard library only (and the pure `rollout.probe_settings`; `rollout.judge` when the handler asks for
+the judge's settings); packaged with the reflex function.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rollout.judge import JudgeConfig
 from rollout.probe_settings import ProbeSettings, env_number
+
+if TYPE_CHECKING:
+    from rollout.judge import JudgeConfig
 
 __all__ = ["ReflexSetupError", "ReflexSettings"]
 
@@ -119,6 +121,8 @@ class ReflexSettings:
 
     def judge_config(self) -> JudgeConfig:
         """The judge's settings: the gate's defaults, with this alpha, tolerated ratio and window."""
+        from rollout.judge import JudgeConfig  # the handler's: declaring the function does not load the judge
+
         base = JudgeConfig()
         return JudgeConfig(alpha=self.judge_alpha, tolerated_ratio=self.judge_tolerated_ratio,
                            pass_ratio=max(base.pass_ratio, self.judge_tolerated_ratio * 2),

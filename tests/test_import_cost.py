@@ -104,7 +104,8 @@ def test_build_plan_leaves_the_callers_garbage_collector_as_it_found_it(monkeypa
 def test_the_program_imports_none_of_the_functions_aws_sdk():
     """The program declares the probe and reflex functions but never runs their code: importing the component
     modules and every `rollout` / `components` module `__main__.py` imports loads no boto3 / botocore / requests
-    (the handlers' SDK, which the program would otherwise pay for on every run)."""
+    (the handlers' SDK, which the program would otherwise pay for on every run), nor the judge or the gate the
+    handlers and the pack run."""
     import ast
 
     tree = ast.parse((ROOT / "__main__.py").read_text())
@@ -116,7 +117,8 @@ def test_the_program_imports_none_of_the_functions_aws_sdk():
     code = (
         "import importlib, json, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"
-        "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules} & {'boto3', 'botocore', 'requests'})))"
+        "print(json.dumps(sorted(({n.split('.')[0] for n in sys.modules} & {'boto3', 'botocore', 'requests'})\n"
+        "                        | (set(sys.modules) & {'rollout.judge', 'rollout.gate', 'rollout.metrics'}))))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
