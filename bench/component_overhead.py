@@ -141,15 +141,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--one", action="store_true", help="one subprocess's measurements, as JSON")
     ap.add_argument("--reps", type=int, default=6)
     ap.add_argument("--max-reps", type=int, default=12)
+    ap.add_argument("--fresh-checkout", action="store_true",
+                    help="compile the project's modules from source in every run (no cached bytecode), as a fresh clone does")
     a = ap.parse_args(argv)
     if a.one:
         print(json.dumps(one()))
         return 0
     res: list[dict] = []
+    # As on a user's machine, modules load from cached bytecode: Python writes it on the first import unless told
+    # not to (PYTHONDONTWRITEBYTECODE, set on this machine). Compiled once here, into a directory of its own.
+    # --fresh-checkout: every run compiles them, as the first `pulumi up` of a fresh clone (Pulumi Deployments) does.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.update(PYTHONHASHSEED="0", PYTHONPYCACHEPREFIX=tempfile.mkdtemp(prefix="bluegreen-pycache-"))
+    if a.fresh_checkout:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        env.pop("PYTHONPYCACHEPREFIX")
+    else:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", "-x", r"/\.venv/", str(ROOT / "components"), str(ROOT / "rollout"),
+                        str(BENCH)], cwd=ROOT, env=env, check=True)
 
     def one_round() -> None:
-        out = subprocess.run([sys.executable, __file__, "--one"], capture_output=True, text=True,
-                             cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "0"})
+        out = subprocess.run([sys.executable, __file__, "--one"], capture_output=True, text=True, cwd=ROOT, env=env)
         if out.returncode:
             raise SystemExit(f"measurement failed:\n{out.stderr[-3000:]}")
         res.append(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -166,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"Production stack, {n} subprocesses; in each, {FORKS} alternated pairs of forked first runs (+{WARM} warm runs "
              f"each, for RSS) and {WARM} alternated pairs of warm runs; one sample per subprocess and measure (the median of "
              f"its pairs' ratios). Flat program: {len(b_in)} resources; {same}/{len(a_in)} of the program's custom resources "
-             f"have identical inputs. Shared imports before measuring: pulumi, pulumi_aws.{{{','.join(SHARED_AWS)}}}, rollout.simulate.",
+             f"have identical inputs. Shared imports before measuring: pulumi, pulumi_aws.{{{','.join(SHARED_AWS)}}}, rollout.simulate. "
+             + ("Every run compiles the project's modules from source (--fresh-checkout)." if a.fresh_checkout else
+                "The project's modules load from cached bytecode, as on a machine that does not set PYTHONDONTWRITEBYTECODE."),
              "", "| measure | program | flat | program/flat, median (95% CI) |", "|---|---|---|---|"]
     v = Verdicts()
     # a stale flat program (the program grew since gen_flat_program.py ran) compares unlike with unlike
