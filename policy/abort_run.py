@@ -18,8 +18,10 @@ resource just before its step, and the SDK registers a resource only once its de
   definition is unknown there (a new revision, created by this update) is noted as a pending release
   (`note_pending`), and `up` checks the live fact.
 
-Every note lives for one engine run at most (`TTL_SECONDS`); a listener's note clears the pending releases, so a
-preview's pending release never answers an `up` judged in the same process.
+The kept marker lives as long as the pack process, one engine run: it never expires, because an expiry would let
+the route through (an `up` that waits for ECS to reach a steady state can take longer than any fixed bound). The next
+run's listener call replaces or forgets it. A pending release expires after `TTL_SECONDS` (expiry only refuses), and
+a listener's call clears them, so a preview's pending release never answers an `up` judged in the same process.
 """
 
 from __future__ import annotations
@@ -61,17 +63,15 @@ def forget(listener_arn: str) -> None:
 
 
 def marker(listener_arn: str) -> str | None:
-    """The marker that stood on `listener_arn` when this run's listener was judged (None: none, or too long ago)."""
+    """The marker that stood on `listener_arn` when this run's listener was judged (None: none stood)."""
     start = started_with(listener_arn)
     return start.raw if start is not None else None
 
 
 def started_with(listener_arn: str) -> _Start | None:
+    """The marker and workloads this run's listener call kept for `listener_arn` (None: no marker stood then)."""
     with _LOCK:
-        start = _STARTS.get(listener_arn)
-    if start is None or time.monotonic() - start.at > TTL_SECONDS:
-        return None
-    return start
+        return _STARTS.get(listener_arn)
 
 
 def note_pending(target_group_arns: Iterable[str]) -> None:

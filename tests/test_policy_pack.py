@@ -123,7 +123,7 @@ def pack_modules():
     """The pack's modules imported in-process (as `python policy` would find them)."""
     sys.path.insert(0, str(POLICY_DIR))
     try:
-        yield {m: importlib.import_module(m) for m in ("guard", "props", "rollback_verdicts", "security")}
+        yield {m: importlib.import_module(m) for m in ("abort_run", "guard", "props", "rollback_verdicts", "security")}
     finally:
         sys.path.remove(str(POLICY_DIR))
 
@@ -179,6 +179,25 @@ def test_a_fault_in_a_kubernetes_objects_check_refuses_it_unless_this_run_rolls_
     reported.clear()
     guard.guarded("workload-frozen-while-live", boom)(other, reported.append)
     assert len(reported) == 1, "only Kubernetes objects read the run's verdict; others fail closed on their own"
+
+
+def test_the_kept_abort_marker_outlives_any_wait_and_a_pending_release_does_not(pack_modules, monkeypatch):
+    """The marker the run's listener saw holds the header route however long `up` waits for ECS (an expiry would let
+    the route through); a preview's pending release expires (an expiry only refuses) and a listener's call clears it."""
+    run = pack_modules["abort_run"]
+    monkeypatch.setattr(run, "_STARTS", {})
+    monkeypatch.setattr(run, "_PENDING", {})
+    run.note_marker("listener-a", "2026-11-24T01:00:00Z judge green=25", {"tg-green": frozenset({"c1"})})
+    run.note_pending(["tg-green"])
+    monkeypatch.setattr(run, "TTL_SECONDS", -1.0)  # every bound has passed
+    assert run.marker("listener-a") == "2026-11-24T01:00:00Z judge green=25"
+    assert not run.pending("tg-green")
+    monkeypatch.setattr(run, "TTL_SECONDS", 1800.0)
+    run.note_pending(["tg-green"])
+    run.note_marker("listener-a", "2026-11-24T01:00:00Z judge green=25", {})  # the next phase's listener call
+    assert not run.pending("tg-green")
+    run.forget("listener-a")  # a later run whose listener finds no marker
+    assert run.marker("listener-a") is None
 
 
 def test_unknown_values_propagate_as_the_sdks_advisory_skip(pack_modules):
