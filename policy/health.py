@@ -116,7 +116,10 @@ def _judge_context(view: RouteView, target_group_arn: str | None, gain: Gain | N
         out["relative"] = False
     stable = view.stable_tg
     if stable and stable != target_group_arn:
-        out["baseline_target_group_arn"] = stable
+        if view.live is not None and stable not in view.live.colors:  # a damaged record: no target group to read
+            out["baseline_problem"] = f"the live {TAG_STABLE_TG} ({stable!r}) names no target group with a live colour on this load balancer"
+        else:
+            out["baseline_target_group_arn"] = stable
     record = view.record
     if view.live is not None and record is not None and target_group_arn:
         for route in view.live.routes:

@@ -173,6 +173,7 @@ class GateTarget:
     # The baseline and the traffic context. Left None, they are read from the production listener
     # (rollout.live) when the load balancer ARN is known.
     baseline_target_group_arn: str | None = None  # the other (stable) colour's target group
+    baseline_problem: str | None = None  # set: there is no baseline to read, and why (the judge says so, failing closed)
     live_share: int | None = None  # % of production traffic the colour carries now
     share: int | None = None  # % of production traffic the colour will carry after the change
     since: datetime | None = None  # when the current weights began (the judge reads from here)
@@ -687,6 +688,8 @@ class _Context:
 def _context(target: GateTarget, elbv2_factory: Callable[[], Any]) -> _Context:
     """The baseline target group, the live share and the weights' start: from the target, else read
     from the production listener (its forward action and its bluegreen:weights-since tag)."""
+    if target.baseline_problem:
+        return _Context(None, target.live_share, target.since, target.baseline_problem)
     if target.baseline_target_group_arn is not None or not target.load_balancer_arn:
         return _Context(target.baseline_target_group_arn, target.live_share, target.since,
                         "" if target.baseline_target_group_arn else "no load balancer ARN to find the stable colour")

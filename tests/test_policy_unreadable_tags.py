@@ -145,3 +145,18 @@ def test_a_stable_record_naming_no_target_group_does_not_let_a_promotion_skip_th
     result = pack.analyze("aws:lb/listener:Listener", props, name=name, urn=urn)
     refused(result, "one-step-at-a-time", "bluegreen:stable-tg is 'garbage'")
     assert result.of("stable-by-finish") == [], result  # the control: the record itself is unchanged
+
+
+def test_with_a_damaged_stable_record_the_gate_says_there_is_no_baseline(aws, pack):
+    """With no trustworthy stable target group no update is a rollback (docs/safety-model.md), so the all-on-blue update
+    is gated; the judge says why it has nothing to compare with instead of failing on the damaged value itself."""
+    alb = live_k8s(aws, step=3, since_minutes=30)
+    aws.client("elbv2").add_tags(ResourceArns=[alb.production_listener], Tags=[{"Key": "bluegreen:stable-tg", "Value": "garbage"}])
+    from tests.test_policy_traffic import proposed
+    from tests.test_policy_workload_k8s import K8S
+
+    props, name, urn = proposed(alb, step=0, **K8S)
+    result = pack.analyze("aws:lb/listener:Listener", props, name=name, urn=urn)
+    refused(result, "healthy-promotion",
+            "judge: no stable colour to compare blue with: the live bluegreen:stable-tg ('garbage') names no target group with a live colour")
+    assert not any("dimension" in v.message for v in result.violations), result
